@@ -1,0 +1,1 @@
+"""Plain Python the assets call: testable without Dagster."""

@@ -1,0 +1,139 @@
+"""One lake, two backends: a local directory or an S3 prefix, behind pyarrow filesystems.
+
+Every asset reads and writes through `LakeStore`, so the same code runs on the embedded
+default and in production. Keys are validated so nothing escapes the lake root.
+"""
+
+from __future__ import annotations
+
+import io
+import posixpath
+import re
+import uuid
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+_KEY_PART = re.compile(r"^[A-Za-z0-9_.=\-]+$")
+
+
+class LakeKeyError(ValueError):
+    """A key that would escape the lake root or holds characters we never write."""
+
+
+def validate_key(key: str) -> str:
+    """Return `key` normalised, or raise if it could point outside the lake root."""
+    parts = key.strip("/").split("/")
+    if not key or key.startswith("/") or any(p in ("", ".", "..") or not _KEY_PART.match(p) for p in parts):
+        raise LakeKeyError(f"invalid lake key {key!r}: use relative 'a/b/c' keys of [A-Za-z0-9_.=-]")
+    return "/".join(parts)
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    key: str
+    size: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True)
+class LakeStore:
+    """A lake rooted at a local directory or at `s3://bucket/prefix`."""
+
+    root: str
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+
+    @property
+    def is_s3(self) -> bool:
+        return self.root.startswith("s3://")
+
+    def _fs_and_base(self) -> tuple[pafs.FileSystem, str]:
+        if self.is_s3:
+            parsed = urlparse(self.root)
+            if not parsed.netloc:
+                raise ValueError(f"lake root {self.root!r} has no bucket: use s3://bucket/prefix")
+            kwargs: dict = {"region": self.s3_region or "us-east-1"}
+            if self.s3_endpoint_url:
+                endpoint = urlparse(self.s3_endpoint_url)
+                kwargs["endpoint_override"] = endpoint.netloc or endpoint.path
+                kwargs["scheme"] = endpoint.scheme or "https"
+            fs = pafs.S3FileSystem(**kwargs)
+            return fs, posixpath.join(parsed.netloc, parsed.path.strip("/")).rstrip("/")
+        if "://" in self.root:
+            raise ValueError(f"lake root {self.root!r}: use a local directory or s3://bucket/prefix")
+        return pafs.LocalFileSystem(), self.root.rstrip("/") or "/"
+
+    @property
+    def fs(self) -> pafs.FileSystem:
+        return self._fs_and_base()[0]
+
+    def path(self, key: str) -> str:
+        """The filesystem path (no scheme) of `key` inside the lake."""
+        return f"{self._fs_and_base()[1]}/{validate_key(key)}"
+
+    def uri(self, key: str) -> str:
+        return f"{self.root.rstrip('/')}/{validate_key(key)}"
+
+    def exists(self, key: str) -> bool:
+        fs, _ = self._fs_and_base()
+        return fs.get_file_info(self.path(key)).type == pafs.FileType.File
+
+    def read_bytes(self, key: str) -> bytes:
+        fs, _ = self._fs_and_base()
+        with fs.open_input_stream(self.path(key), compression=None) as f:
+            return f.read()
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        """Write atomically: readers see the old object or the whole new one, never a part."""
+        fs, _ = self._fs_and_base()
+        final = self.path(key)
+        if self.is_s3:  # an S3 PUT is atomic: the object appears only when complete
+            with fs.open_output_stream(final, compression=None) as f:
+                f.write(data)
+            return
+        fs.create_dir(posixpath.dirname(final), recursive=True)
+        tmp = f"{posixpath.dirname(final)}/.tmp-{uuid.uuid4().hex}-{posixpath.basename(final)}"
+        try:
+            with fs.open_output_stream(tmp, compression=None) as f:
+                f.write(data)
+            fs.move(tmp, final)
+        finally:
+            if fs.get_file_info(tmp).type != pafs.FileType.NotFound:
+                fs.delete_file(tmp)
+
+    def write_parquet(self, key: str, table: pa.Table) -> int:
+        """Write `table` as one Parquet file with deterministic bytes; returns its size."""
+        buf = io.BytesIO()
+        pq.write_table(table, buf, compression="zstd", write_statistics=True, store_schema=True)
+        data = buf.getvalue()
+        self.write_bytes(key, data)
+        return len(data)
+
+    def read_parquet(self, key: str) -> pa.Table:
+        fs, _ = self._fs_and_base()
+        return pq.read_table(self.path(key), filesystem=fs)
+
+    def list_files(self, prefix: str) -> list[FileEntry]:
+        """Every file under `prefix`, sorted by key; temporary and hidden files left out."""
+        fs, base = self._fs_and_base()
+        root = f"{base}/{validate_key(prefix)}"
+        infos = fs.get_file_info(pafs.FileSelector(root, recursive=True, allow_not_found=True))
+        entries = [
+            FileEntry(
+                key=info.path[len(base) + 1 :],
+                size=info.size,
+                mtime_ns=info.mtime_ns or 0,
+            )
+            for info in infos
+            if info.type == pafs.FileType.File and not info.base_name.startswith(".")
+        ]
+        return sorted(entries, key=lambda e: e.key)
+
+    def delete(self, key: str) -> None:
+        fs, _ = self._fs_and_base()
+        if self.exists(key):
+            fs.delete_file(self.path(key))
