@@ -1,0 +1,1 @@
+"""Raw lake data to typed, deduplicated staging tables."""
