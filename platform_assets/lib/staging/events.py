@@ -14,6 +14,28 @@ from datetime import date, datetime, time, timedelta, timezone
 import duckdb
 import pyarrow as pa
 
+from platform_assets.lib.staging.arrow_utils import conform_to, described_schema
+
+UTC = pa.timestamp("us", tz="UTC")
+EVENTS_SCHEMA = described_schema(
+    ("event_id", pa.string(), "Producer-assigned id; unique within the table (first delivery wins)."),
+    ("ts", UTC, "When the event happened, normalised to UTC."),
+    ("event_type", pa.string(), "login, view, like, comment, share or post."),
+    ("user_id", pa.int64(), "The acting user."),
+    ("photo_id", pa.int64(), "The photo acted on; NULL for logins."),
+    ("client", pa.string(), "ios, android or web."),
+    ("source_file", pa.string(), "Lake key of the log file the event was read from."),
+    ("extra_json", pa.string(), "The original record when it carried fields outside this schema (drift)."),
+)
+QUARANTINE_SCHEMA = described_schema(
+    ("partition_date", pa.date32(), "The day partition the line was delivered for."),
+    ("source_file", pa.string(), "Lake key of the log file."),
+    ("line_number", pa.int64(), "1-based line number in the decompressed file."),
+    ("reason", pa.string(), "Why the line was rejected: '<kind>: <detail>'."),
+    ("raw", pa.string(), "The line as delivered (first 64 KiB)."),
+    ("raw_truncated", pa.bool_(), "True when `raw` was cut at 64 KiB."),
+)
+
 KNOWN_FIELDS = ("event_id", "ts", "event_type", "user_id", "photo_id", "client")
 EVENT_TYPES = ("login", "view", "like", "comment", "share", "post")
 
@@ -125,9 +147,10 @@ def transform_events(lines: pa.Table, day: date, threads: int | None = None) -> 
             EVENTS_SQL.replace("$event_types", repr(EVENT_TYPES)).replace("$known_fields", repr(KNOWN_FIELDS)),
             {"day_start": start, "day_end": end},
         )
-        events = con.sql(SELECT_EVENTS_SQL).to_arrow_table()
-        events = events.set_column(1, "ts", events["ts"].cast(pa.timestamp("us", tz="UTC")))
-        quarantine = con.sql(SELECT_QUARANTINE_SQL, params={"day": day.isoformat()}).to_arrow_table()
+        events = conform_to(con.sql(SELECT_EVENTS_SQL).to_arrow_table(), EVENTS_SCHEMA)
+        quarantine = conform_to(
+            con.sql(SELECT_QUARANTINE_SQL, params={"day": day.isoformat()}).to_arrow_table(), QUARANTINE_SCHEMA
+        )
         (stats_row,) = con.sql(STATS_SQL).fetchall()
         stats = dict(zip(("lines", "valid_lines", "quarantined", "duplicates_removed"), map(int, stats_row)))
         stats["events"] = events.num_rows

@@ -1,0 +1,78 @@
+"""`platform-assets`: generate a lake, append logs, run the demo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from platform_assets.lib.lake_store import LakeStore
+from platform_assets.lib.simulator import LakeScale, append_hour, generate_lake
+
+
+def _store(args: argparse.Namespace) -> LakeStore:
+    return LakeStore(args.lake, args.s3_endpoint_url or os.environ.get("PLATFORM_ASSETS_S3_ENDPOINT_URL"))
+
+
+def _lake_args(p: argparse.ArgumentParser, demo: Path) -> None:
+    p.add_argument("--lake", default=os.environ.get("PLATFORM_ASSETS_LAKE", str(demo / "lake")),
+                   help="lake root: a directory or s3://bucket/prefix (env PLATFORM_ASSETS_LAKE)")
+    p.add_argument("--s3-endpoint-url", default=None, help="S3 API endpoint (env PLATFORM_ASSETS_S3_ENDPOINT_URL)")
+
+
+def cmd_generate(args: argparse.Namespace) -> None:
+    scale = LakeScale(
+        users=args.users, photos=args.photos, days=args.days, events_per_day=args.events_per_day,
+        files_per_hour=args.files_per_hour, defect_rate=args.defect_rate, start_date=args.start_date, seed=args.seed,
+    )
+    store = _store(args)
+    if not store.is_s3:
+        Path(args.lake).mkdir(parents=True, exist_ok=True)
+    manifest = generate_lake(store, args.app_db, scale)
+    print(json.dumps({"lake": args.lake, "app_db": manifest["app_db_url"], "planted": manifest["total"]}, indent=2))
+
+
+def cmd_append(args: argparse.Namespace) -> None:
+    for key in append_hour(_store(args), late_day=args.late_day):
+        print(f"wrote {key}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    from platform_assets.defs.resources import DEMO_DIR
+
+    parser = argparse.ArgumentParser(prog="platform-assets", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    lake = sub.add_parser("lake", help="the simulated photo-app lake").add_subparsers(dest="lake_command", required=True)
+
+    gen = lake.add_parser("generate", help="write a seeded lake: app database, images, hourly logs")
+    _lake_args(gen, DEMO_DIR)
+    default = LakeScale()
+    gen.add_argument("--app-db", default=os.environ.get("PLATFORM_ASSETS_APP_DB_URL", f"sqlite:///{DEMO_DIR / 'app.db'}"),
+                     help="SQLAlchemy URL of the app database (env PLATFORM_ASSETS_APP_DB_URL)")
+    for name in ("users", "photos", "days", "events_per_day", "files_per_hour", "seed"):
+        gen.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(default, name))
+    gen.add_argument("--defect-rate", type=float, default=default.defect_rate)
+    gen.add_argument("--start-date", default=default.start_date)
+    gen.set_defaults(func=cmd_generate)
+
+    app = lake.add_parser("append-hour", help="deliver the next hour of logs (and optionally a late file)")
+    _lake_args(app, DEMO_DIR)
+    app.add_argument("--late-day", default=None, help="also deliver a late file for this earlier day (YYYY-MM-DD)")
+    app.set_defaults(func=cmd_append)
+
+    demo = sub.add_parser("demo", help="generate the demo lake and materialize the whole graph")
+    demo.add_argument("--fresh", action="store_true", help="regenerate the lake even if it exists")
+    demo.set_defaults(func=lambda a: __import__("platform_assets.demo", fromlist=["run"]).run(fresh=a.fresh))
+
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"platform-assets: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,55 @@
+"""`new_logs_sensor`: turn newly landed log files into runs for exactly the days they touch."""
+
+
+import json
+
+import dagster as dg
+
+from platform_assets.defs.lake.raw_logs import raw_logs
+from platform_assets.defs.resources import LakeResource
+from platform_assets.lib.lake_layout import list_log_days
+
+events_job = dg.define_asset_job(
+    "events_job",
+    selection=dg.AssetSelection.assets(["staging", "events"], ["staging", "events_quarantine"]),
+    partitions_def=raw_logs.partitions_def,
+    description="Rebuild one day of `events` (and everything on it) from that day's log files.",
+)
+
+
+@dg.sensor(
+    job=events_job,
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description=(
+        "Lists the lake's logs prefix each tick. The cursor keeps one digest of (key, size, mtime) per day, "
+        "so a file seen before requests nothing, a late file re-opens its day, and a burst for one day is one run."
+    ),
+)
+def new_logs_sensor(context: dg.SensorEvaluationContext, lake: LakeResource) -> dg.SensorResult:
+    seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
+    days, strays = list_log_days(lake.store())
+    if strays:
+        context.log.warning(f"ignoring {len(strays)} files outside logs/dt=YYYY-MM-DD/hour=HH/*.jsonl.gz: {strays[:5]}")
+    valid_days = set(raw_logs.partitions_def.get_partition_keys())
+    changed = {day: listing for day, listing in days.items() if seen.get(day) != listing.digest}
+    outside = sorted(set(changed) - valid_days)
+    if outside:
+        context.log.warning(f"log days outside the partitions range, not requested: {outside}")
+    requests, observations = [], []
+    for day, listing in changed.items():
+        if day in outside:
+            continue
+        requests.append(dg.RunRequest(run_key=f"{day}:{listing.digest}", partition_key=day))
+        observations.append(
+            dg.AssetObservation(
+                asset_key=raw_logs.key,
+                partition=day,
+                tags={"dagster/data_version": listing.digest},
+                metadata={"files": len(listing.files), "bytes": listing.bytes},
+            )
+        )
+    cursor = json.dumps({**seen, **{d: days[d].digest for d in changed}}, sort_keys=True)
+    if not requests:
+        return dg.SensorResult(skip_reason="no new or changed log files", cursor=cursor)
+    return dg.SensorResult(run_requests=requests, asset_events=observations, cursor=cursor)

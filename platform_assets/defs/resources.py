@@ -1,0 +1,95 @@
+"""Every resource key, bound once. `PLATFORM_ASSETS_DEPLOYMENT` picks local or production;
+only these bindings and the Dagster instance differ between the two."""
+
+
+import os
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+import pyarrow as pa
+import sqlalchemy as sa
+from pydantic import Field
+
+from platform_assets.lib.lake_store import LakeStore
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEMO_DIR = PROJECT_ROOT / ".demo"
+
+
+class LakeResource(dg.ConfigurableResource):
+    """The data lake: a local directory, or `s3://bucket/prefix` on any S3 API."""
+
+    root: str = Field(description="Local directory or s3://bucket/prefix.")
+    s3_endpoint_url: str | None = Field(default=None, description="S3 API endpoint (MinIO, a test server).")
+    s3_region: str | None = Field(default=None)
+
+    def store(self) -> LakeStore:
+        store = LakeStore(self.root, self.s3_endpoint_url, self.s3_region)
+        if not store.is_s3 and not Path(self.root).is_dir():
+            raise ValueError(
+                f"lake root {self.root!r} is not a directory: run `platform-assets lake generate` "
+                "or set PLATFORM_ASSETS_LAKE to an existing directory or s3://bucket/prefix"
+            )
+        return store
+
+
+class AppDatabaseResource(dg.ConfigurableResource):
+    """The photo app's database, read through SQLAlchemy (SQLite or PostgreSQL)."""
+
+    url: str = Field(description="SQLAlchemy URL, e.g. sqlite:///app.db or postgresql://...")
+    batch_rows: int = Field(default=50_000, description="Rows fetched per round trip.")
+
+    def read_table(self, table: str) -> pa.Table:
+        """Stream a whole table with a server-side cursor where the driver supports one."""
+        engine = sa.create_engine(self.url)
+        try:
+            with engine.connect() as conn:
+                conn = conn.execution_options(stream_results=True, max_row_buffer=self.batch_rows)
+                quoted = conn.dialect.identifier_preparer.quote(table)
+                batches = pl.read_database(
+                    f"SELECT * FROM {quoted}", conn, iter_batches=True, batch_size=self.batch_rows
+                )
+                frames = list(batches)
+        finally:
+            engine.dispose()
+        return pl.concat(frames, how="vertical_relaxed").to_arrow() if frames else pa.table({})
+
+
+def deployment() -> str:
+    value = os.environ.get("PLATFORM_ASSETS_DEPLOYMENT", "local")
+    if value not in ("local", "production"):
+        raise ValueError(f"PLATFORM_ASSETS_DEPLOYMENT={value!r}: use 'local' or 'production'")
+    return value
+
+
+def _optional(name: str) -> str | None:
+    return os.environ.get(name) or None
+
+
+def build_resources() -> dict[str, dg.ConfigurableResource]:
+    """Local defaults live under `.demo/`; production requires every location from the environment."""
+    if deployment() == "production":
+        return {
+            "lake": LakeResource(
+                root=dg.EnvVar("PLATFORM_ASSETS_LAKE"),
+                s3_endpoint_url=_optional("PLATFORM_ASSETS_S3_ENDPOINT_URL"),
+                s3_region=_optional("AWS_REGION"),
+            ),
+            "app_db": AppDatabaseResource(url=dg.EnvVar("PLATFORM_ASSETS_APP_DB_URL")),
+        }
+    return {
+        "lake": LakeResource(
+            root=os.environ.get("PLATFORM_ASSETS_LAKE", str(DEMO_DIR / "lake")),
+            s3_endpoint_url=_optional("PLATFORM_ASSETS_S3_ENDPOINT_URL"),
+            s3_region=_optional("AWS_REGION"),
+        ),
+        "app_db": AppDatabaseResource(
+            url=os.environ.get("PLATFORM_ASSETS_APP_DB_URL", f"sqlite:///{DEMO_DIR / 'app.db'}")
+        ),
+    }
+
+
+@dg.definitions
+def resources() -> dg.Definitions:
+    return dg.Definitions(resources=build_resources())

@@ -1,0 +1,119 @@
+"""`events`: one day of raw logs parsed, typed, deduplicated and checked; rejects quarantined."""
+
+
+from datetime import date
+
+import dagster as dg
+import duckdb
+from pydantic import Field
+
+from platform_assets.defs.lake.raw_logs import raw_logs
+from platform_assets.defs.metadata import column_schema, table_metadata
+from platform_assets.defs.partitions import daily
+from platform_assets.defs.resources import LakeResource
+from platform_assets.lib.lake_layout import LOGS_PREFIX, log_day, partition_key
+from platform_assets.lib.staging.events import EVENTS_SCHEMA, QUARANTINE_SCHEMA, day_bounds, transform_events
+from platform_assets.lib.staging.log_lines import read_log_lines
+
+EVENTS = dg.AssetKey(["staging", "events"])
+QUARANTINE = dg.AssetKey(["staging", "events_quarantine"])
+
+# Checks on the written partition, in one DuckDB pass over the Arrow table.
+CHECKS_SQL = """
+SELECT count(*) FILTER (event_id IS NULL OR ts IS NULL OR user_id IS NULL OR event_type IS NULL) AS null_keys,
+       count(*) FILTER (ts < $day_start OR ts >= $day_end)                                      AS outside_day,
+       count(*) - count(DISTINCT event_id)                                                      AS duplicate_ids
+FROM events
+"""
+
+
+class EventsConfig(dg.Config):
+    max_quarantine_share: float = Field(
+        default=0.02, description="Warn when more than this share of a day's lines is quarantined."
+    )
+
+
+@dg.multi_asset(
+    name="stage_events",
+    partitions_def=daily,
+    specs=[
+        dg.AssetSpec(
+            EVENTS,
+            deps=[raw_logs],
+            group_name="staging",
+            kinds={"duckdb", "parquet"},
+            description="Activity events of one UTC day: typed, UTC timestamps, one row per event id.",
+            metadata={"dagster/column_schema": column_schema(EVENTS_SCHEMA)},
+        ),
+        dg.AssetSpec(
+            QUARANTINE,
+            deps=[raw_logs],
+            group_name="staging",
+            kinds={"duckdb", "parquet"},
+            description="Every rejected log line of the day with its source file, line number, reason and text.",
+            metadata={"dagster/column_schema": column_schema(QUARANTINE_SCHEMA)},
+        ),
+    ],
+    check_specs=[
+        dg.AssetCheckSpec("keys_not_null", asset=EVENTS, description="event_id, ts, user_id, event_type set."),
+        dg.AssetCheckSpec("event_time_in_partition", asset=EVENTS, description="Every ts inside the day."),
+        dg.AssetCheckSpec("no_duplicate_event_ids", asset=EVENTS, description="Zero duplicate ids after dedupe."),
+        dg.AssetCheckSpec(
+            "quarantine_share_below_threshold",
+            asset=QUARANTINE,
+            description="Share of quarantined lines below `max_quarantine_share` (warning only).",
+        ),
+    ],
+)
+def stage_events(context: dg.AssetExecutionContext, config: EventsConfig, lake: LakeResource):
+    day = date.fromisoformat(context.partition_key)
+    store = lake.store()
+    keys = [f.key for f in store.list_files(f"{LOGS_PREFIX}/dt={day.isoformat()}") if log_day(f.key)]
+    result = transform_events(read_log_lines(store, keys), day)
+    stats = result.stats
+    context.log.info(f"{day}: {len(keys)} files, {stats}")
+    if result.unexpected_fields:
+        context.log.warning(f"schema drift: unexpected fields {result.unexpected_fields} kept in extra_json")
+
+    events_key = partition_key("staging/events", day.isoformat())
+    events_size = store.write_parquet(events_key, result.events)
+    quarantine_key = partition_key("staging/events_quarantine", day.isoformat())
+    quarantine_size = store.write_parquet(quarantine_key, result.quarantine)
+
+    yield dg.MaterializeResult(
+        asset_key=EVENTS,
+        metadata=table_metadata(result.events, store.uri(events_key), events_size)
+        | {
+            "source_files": len(keys),
+            "lines_read": stats["lines"],
+            "quarantined_lines": stats["quarantined"],
+            "duplicates_removed": stats["duplicates_removed"],
+            "drift_unexpected_fields": dg.MetadataValue.json(result.unexpected_fields),
+        },
+    )
+    yield dg.MaterializeResult(
+        asset_key=QUARANTINE,
+        metadata=table_metadata(result.quarantine, store.uri(quarantine_key), quarantine_size)
+        | {"reasons": dg.MetadataValue.json(result.reasons)},
+    )
+
+    start, end = day_bounds(day)
+    with duckdb.connect() as con:
+        con.register("events", result.events)
+        null_keys, outside_day, duplicate_ids = con.sql(
+            CHECKS_SQL, params={"day_start": start, "day_end": end}
+        ).fetchall()[0]
+    yield dg.AssetCheckResult(check_name="keys_not_null", asset_key=EVENTS, passed=null_keys == 0,
+                              metadata={"rows_with_null_keys": null_keys})
+    yield dg.AssetCheckResult(check_name="event_time_in_partition", asset_key=EVENTS, passed=outside_day == 0,
+                              metadata={"rows_outside_day": outside_day})
+    yield dg.AssetCheckResult(check_name="no_duplicate_event_ids", asset_key=EVENTS, passed=duplicate_ids == 0,
+                              metadata={"duplicate_ids": duplicate_ids})
+    share = stats["quarantined"] / stats["lines"] if stats["lines"] else 0.0
+    yield dg.AssetCheckResult(
+        check_name="quarantine_share_below_threshold",
+        asset_key=QUARANTINE,
+        passed=share <= config.max_quarantine_share,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"quarantine_share": share, "threshold": config.max_quarantine_share},
+    )

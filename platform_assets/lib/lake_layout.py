@@ -1,0 +1,62 @@
+"""Where each dataset lives in the lake, and how raw log files map to daily partitions."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from datetime import date
+
+from platform_assets.lib.lake_store import FileEntry, LakeStore
+
+LOGS_PREFIX = "logs"
+_LOG_KEY = re.compile(r"^logs/dt=(\d{4}-\d{2}-\d{2})/hour=(\d{2})/[^/]+\.jsonl\.gz$")
+
+
+def raw_snapshot_key(table: str) -> str:
+    return f"raw/app_db/{table}.parquet"
+
+
+def staging_key(table: str) -> str:
+    return f"staging/{table}.parquet"
+
+
+def partition_key(dataset: str, day: str) -> str:
+    return f"{dataset}/dt={date.fromisoformat(day).isoformat()}/part-0.parquet"
+
+
+def log_day(key: str) -> str | None:
+    """The day a log file belongs to, from its `dt=` folder; None for files that are not logs."""
+    match = _LOG_KEY.match(key)
+    return match.group(1) if match else None
+
+
+@dataclass
+class DayListing:
+    """The log files of one day and a digest of their (key, size, mtime): the day's data version."""
+
+    files: list[FileEntry] = field(default_factory=list)
+
+    @property
+    def bytes(self) -> int:
+        return sum(f.size for f in self.files)
+
+    @property
+    def digest(self) -> str:
+        h = hashlib.sha256()
+        for f in sorted(self.files, key=lambda f: f.key):
+            h.update(f"{f.key}\0{f.size}\0{f.mtime_ns}\n".encode())
+        return h.hexdigest()[:24]
+
+
+def list_log_days(store: LakeStore) -> tuple[dict[str, DayListing], list[str]]:
+    """Log files grouped by day, plus the keys under `logs/` that do not follow the layout."""
+    days: dict[str, DayListing] = {}
+    strays: list[str] = []
+    for entry in store.list_files(LOGS_PREFIX):
+        day = log_day(entry.key)
+        if day is None:
+            strays.append(entry.key)
+        else:
+            days.setdefault(day, DayListing()).files.append(entry)
+    return dict(sorted(days.items())), strays
