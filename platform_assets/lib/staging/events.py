@@ -87,12 +87,17 @@ SELECT source_file, line_number, raw, event_id, ts, event_type, user_id, photo_i
 FROM typed
 """
 
+DEDUPE_SQL = """
+CREATE TEMP TABLE kept AS
+SELECT * FROM classified
+WHERE reason IS NULL
+QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY source_file, line_number) = 1
+"""
+
 SELECT_EVENTS_SQL = """
 SELECT event_id, ts, event_type, user_id, photo_id, client, source_file,
        CASE WHEN len(unexpected_fields) > 0 THEN raw END AS extra_json
-FROM classified
-WHERE reason IS NULL
-QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY source_file, line_number) = 1
+FROM kept
 ORDER BY ts, event_id
 """
 
@@ -118,7 +123,7 @@ WHERE reason IS NOT NULL GROUP BY ALL ORDER BY n DESC, reason
 """
 
 DRIFT_SQL = """
-SELECT f AS field, count(*) AS n FROM (SELECT unnest(unexpected_fields) AS f FROM classified WHERE reason IS NULL)
+SELECT f AS field, count(*) AS n FROM (SELECT unnest(unexpected_fields) AS f FROM kept)
 GROUP BY ALL ORDER BY n DESC, field
 """
 
@@ -147,6 +152,7 @@ def transform_events(lines: pa.Table, day: date, threads: int | None = None) -> 
             EVENTS_SQL.replace("$event_types", repr(EVENT_TYPES)).replace("$known_fields", repr(KNOWN_FIELDS)),
             {"day_start": start, "day_end": end},
         )
+        con.execute(DEDUPE_SQL)
         events = conform_to(con.sql(SELECT_EVENTS_SQL).to_arrow_table(), EVENTS_SCHEMA)
         quarantine = conform_to(
             con.sql(SELECT_QUARANTINE_SQL, params={"day": day.isoformat()}).to_arrow_table(), QUARANTINE_SCHEMA

@@ -1,0 +1,59 @@
+"""Shared fixtures: small generated lakes and the resources that point at them."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from platform_assets.defs.resources import AppDatabaseResource, LakeResource
+from platform_assets.lib.lake_store import LakeStore
+from platform_assets.lib.simulator import LakeScale, generate_lake
+
+SMALL = LakeScale(users=60, photos=150, days=2, events_per_day=4000, files_per_hour=2, defect_rate=0.01, seed=11)
+
+
+@dataclass
+class Lake:
+    store: LakeStore
+    app_db_url: str
+    manifest: dict
+
+    def resources(self) -> dict:
+        return {
+            "lake": LakeResource(root=self.store.root, s3_endpoint_url=self.store.s3_endpoint_url),
+            "app_db": AppDatabaseResource(url=self.app_db_url),
+        }
+
+
+def make_lake(root: Path, scale: LakeScale = SMALL) -> Lake:
+    root.mkdir(parents=True, exist_ok=True)
+    store = LakeStore(str(root / "lake"))
+    (root / "lake").mkdir(exist_ok=True)
+    url = f"sqlite:///{root / 'app.db'}"
+    return Lake(store, url, generate_lake(store, url, scale))
+
+
+@pytest.fixture(scope="session")
+def small_lake(tmp_path_factory: pytest.TempPathFactory) -> Lake:
+    """A read-only small lake shared by tests that do not change it."""
+    return make_lake(tmp_path_factory.mktemp("small_lake"))
+
+
+@pytest.fixture
+def fresh_lake(tmp_path: Path) -> Lake:
+    """A small lake a test may change."""
+    return make_lake(tmp_path)
+
+
+@pytest.fixture
+def instance() -> dg.DagsterInstance:
+    with dg.instance_for_test() as inst:
+        yield inst
+
+
+def read_manifest(store: LakeStore) -> dict:
+    return json.loads(store.read_bytes("_simulator/manifest.json"))

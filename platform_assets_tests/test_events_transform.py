@@ -1,0 +1,113 @@
+"""The events transform on hand-written lines: one reason per bad line, every valid event once."""
+
+import gzip
+import json
+from datetime import date, datetime, timezone
+
+import pytest
+
+from platform_assets.lib.lake_store import LakeStore
+from platform_assets.lib.staging.events import transform_events
+from platform_assets.lib.staging.log_lines import read_log_lines
+
+DAY = date(2026, 11, 1)
+
+
+def ev(event_id: str = "e1", ts: str = "2026-11-01T10:00:00.000Z", **kw) -> str:
+    record = {"event_id": event_id, "ts": ts, "event_type": "view", "user_id": 1, "photo_id": 2, "client": "ios"}
+    record.update(kw)
+    return json.dumps({k: v for k, v in record.items() if v is not ...})
+
+
+def run(tmp_path, files: dict[str, list[str] | bytes]):
+    store = LakeStore(str(tmp_path))
+    for name, lines in files.items():
+        data = lines if isinstance(lines, bytes) else gzip.compress(("\n".join(lines) + "\n").encode())
+        store.write_bytes(f"logs/dt=2026-11-01/hour=10/{name}.jsonl.gz", data)
+    keys = [f.key for f in store.list_files("logs")]
+    return transform_events(read_log_lines(store, keys), DAY)
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        ('{"event_id": "e1", "ts"', "malformed_json"),
+        ("[1, 2]", "not_an_object"),
+        (ev(user_id=...), "missing_field: user_id"),
+        (ev(event_id=None), "missing_field: event_id"),
+        (ev(user_id="user-1"), "wrong_type: user_id must be an integer, got VARCHAR"),
+        (ev(ts=1700000000), "wrong_type: ts must be an ISO-8601 string, got UBIGINT"),
+        (ev(event_type=42), "wrong_type: event_type must be a string, got UBIGINT"),
+        (ev(photo_id="x"), "wrong_type: photo_id must be an integer, got VARCHAR"),
+        (ev(ts="yesterday"), "bad_timestamp: yesterday"),
+        (ev(event_type="teleport"), "unknown_event_type: teleport"),
+        (ev(photo_id=None), "missing_field: photo_id (required for view)"),
+        (ev(ts="2026-11-02T00:00:00Z"), "timestamp_outside_partition: 2026-11-02T00:00:00Z"),
+        (ev(ts="1970-01-01T00:00:00Z"), "timestamp_outside_partition: 1970-01-01T00:00:00Z"),
+        ("", "malformed_json"),
+    ],
+)
+def test_each_bad_line_is_quarantined_with_its_reason(tmp_path, line: str, reason: str) -> None:
+    result = run(tmp_path, {"part-00": [ev("good"), line]})
+    assert result.events["event_id"].to_pylist() == ["good"]
+    q = result.quarantine.to_pylist()
+    assert [(r["reason"], r["line_number"], r["source_file"]) for r in q] == [
+        (reason, 2, "logs/dt=2026-11-01/hour=10/part-00.jsonl.gz")
+    ]
+    assert q[0]["raw"] == line
+
+
+def test_duplicates_across_files_keep_the_first_delivery(tmp_path) -> None:
+    result = run(tmp_path, {"part-00": [ev("a"), ev("b"), ev("a")], "part-01": [ev("b"), ev("c")]})
+    assert sorted(result.events["event_id"].to_pylist()) == ["a", "b", "c"]
+    assert result.stats["duplicates_removed"] == 2
+    b = [r for r in result.events.to_pylist() if r["event_id"] == "b"][0]
+    assert b["source_file"].endswith("part-00.jsonl.gz")
+
+
+def test_timestamps_are_normalised_to_utc(tmp_path) -> None:
+    result = run(tmp_path, {"p": [ev("a", ts="2026-11-01T15:30:00.250+05:30"), ev("b", ts="2026-11-01T10:00:00Z")]})
+    ts = dict(zip(result.events["event_id"].to_pylist(), result.events["ts"].to_pylist()))
+    assert ts["a"] == datetime(2026, 11, 1, 10, 0, 0, 250000, tzinfo=timezone.utc)
+    assert str(result.events.schema.field("ts").type) == "timestamp[us, tz=UTC]"
+
+
+def test_schema_drift_keeps_the_event_and_its_new_field(tmp_path) -> None:
+    result = run(tmp_path, {"p": [ev("a", app_version="5.2.0"), ev("b")]})
+    rows = {r["event_id"]: r for r in result.events.to_pylist()}
+    assert json.loads(rows["a"]["extra_json"])["app_version"] == "5.2.0"
+    assert rows["b"]["extra_json"] is None
+    assert result.unexpected_fields == {"app_version": 1}
+    assert result.quarantine.num_rows == 0
+
+
+def test_login_needs_no_photo(tmp_path) -> None:
+    result = run(tmp_path, {"p": [ev("a", event_type="login", photo_id=None)]})
+    assert result.events.num_rows == 1 and result.events["photo_id"].to_pylist() == [None]
+
+
+def test_truncated_gzip_keeps_complete_lines_and_quarantines_the_cut_one(tmp_path) -> None:
+    whole = gzip.compress(("\n".join(ev(f"e{i}") for i in range(200)) + "\n").encode())
+    result = run(tmp_path, {"p": whole[: len(whole) * 2 // 3]})
+    assert 0 < result.events.num_rows < 200
+    assert result.quarantine["reason"].to_pylist() == ["truncated gzip"]
+    assert result.events.num_rows + result.quarantine.num_rows <= 200
+
+
+def test_invalid_utf8_line_is_quarantined_and_others_kept(tmp_path) -> None:
+    data = (ev("a") + "\n").encode() + b'{"event_id": "\xff\xfe"}\n' + (ev("b") + "\n").encode()
+    result = run(tmp_path, {"p": gzip.compress(data)})
+    assert sorted(result.events["event_id"].to_pylist()) == ["a", "b"]
+    assert result.quarantine["reason"].to_pylist() == ["invalid utf-8"]
+
+
+def test_not_gzip_at_all_is_one_quarantine_record(tmp_path) -> None:
+    result = run(tmp_path, {"p": b"this is not gzip", "q": [ev("a")]})
+    assert result.events["event_id"].to_pylist() == ["a"]
+    (row,) = result.quarantine.to_pylist()
+    assert row["reason"].startswith("corrupt gzip") and row["source_file"].endswith("p.jsonl.gz")
+
+
+def test_empty_file_and_empty_day(tmp_path) -> None:
+    result = run(tmp_path, {"p": gzip.compress(b"")})
+    assert result.events.num_rows == 0 and result.quarantine.num_rows == 0

@@ -1,0 +1,142 @@
+"""Materialize the lake and staging layers on a small generated lake and check the values."""
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from platform_assets.defs.lake.raw_db import raw_photos, raw_users
+from platform_assets.defs.staging.app_tables import stage_photos, stage_users
+from platform_assets.defs.staging.events import stage_events
+from platform_assets.lib.lake_layout import partition_key, staging_key
+
+APP_ASSETS = [raw_users, raw_photos, stage_users, stage_photos]
+
+
+def materialize_day(lake, day: str, instance=None) -> dg.ExecuteInProcessResult:
+    return dg.materialize([stage_events], partition_key=day, resources=lake.resources(), instance=instance)
+
+
+def test_every_valid_event_once_and_every_planted_defect_quarantined(small_lake) -> None:
+    for day, planted in small_lake.manifest["days"].items():
+        result = materialize_day(small_lake, day)
+        assert result.success
+        events = small_lake.store.read_parquet(partition_key("staging/events", day))
+        quarantine = small_lake.store.read_parquet(partition_key("staging/events_quarantine", day))
+        assert events.num_rows == planted["valid_events"]
+        assert pc.count_distinct(events["event_id"]).as_py() == events.num_rows
+        assert quarantine.num_rows == planted["quarantined"]
+        assert pc.min(events["ts"]).as_py().date().isoformat() == day
+        assert pc.max(events["ts"]).as_py().date().isoformat() == day
+        by_reason = pc.value_counts(pc.utf8_slice_codeunits(quarantine["reason"], 0, 5)).to_pylist()
+        assert sum(r["counts"] for r in by_reason) == planted["quarantined"]
+
+        checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+        assert all(c.passed for c in checks.values()), checks
+        mats = {m.asset_key.path[-1]: m.metadata for m in result.get_asset_materialization_events() for m in [m.materialization]}
+        assert mats["events"]["dagster/row_count"].value == planted["valid_events"]
+        assert mats["events"]["quarantined_lines"].value == planted["quarantined"]
+        assert mats["events_quarantine"]["dagster/row_count"].value == planted["quarantined"]
+        assert "| event_id" in mats["events"]["preview"].value
+
+
+def test_drifted_field_reported_and_kept(small_lake) -> None:
+    day = max(small_lake.manifest["days"])
+    result = materialize_day(small_lake, day)
+    events = small_lake.store.read_parquet(partition_key("staging/events", day))
+    drifted = pc.sum(pc.is_valid(events["extra_json"])).as_py()
+    assert drifted > 0
+    mat = [m.materialization for m in result.get_asset_materialization_events() if m.asset_key.path[-1] == "events"][0]
+    assert mat.metadata["drift_unexpected_fields"].value == {"app_version": drifted}
+
+
+def test_rebuilding_a_partition_gives_identical_bytes(small_lake) -> None:
+    day = min(small_lake.manifest["days"])
+    key = partition_key("staging/events", day)
+    materialize_day(small_lake, day)
+    first = small_lake.store.read_bytes(key)
+    materialize_day(small_lake, day)
+    assert small_lake.store.read_bytes(key) == first
+
+
+def test_quarantine_share_check_warns_but_does_not_fail(small_lake) -> None:
+    day = min(small_lake.manifest["days"])
+    result = dg.materialize(
+        [stage_events],
+        partition_key=day,
+        resources=small_lake.resources(),
+        run_config=dg.RunConfig({"stage_events": {"config": {"max_quarantine_share": 0.0}}}),
+    )
+    assert result.success
+    check = [c for c in result.get_asset_check_evaluations() if c.check_name == "quarantine_share_below_threshold"][0]
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
+
+
+def test_app_tables_extracted_and_staged(small_lake) -> None:
+    result = dg.materialize(APP_ASSETS, resources=small_lake.resources())
+    assert result.success
+    users = small_lake.store.read_parquet(staging_key("users"))
+    photos = small_lake.store.read_parquet(staging_key("photos"))
+    scale = small_lake.manifest["scale"]
+    assert users.num_rows == scale["users"] and photos.num_rows == scale["photos"]
+    assert str(photos.schema.field("posted_at").type) == "timestamp[us, tz=UTC]"
+    assert set(pc.unique(photos["user_id"]).to_pylist()) <= set(users["user_id"].to_pylist())
+    assert small_lake.store.read_parquet(staging_key("photos_quarantine")).num_rows == 0
+
+
+def _stage_with(tmp_path, raw_photos_table: pa.Table, users: pa.Table):
+    from platform_assets.lib.lake_store import LakeStore
+
+    store = LakeStore(str(tmp_path))
+    store.write_parquet(staging_key("users"), users)
+    store.write_parquet("raw/app_db/photos.parquet", raw_photos_table)
+    from platform_assets.defs.resources import AppDatabaseResource, LakeResource
+
+    return store, dg.materialize(
+        [stage_photos],
+        selection=[dg.AssetKey(["staging", "photos"]), dg.AssetKey(["staging", "photos_quarantine"])],
+        resources={"lake": LakeResource(root=str(tmp_path)), "app_db": AppDatabaseResource(url="sqlite://")},
+    )
+
+
+USERS = pa.table({"user_id": [1, 2], "username": ["a", "b"], "signup_at": pa.array([0, 0], pa.timestamp("us", tz="UTC"))})
+
+
+def test_bad_photo_rows_quarantined_and_drift_absorbed(tmp_path) -> None:
+    raw = pa.table(
+        {
+            "photo_id": [1, 2, 2, None, 4],
+            "user_id": [1, 2, 2, 1, 99],
+            "posted_at": ["2026-11-01 10:00:00", "2026-11-01 11:00:00", "2026-11-01 11:00:00", "2026-11-01", "2026-11-01"],
+            "image_key": ["images/1.jpg", "images/2.jpg", "images/2.jpg", "images/x.jpg", "images/4.jpg"],
+            "latitude": [91.0, 10.0, 10.0, 0.0, 0.0],
+            "camera": ["x", "y", "y", "z", "w"],  # a new column the contract does not know
+        }
+    )  # `title` and `longitude` dropped by the source
+    store, result = _stage_with(tmp_path, raw, USERS)
+    assert result.success
+    photos = store.read_parquet(staging_key("photos")).to_pylist()
+    assert [p["photo_id"] for p in photos] == [1, 2]
+    assert photos[0]["latitude"] is None and photos[1]["latitude"] == 10.0 and photos[0]["title"] is None
+    reasons = sorted(store.read_parquet(staging_key("photos_quarantine"))["reason"].to_pylist())
+    assert reasons == ["bad_key: photo_id is missing or not an integer", "duplicate_key: photo_id", "unknown_user: 99"]
+    mat = [m.materialization for m in result.get_asset_materialization_events() if m.asset_key.path[-1] == "photos"][0]
+    assert mat.metadata["drift_unexpected_columns"].value == "camera"
+    assert mat.metadata["drift_missing_optional_columns"].value == "title, longitude"
+
+
+def test_missing_required_column_fails_with_its_name(tmp_path) -> None:
+    raw = pa.table({"photo_id": [1], "user_id": [1], "image_key": ["images/1.jpg"]})
+    with pytest.raises(Exception, match=r"has no column\(s\) \['posted_at'\]"):
+        _stage_with(tmp_path, raw, USERS)
+
+
+def test_missing_lake_is_a_clear_configuration_error(tmp_path) -> None:
+    from platform_assets.defs.resources import AppDatabaseResource, LakeResource
+
+    with pytest.raises(Exception, match="is not a directory: run `platform-assets lake generate`"):
+        dg.materialize(
+            [stage_events],
+            partition_key="2026-11-01",
+            resources={"lake": LakeResource(root=str(tmp_path / "nope")), "app_db": AppDatabaseResource(url="sqlite://")},
+        )
