@@ -1,0 +1,58 @@
+"""The code location loads, validates and shows the layers the design promises."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+
+from platform_assets.definitions import defs
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_dagster_definitions_validate_passes() -> None:
+    dagster = Path(sys.executable).with_name("dagster")
+    proc = subprocess.run(
+        [str(dagster), "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, env={**os.environ, "DAGSTER_HOME": ""},
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "All code locations passed validation" in proc.stdout + proc.stderr
+
+
+def test_assets_are_grouped_by_layer_with_descriptions_and_schemas() -> None:
+    graph = defs().resolve_asset_graph()
+    groups: dict[str, set[str]] = {}
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        groups.setdefault(node.group_name, set()).add(key.to_user_string())
+        assert node.description, key
+        assert key.path[0] == node.group_name, key  # keys are prefixed by their layer
+    assert groups["lake"] == {"lake/raw_users", "lake/raw_photos", "lake/raw_logs"}
+    assert {"staging/events", "staging/events_quarantine", "staging/users", "staging/photos"} <= groups["staging"]
+    events = graph.get(dg.AssetKey(["staging", "events"]))
+    schema = events.metadata["dagster/column_schema"]
+    assert {c.name for c in schema.columns} >= {"event_id", "ts", "user_id", "photo_id", "event_type"}
+    assert all(c.description for c in schema.columns)
+    assert dg.AssetKey(["lake", "raw_logs"]) in events.parent_keys
+
+
+def test_sensor_and_jobs_are_registered() -> None:
+    d = defs()
+    assert d.get_sensor_def("new_logs_sensor").default_status == dg.DefaultSensorStatus.RUNNING
+    assert d.resolve_job_def("events_job") and d.resolve_job_def("app_db_job")
+
+
+def test_unknown_deployment_fails_fast(monkeypatch) -> None:
+    import pytest
+
+    monkeypatch.setenv("PLATFORM_ASSETS_DEPLOYMENT", "staging-ish")
+    with pytest.raises(Exception) as err:
+        defs()
+    chain, exc = [], err.value
+    while exc is not None:
+        chain.append(str(exc))
+        exc = exc.__cause__ or exc.__context__
+    assert any("PLATFORM_ASSETS_DEPLOYMENT='staging-ish': use 'local' or 'production'" in m for m in chain)

@@ -1,0 +1,82 @@
+"""`new_logs_sensor` against a real lake directory, with the cursor carried across ticks."""
+
+import gzip
+import os
+
+import dagster as dg
+
+from platform_assets.defs.lake.sensors import new_logs_sensor
+from platform_assets.defs.resources import LakeResource
+from platform_assets.lib.simulator import append_hour
+
+
+def tick(lake, instance, cursor: str | None) -> dg.SensorResult:
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"lake": LakeResource(root=lake.store.root)})
+    return new_logs_sensor(context)
+
+
+def requested(result: dg.SensorResult) -> list[str]:
+    return sorted(r.partition_key for r in result.run_requests or [])
+
+
+def test_first_tick_requests_every_day_once_then_nothing(fresh_lake, instance) -> None:
+    first = tick(fresh_lake, instance, None)
+    assert requested(first) == ["2026-11-01", "2026-11-02"]  # a burst of many files per day: one run per day
+    assert len({r.run_key for r in first.run_requests}) == 2
+    obs = {o.partition: o for o in first.asset_events}
+    assert obs["2026-11-01"].tags["dagster/data_version"] == first.run_requests[0].run_key.split(":")[1]
+    again = tick(fresh_lake, instance, first.cursor)
+    assert requested(again) == [] and again.skip_reason is not None
+
+
+def test_new_hour_requests_only_its_day_and_late_file_reopens_old_day(fresh_lake, instance) -> None:
+    cursor = tick(fresh_lake, instance, None).cursor
+    append_hour(fresh_lake.store)
+    result = tick(fresh_lake, instance, cursor)
+    assert requested(result) == ["2026-11-03"]
+    append_hour(fresh_lake.store, late_day="2026-11-01")
+    result = tick(fresh_lake, instance, result.cursor)
+    assert requested(result) == ["2026-11-01", "2026-11-03"]
+
+
+def test_restart_with_stored_cursor_requests_nothing_already_seen(fresh_lake) -> None:
+    with dg.instance_for_test() as first_instance:
+        cursor = tick(fresh_lake, first_instance, None).cursor
+    with dg.instance_for_test() as restarted:  # a new daemon process: only the stored cursor survives
+        assert requested(tick(fresh_lake, restarted, cursor)) == []
+        append_hour(fresh_lake.store)
+        assert requested(tick(fresh_lake, restarted, cursor)) == ["2026-11-03"]
+
+
+def test_same_file_delivered_again_requests_nothing_but_a_changed_file_does(fresh_lake, instance) -> None:
+    cursor = tick(fresh_lake, instance, None).cursor
+    key = "logs/dt=2026-11-02/hour=04/part-00.jsonl.gz"
+    path = os.path.join(fresh_lake.store.root, key)
+    stat = os.stat(path)
+    fresh_lake.store.write_bytes(key, fresh_lake.store.read_bytes(key))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # same key, size and time: the same delivery
+    assert requested(tick(fresh_lake, instance, cursor)) == []
+    fresh_lake.store.write_bytes(key, gzip.compress(b'{"event_id": "x"}\n'))
+    assert requested(tick(fresh_lake, instance, cursor)) == ["2026-11-02"]
+
+
+def test_files_outside_the_layout_are_ignored_with_a_warning(fresh_lake, instance) -> None:
+    cursor = tick(fresh_lake, instance, None).cursor
+    fresh_lake.store.write_bytes("logs/README.txt", b"hello")
+    fresh_lake.store.write_bytes("logs/dt=2026-11-01/hour=99x/part.jsonl.gz", b"")
+    assert requested(tick(fresh_lake, instance, cursor)) == []
+
+
+def test_sensor_runs_materialize_the_requested_partition(fresh_lake, instance, monkeypatch) -> None:
+    from platform_assets.definitions import defs
+
+    monkeypatch.setenv("PLATFORM_ASSETS_LAKE", fresh_lake.store.root)
+    definitions = defs()
+    result = tick(fresh_lake, instance, None)
+    job = definitions.resolve_job_def("events_job")
+    request = result.run_requests[0]
+    run = job.execute_in_process(instance=instance, partition_key=request.partition_key)
+    assert run.success
+    assert fresh_lake.store.exists(f"staging/events/dt={request.partition_key}/part-0.parquet")
+    mats = instance.get_latest_materialization_event(dg.AssetKey(["staging", "events"]))
+    assert mats.asset_materialization.partition == request.partition_key
