@@ -99,8 +99,9 @@ def _emit(
     return out, pool.submit(_write_log_file, store, key, lines)
 
 
-def generate_lake(store: LakeStore, app_db_url: str, scale: LakeScale = LakeScale()) -> dict:
-    """Write the app database, images and logs; return the manifest of what was planted."""
+def generate_lake(store: LakeStore, app_db_url: str, scale: LakeScale = LakeScale(), images: bool = True) -> dict:
+    """Write the app database, images (unless `images` is False: log-only benchmarks) and logs;
+    return the manifest of what was planted."""
     rng = np.random.default_rng(scale.seed)
     start = date.fromisoformat(scale.start_date)
     start_dt = datetime(start.year, start.month, start.day, tzinfo=timezone.utc)
@@ -108,7 +109,8 @@ def generate_lake(store: LakeStore, app_db_url: str, scale: LakeScale = LakeScal
     world = build_world(rng, scale.users, scale.photos, start, scale.days)
 
     write_app_db(app_db_url, world.users.drop("activity"), world.photos)
-    _write_images(store, world.photos, world.truth, scale.seed)
+    if images:
+        _write_images(store, world.photos, world.truth, scale.seed)
     store.write_parquet(TRUTH_KEY, world.truth.to_arrow())
     store.write_parquet(ACTIVITY_KEY, world.users.select("user_id", "activity").to_arrow())
 

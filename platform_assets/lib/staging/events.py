@@ -39,73 +39,90 @@ QUARANTINE_SCHEMA = described_schema(
 KNOWN_FIELDS = ("event_id", "ts", "event_type", "user_id", "photo_id", "client")
 EVENT_TYPES = ("login", "view", "like", "comment", "share", "post")
 
+# Helpers over a field's JSON text (as json_extract returns it): its kind read off the first
+# character, and a string's value without a second parse unless it holds escapes.
+MACROS_SQL = """
+CREATE TEMP MACRO json_kind(x) AS CASE
+    WHEN x IS NULL OR x = 'null' THEN 'missing'
+    WHEN x[1] = '"' THEN 'string'
+    WHEN x[1] = '{' THEN 'object'
+    WHEN x[1] = '[' THEN 'array'
+    WHEN x IN ('true', 'false') THEN 'boolean'
+    WHEN TRY_CAST(x AS BIGINT)::VARCHAR = x THEN 'integer'
+    ELSE 'number' END;
+CREATE TEMP MACRO json_str(x) AS CASE
+    WHEN x[1] = '"' THEN CASE WHEN contains(x, chr(92)) THEN json_extract_string(x, '$') ELSE x[2:-2] END END;
+CREATE TEMP MACRO json_int(x) AS CASE WHEN TRY_CAST(x AS BIGINT)::VARCHAR = x THEN TRY_CAST(x AS BIGINT) END;
+CREATE TEMP MACRO json_missing(x) AS x IS NULL OR x = 'null';
+"""
+
+# One JSON parse per line: json_extract pulls the six known fields as JSON text; everything
+# after works on those short strings. Every rejected line gets exactly one reason.
 EVENTS_SQL = """
 CREATE TEMP TABLE classified AS
-WITH parsed AS (
-    SELECT source_file::VARCHAR AS source_file, line_number, rtrim(raw, chr(10) || chr(13)) AS raw, read_error,
-           CASE WHEN read_error IS NULL THEN TRY_CAST(raw AS JSON) END AS j
-    FROM lines
-), fields AS (
-    SELECT *,
-           json_type(j) AS root_type,
-           json_extract(j, ['$.event_id', '$.ts', '$.event_type', '$.user_id', '$.photo_id', '$.client']) AS v
-    FROM parsed
+WITH fields AS (
+    SELECT source_file, line_number, raw, read_error, j IS NOT NULL AS is_json,
+           CASE WHEN starts_with(raw, '{') THEN j IS NOT NULL ELSE json_type(j) = 'OBJECT' END AS is_object,
+           json_extract(j, ['$.event_id', '$.ts', '$.event_type', '$.user_id', '$.photo_id', '$.client'])::VARCHAR[] AS v
+    FROM (SELECT *, CASE WHEN read_error IS NULL THEN TRY_CAST(raw AS JSON) END AS j FROM lines)
 ), typed AS (
-    SELECT *,
-           [coalesce(json_type(x), 'NULL') FOR x IN v] AS t,
-           json_extract_string(v[1], '$') AS event_id,
-           TRY_CAST(json_extract_string(v[2], '$') AS TIMESTAMPTZ) AS ts,
-           json_extract_string(v[3], '$') AS event_type,
-           TRY_CAST(v[4] AS BIGINT) AS user_id,
-           TRY_CAST(v[5] AS BIGINT) AS photo_id,
-           json_extract_string(v[6], '$') AS client
+    SELECT *, json_str(v[1]) AS event_id, TRY_CAST(json_str(v[2]) AS TIMESTAMPTZ) AS ts, json_str(v[3]) AS event_type,
+           json_int(v[4]) AS user_id, json_int(v[5]) AS photo_id, json_str(v[6]) AS client
     FROM fields
 )
-SELECT source_file, line_number, raw, event_id, ts, event_type, user_id, photo_id, client,
+SELECT source_file, line_number, event_id, ts, event_type, user_id, photo_id, client,
        CASE
            WHEN read_error IS NOT NULL THEN read_error
-           WHEN j IS NULL THEN 'malformed_json'
-           WHEN root_type <> 'OBJECT' THEN 'not_an_object'
-           WHEN t[1] = 'NULL' THEN 'missing_field: event_id'
-           WHEN t[2] = 'NULL' THEN 'missing_field: ts'
-           WHEN t[3] = 'NULL' THEN 'missing_field: event_type'
-           WHEN t[4] = 'NULL' THEN 'missing_field: user_id'
-           WHEN t[6] = 'NULL' THEN 'missing_field: client'
-           WHEN t[1] <> 'VARCHAR' OR event_id = '' THEN 'wrong_type: event_id must be a non-empty string, got ' || t[1]
-           WHEN t[2] <> 'VARCHAR' THEN 'wrong_type: ts must be an ISO-8601 string, got ' || t[2]
-           WHEN t[3] <> 'VARCHAR' THEN 'wrong_type: event_type must be a string, got ' || t[3]
-           WHEN t[4] NOT IN ('UBIGINT', 'BIGINT') OR user_id IS NULL THEN 'wrong_type: user_id must be an integer, got ' || t[4]
-           WHEN t[5] NOT IN ('NULL', 'UBIGINT', 'BIGINT') OR (t[5] <> 'NULL' AND photo_id IS NULL) THEN 'wrong_type: photo_id must be an integer, got ' || t[5]
-           WHEN t[6] <> 'VARCHAR' THEN 'wrong_type: client must be a string, got ' || t[6]
-           WHEN ts IS NULL THEN 'bad_timestamp: ' || left(json_extract_string(v[2], '$'), 64)
+           WHEN NOT is_json THEN 'malformed_json'
+           WHEN NOT is_object THEN 'not_an_object'
+           WHEN json_missing(v[1]) THEN 'missing_field: event_id'
+           WHEN json_missing(v[2]) THEN 'missing_field: ts'
+           WHEN json_missing(v[3]) THEN 'missing_field: event_type'
+           WHEN json_missing(v[4]) THEN 'missing_field: user_id'
+           WHEN json_missing(v[6]) THEN 'missing_field: client'
+           WHEN event_id IS NULL OR event_id = '' THEN 'wrong_type: event_id must be a non-empty string, got ' || json_kind(v[1])
+           WHEN json_str(v[2]) IS NULL THEN 'wrong_type: ts must be an ISO-8601 string, got ' || json_kind(v[2])
+           WHEN event_type IS NULL THEN 'wrong_type: event_type must be a string, got ' || json_kind(v[3])
+           WHEN user_id IS NULL THEN 'wrong_type: user_id must be an integer, got ' || json_kind(v[4])
+           WHEN photo_id IS NULL AND NOT json_missing(v[5])
+               THEN 'wrong_type: photo_id must be an integer, got ' || json_kind(v[5])
+           WHEN client IS NULL THEN 'wrong_type: client must be a string, got ' || json_kind(v[6])
+           WHEN ts IS NULL THEN 'bad_timestamp: ' || left(json_str(v[2]), 64)
            WHEN event_type NOT IN $event_types THEN 'unknown_event_type: ' || left(event_type, 64)
            WHEN event_type <> 'login' AND photo_id IS NULL THEN 'missing_field: photo_id (required for ' || event_type || ')'
-           WHEN ts < $day_start OR ts >= $day_end THEN 'timestamp_outside_partition: ' || strftime(ts::TIMESTAMP, '%Y-%m-%dT%H:%M:%SZ')
+           WHEN ts < $day_start OR ts >= $day_end
+               THEN 'timestamp_outside_partition: ' || strftime(ts::TIMESTAMP, '%Y-%m-%dT%H:%M:%SZ')
        END AS reason,
-       CASE WHEN j IS NOT NULL AND root_type = 'OBJECT'
-            THEN list_filter(json_keys(j), lambda k: k NOT IN $known_fields) END AS unexpected_fields
+       -- A minified record holding only the known fields is exactly this long; a line of any
+       -- other length has its keys listed, so drift is found without listing every line's keys.
+       is_object AND length(raw) - ends_with(raw, chr(10))::INT <> 1
+           + coalesce(length(v[1]) + 12, 0) + coalesce(length(v[2]) + 6, 0) + coalesce(length(v[3]) + 14, 0)
+           + coalesce(length(v[4]) + 11, 0) + coalesce(length(v[5]) + 12, 0) + coalesce(length(v[6]) + 10, 0)
+           AS maybe_extra
 FROM typed
 """
 
-DEDUPE_SQL = """
-CREATE TEMP TABLE kept AS
-SELECT * FROM classified
-WHERE reason IS NULL
-QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY source_file, line_number) = 1
-"""
-
 SELECT_EVENTS_SQL = """
-SELECT event_id, ts, event_type, user_id, photo_id, client, source_file,
-       CASE WHEN len(unexpected_fields) > 0 THEN raw END AS extra_json
+WITH kept AS (
+    SELECT * FROM classified
+    WHERE reason IS NULL
+    QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY source_file, line_number) = 1
+)
+SELECT event_id, ts, event_type, user_id, photo_id, client, kept.source_file::VARCHAR AS source_file,
+       CASE WHEN maybe_extra THEN (
+           SELECT rtrim(l.raw, chr(10) || chr(13)) FROM lines AS l
+           WHERE l.source_file = kept.source_file AND l.line_number = kept.line_number
+             AND len(list_filter(json_keys(TRY_CAST(l.raw AS JSON)), lambda k: k NOT IN $known_fields)) > 0
+       ) END AS extra_json
 FROM kept
 ORDER BY ts, event_id
 """
 
 SELECT_QUARANTINE_SQL = """
-SELECT $day::DATE AS partition_date, source_file, line_number, reason,
-       left(raw, 65536) AS raw, length(raw) > 65536 AS raw_truncated
-FROM classified
-WHERE reason IS NOT NULL
+SELECT $day::DATE AS partition_date, c.source_file::VARCHAR AS source_file, c.line_number, c.reason,
+       left(rtrim(l.raw, chr(10) || chr(13)), 65536) AS raw, length(rtrim(l.raw, chr(10) || chr(13))) > 65536 AS raw_truncated
+FROM classified AS c JOIN lines AS l USING (source_file, line_number)
+WHERE c.reason IS NOT NULL
 ORDER BY source_file, line_number
 """
 
@@ -123,7 +140,9 @@ WHERE reason IS NOT NULL GROUP BY ALL ORDER BY n DESC, reason
 """
 
 DRIFT_SQL = """
-SELECT f AS field, count(*) AS n FROM (SELECT unnest(unexpected_fields) AS f FROM kept)
+SELECT f AS field, count(*) AS n
+FROM (SELECT unnest(list_filter(json_keys(extra_json), lambda k: k NOT IN $known_fields)) AS f
+      FROM events WHERE extra_json IS NOT NULL)
 GROUP BY ALL ORDER BY n DESC, field
 """
 
@@ -137,6 +156,11 @@ class EventsResult:
     unexpected_fields: dict[str, int]
 
 
+def _inline(sql: str) -> str:
+    """Constants of the schema written into the SQL as literals (they are ours, not data)."""
+    return sql.replace("$event_types", repr(EVENT_TYPES)).replace("$known_fields", f"[{', '.join(map(repr, KNOWN_FIELDS))}]")
+
+
 def day_bounds(day: date) -> tuple[datetime, datetime]:
     start = datetime.combine(day, time(), tzinfo=timezone.utc)
     return start, start + timedelta(days=1)
@@ -148,12 +172,9 @@ def transform_events(lines: pa.Table, day: date, threads: int | None = None) -> 
     try:
         con.register("lines", lines)
         start, end = day_bounds(day)
-        con.execute(
-            EVENTS_SQL.replace("$event_types", repr(EVENT_TYPES)).replace("$known_fields", repr(KNOWN_FIELDS)),
-            {"day_start": start, "day_end": end},
-        )
-        con.execute(DEDUPE_SQL)
-        events = conform_to(con.sql(SELECT_EVENTS_SQL).to_arrow_table(), EVENTS_SCHEMA)
+        con.execute(MACROS_SQL)
+        con.execute(_inline(EVENTS_SQL), {"day_start": start, "day_end": end})
+        events = conform_to(con.sql(_inline(SELECT_EVENTS_SQL)).to_arrow_table(), EVENTS_SCHEMA)
         quarantine = conform_to(
             con.sql(SELECT_QUARANTINE_SQL, params={"day": day.isoformat()}).to_arrow_table(), QUARANTINE_SCHEMA
         )
@@ -161,7 +182,8 @@ def transform_events(lines: pa.Table, day: date, threads: int | None = None) -> 
         stats = dict(zip(("lines", "valid_lines", "quarantined", "duplicates_removed"), map(int, stats_row)))
         stats["events"] = events.num_rows
         reasons = dict(con.sql(REASONS_SQL).fetchall())
-        drift = dict(con.sql(DRIFT_SQL).fetchall())
+        con.register("events", events)
+        drift = dict(con.sql(_inline(DRIFT_SQL)).fetchall())
         return EventsResult(events, quarantine, stats, reasons, drift)
     finally:
         con.close()

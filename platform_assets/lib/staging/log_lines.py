@@ -56,9 +56,8 @@ def _lines(text: bytes, damage: str | None) -> tuple[pa.Array, pa.Array]:
         errors[n - 1] = damage  # the line the damage cut in half
     binary = pa.LargeBinaryArray.from_buffers(pa.large_binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(text)])
     try:
-        text.decode("utf-8")
-        raw = binary.cast(pa.large_string())
-    except UnicodeDecodeError:  # rare slow path: flag the lines that are not UTF-8, keep them readable
+        raw = binary.cast(pa.large_string())  # validates UTF-8
+    except pa.ArrowInvalid:  # rare slow path: flag the lines that are not UTF-8, keep them readable
         lines = []
         for i in range(n):
             line = text[offsets[i] : offsets[i + 1]]
@@ -82,24 +81,26 @@ def read_log_lines(store: LakeStore, keys: list[str], threads: int | None = None
     threads = threads or min(8, (os.cpu_count() or 2) * 2)
     with ThreadPoolExecutor(max_workers=threads) as pool:
         decoded = list(pool.map(lambda k: _read_one(store, k), keys))
-    chunks = []
-    for file_index, (text, damage) in enumerate(decoded):
+    raws, errors, counts = [], [], []
+    for text, damage in decoded:
         raw, read_error = _lines(text, damage)
         if damage and read_error.null_count == len(read_error):  # damage between lines: say so once
             raw = pa.concat_arrays([raw, pa.array([""], pa.large_string())])
             read_error = pa.concat_arrays([read_error, pa.array([damage])])
-        n = len(raw)
-        chunks.append(
-            pa.table(
-                [
-                    pa.DictionaryArray.from_arrays(pa.array(np.full(n, file_index, dtype=np.int32)), pa.array(keys)),
-                    pa.array(np.arange(1, n + 1, dtype=np.int64)),
-                    raw,
-                    read_error,
-                ],
-                schema=LINES_SCHEMA,
-            )
-        )
-    if not chunks:
-        return LINES_SCHEMA.empty_table()
-    return pa.concat_tables(chunks).unify_dictionaries().combine_chunks()
+        raws.append(raw)
+        errors.append(read_error)
+        counts.append(len(raw))
+    counts_np = np.asarray(counts, dtype=np.int64)
+    file_index = np.repeat(np.arange(len(keys), dtype=np.int32), counts_np)
+    starts = np.repeat(np.cumsum(counts_np) - counts_np, counts_np)
+    line_number = np.arange(1, len(file_index) + 1, dtype=np.int64) - starts
+    source_file = pa.DictionaryArray.from_arrays(pa.array(file_index), pa.array(keys, pa.string()))
+    return pa.table(
+        [
+            pa.chunked_array([source_file]),
+            pa.chunked_array([pa.array(line_number)]),
+            pa.chunked_array(raws, pa.large_string()),
+            pa.chunked_array(errors, pa.string()),
+        ],
+        schema=LINES_SCHEMA,
+    )
