@@ -97,7 +97,7 @@ def same_rows(out_dir: str) -> bool:
 
     for f in sorted(Path(out_dir).glob("platform-*.parquet")):
         a = pq.read_table(f)
-        b = pq.read_table(str(f).replace("platform-", "pandas-")).cast(a.schema)
+        b = pq.read_table(f.with_name(f.name.replace("platform-", "pandas-"))).cast(a.schema)
         if not a.equals(b):
             return False
     return True

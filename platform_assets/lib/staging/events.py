@@ -15,6 +15,7 @@ import duckdb
 import pyarrow as pa
 
 from platform_assets.lib.staging.arrow_utils import conform_to, described_schema
+from platform_assets.lib.staging.log_lines import LogLines
 
 UTC = pa.timestamp("us", tz="UTC")
 EVENTS_SCHEMA = described_schema(
@@ -61,7 +62,7 @@ CREATE TEMP MACRO json_missing(x) AS x IS NULL OR x = 'null';
 EVENTS_SQL = """
 CREATE TEMP TABLE classified AS
 WITH fields AS (
-    SELECT source_file, line_number, raw, read_error, j IS NOT NULL AS is_json,
+    SELECT file_index, line_number, raw, read_error, j IS NOT NULL AS is_json,
            CASE WHEN starts_with(raw, '{') THEN j IS NOT NULL ELSE json_type(j) = 'OBJECT' END AS is_object,
            json_extract(j, ['$.event_id', '$.ts', '$.event_type', '$.user_id', '$.photo_id', '$.client'])::VARCHAR[] AS v
     FROM (SELECT *, CASE WHEN read_error IS NULL THEN TRY_CAST(raw AS JSON) END AS j FROM lines)
@@ -70,7 +71,7 @@ WITH fields AS (
            json_int(v[4]) AS user_id, json_int(v[5]) AS photo_id, json_str(v[6]) AS client
     FROM fields
 )
-SELECT source_file, line_number, event_id, ts, event_type, user_id, photo_id, client,
+SELECT file_index, line_number, event_id, ts, event_type, user_id, photo_id, client,
        CASE
            WHEN read_error IS NOT NULL THEN read_error
            WHEN NOT is_json THEN 'malformed_json'
@@ -93,35 +94,36 @@ SELECT source_file, line_number, event_id, ts, event_type, user_id, photo_id, cl
            WHEN ts < $day_start OR ts >= $day_end
                THEN 'timestamp_outside_partition: ' || strftime(ts::TIMESTAMP, '%Y-%m-%dT%H:%M:%SZ')
        END AS reason,
-       -- A minified record holding only the known fields is exactly this long; a line of any
-       -- other length has its keys listed, so drift is found without listing every line's keys.
-       is_object AND length(raw) - ends_with(raw, chr(10))::INT <> 1
+       -- A minified record holding only the known fields is exactly this long; the text of a line
+       -- of any other length is kept to have its keys listed, so drift is found without listing
+       -- every line's keys.
+       CASE WHEN is_object AND length(raw) - ends_with(raw, chr(10))::INT <> 1
            + coalesce(length(v[1]) + 12, 0) + coalesce(length(v[2]) + 6, 0) + coalesce(length(v[3]) + 14, 0)
            + coalesce(length(v[4]) + 11, 0) + coalesce(length(v[5]) + 12, 0) + coalesce(length(v[6]) + 10, 0)
-           AS maybe_extra
+       THEN raw END AS maybe_extra
 FROM typed
 """
 
+# Duplicates are rare: find the ids seen more than once and keep their first delivery (lowest
+# file, then line) instead of ranking every row with a window.
 SELECT_EVENTS_SQL = """
-WITH kept AS (
-    SELECT * FROM classified
-    WHERE reason IS NULL
-    QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY source_file, line_number) = 1
+WITH repeated AS (
+    SELECT event_id, min((file_index, line_number)) AS first_delivery
+    FROM classified WHERE reason IS NULL
+    GROUP BY event_id HAVING count(*) > 1
 )
-SELECT event_id, ts, event_type, user_id, photo_id, client, kept.source_file::VARCHAR AS source_file,
-       CASE WHEN maybe_extra THEN (
-           SELECT rtrim(l.raw, chr(10) || chr(13)) FROM lines AS l
-           WHERE l.source_file = kept.source_file AND l.line_number = kept.line_number
-             AND len(list_filter(json_keys(TRY_CAST(l.raw AS JSON)), lambda k: k NOT IN $known_fields)) > 0
-       ) END AS extra_json
-FROM kept
+SELECT event_id, ts, event_type, user_id, photo_id, client, files.source_file,
+       CASE WHEN len(list_filter(json_keys(maybe_extra), lambda k: k NOT IN $known_fields)) > 0
+            THEN rtrim(maybe_extra, chr(10) || chr(13)) END AS extra_json
+FROM classified AS c JOIN files USING (file_index) LEFT JOIN repeated USING (event_id)
+WHERE reason IS NULL AND (first_delivery IS NULL OR first_delivery = (c.file_index, c.line_number))
 ORDER BY ts, event_id
 """
 
 SELECT_QUARANTINE_SQL = """
-SELECT $day::DATE AS partition_date, c.source_file::VARCHAR AS source_file, c.line_number, c.reason,
+SELECT $day::DATE AS partition_date, files.source_file, c.line_number, c.reason,
        left(rtrim(l.raw, chr(10) || chr(13)), 65536) AS raw, length(rtrim(l.raw, chr(10) || chr(13))) > 65536 AS raw_truncated
-FROM classified AS c JOIN lines AS l USING (source_file, line_number)
+FROM classified AS c JOIN lines AS l USING (file_index, line_number) JOIN files USING (file_index)
 WHERE c.reason IS NOT NULL
 ORDER BY source_file, line_number
 """
@@ -166,11 +168,13 @@ def day_bounds(day: date) -> tuple[datetime, datetime]:
     return start, start + timedelta(days=1)
 
 
-def transform_events(lines: pa.Table, day: date, threads: int | None = None) -> EventsResult:
+def transform_events(log_lines: LogLines, day: date, threads: int | None = None) -> EventsResult:
     """Parse, type, validate and deduplicate one day's raw log lines."""
-    con = duckdb.connect(config={"threads": threads} if threads else {})
+    con = duckdb.connect(config={'threads': threads} if threads else {})
     try:
-        con.register("lines", lines)
+        con.register("lines", log_lines.lines)
+        con.register("files", pa.table({"file_index": pa.array(range(len(log_lines.files)), pa.int32()),
+                                        "source_file": pa.array(log_lines.files, pa.string())}))
         start, end = day_bounds(day)
         con.execute(MACROS_SQL)
         con.execute(_inline(EVENTS_SQL), {"day_start": start, "day_end": end})

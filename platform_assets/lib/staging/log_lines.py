@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import zlib
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -19,7 +20,7 @@ from platform_assets.lib.lake_store import LakeStore
 
 LINES_SCHEMA = pa.schema(
     [
-        ("source_file", pa.dictionary(pa.int32(), pa.string())),
+        ("file_index", pa.int32()),
         ("line_number", pa.int64()),
         ("raw", pa.large_string()),
         ("read_error", pa.string()),
@@ -76,8 +77,16 @@ def _read_one(store: LakeStore, key: str) -> tuple[bytes, str | None]:
     return gunzip(store.read_bytes(key))
 
 
-def read_log_lines(store: LakeStore, keys: list[str], threads: int | None = None) -> pa.Table:
-    """All lines of `keys` with their source file, 1-based line number and any read error."""
+@dataclass(frozen=True)
+class LogLines:
+    """Raw lines of a set of files: `lines` refers to `files` by position (`file_index`)."""
+
+    lines: pa.Table
+    files: list[str]
+
+
+def read_log_lines(store: LakeStore, keys: list[str], threads: int | None = None) -> LogLines:
+    """All lines of `keys` with their file, 1-based line number and any read error."""
     threads = threads or min(8, (os.cpu_count() or 2) * 2)
     with ThreadPoolExecutor(max_workers=threads) as pool:
         decoded = list(pool.map(lambda k: _read_one(store, k), keys))
@@ -94,13 +103,13 @@ def read_log_lines(store: LakeStore, keys: list[str], threads: int | None = None
     file_index = np.repeat(np.arange(len(keys), dtype=np.int32), counts_np)
     starts = np.repeat(np.cumsum(counts_np) - counts_np, counts_np)
     line_number = np.arange(1, len(file_index) + 1, dtype=np.int64) - starts
-    source_file = pa.DictionaryArray.from_arrays(pa.array(file_index), pa.array(keys, pa.string()))
-    return pa.table(
+    table = pa.table(
         [
-            pa.chunked_array([source_file]),
+            pa.chunked_array([pa.array(file_index)]),
             pa.chunked_array([pa.array(line_number)]),
             pa.chunked_array(raws, pa.large_string()),
             pa.chunked_array(errors, pa.string()),
         ],
         schema=LINES_SCHEMA,
     )
+    return LogLines(table, list(keys))
