@@ -62,6 +62,9 @@ def main(argv: list[str] | None = None) -> None:
     app.add_argument("--late-day", default=None, help="also deliver a late file for this earlier day (YYYY-MM-DD)")
     app.set_defaults(func=cmd_append)
 
+    catalog = sub.add_parser("catalog", help="print the feature catalog (docs/FEATURES.md)")
+    catalog.set_defaults(func=lambda a: print(__import__("platform_assets.lib.features.catalog", fromlist=["x"]).render_catalog(), end=""))
+
     demo = sub.add_parser("demo", help="generate the demo lake and materialize the whole graph")
     demo.add_argument("--fresh", action="store_true", help="regenerate the lake even if it exists")
     demo.set_defaults(func=lambda a: __import__("platform_assets.demo", fromlist=["run"]).run(fresh=a.fresh))

@@ -7,6 +7,7 @@ import shutil
 
 import dagster as dg
 
+from platform_assets.defs.features.sensors import RANGE_END_TAG, RANGE_START_TAG
 from platform_assets.defs.resources import DEMO_DIR, PROJECT_ROOT
 from platform_assets.lib.lake_layout import list_log_days
 from platform_assets.lib.lake_store import LakeStore
@@ -34,6 +35,13 @@ def run(fresh: bool = False) -> None:
     for day in days:
         print(f"materializing events for {day} ...", flush=True)
         _check(defs.resolve_job_def("events_job").execute_in_process(instance=instance, partition_key=day))
+    first, last = min(days), max(days)
+    print(f"materializing features and the training set for {first} .. {last} in one run ...", flush=True)
+    _check(
+        defs.resolve_job_def("features_job").execute_in_process(
+            instance=instance, tags={RANGE_START_TAG: first, RANGE_END_TAG: last}
+        )
+    )
 
     print(
         "\nDone. Where to look:\n"

@@ -32,6 +32,9 @@ def test_assets_are_grouped_by_layer_with_descriptions_and_schemas() -> None:
         assert key.path[0] == node.group_name, key  # keys are prefixed by their layer
     assert groups["lake"] == {"lake/raw_users", "lake/raw_photos", "lake/raw_logs"}
     assert {"staging/events", "staging/events_quarantine", "staging/users", "staging/photos"} <= groups["staging"]
+    assert groups["features"] == {
+        "features/user_activity", "features/photo_features", "features/popularity_labels", "features/training_set"
+    }
     events = graph.get(dg.AssetKey(["staging", "events"]))
     schema = events.metadata["dagster/column_schema"]
     assert {c.name for c in schema.columns} >= {"event_id", "ts", "user_id", "photo_id", "event_type"}
@@ -42,7 +45,8 @@ def test_assets_are_grouped_by_layer_with_descriptions_and_schemas() -> None:
 def test_sensor_and_jobs_are_registered() -> None:
     d = defs()
     assert d.get_sensor_def("new_logs_sensor").default_status == dg.DefaultSensorStatus.RUNNING
-    assert d.resolve_job_def("events_job") and d.resolve_job_def("app_db_job")
+    assert d.get_sensor_def("features_sensor").default_status == dg.DefaultSensorStatus.RUNNING
+    assert d.resolve_job_def("events_job") and d.resolve_job_def("app_db_job") and d.resolve_job_def("features_job")
 
 
 def test_unknown_deployment_fails_fast(monkeypatch) -> None:
@@ -56,3 +60,9 @@ def test_unknown_deployment_fails_fast(monkeypatch) -> None:
         chain.append(str(exc))
         exc = exc.__cause__ or exc.__context__
     assert any("PLATFORM_ASSETS_DEPLOYMENT='staging-ish': use 'local' or 'production'" in m for m in chain)
+
+
+def test_feature_catalog_is_current() -> None:
+    from platform_assets.lib.features.catalog import render_catalog
+
+    assert (ROOT / "docs" / "FEATURES.md").read_text() == render_catalog(), "run: platform-assets catalog > docs/FEATURES.md"

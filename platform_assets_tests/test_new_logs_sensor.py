@@ -80,3 +80,21 @@ def test_sensor_runs_materialize_the_requested_partition(fresh_lake, instance, m
     assert fresh_lake.store.exists(f"staging/events/dt={request.partition_key}/part-0.parquet")
     mats = instance.get_latest_materialization_event(dg.AssetKey(["staging", "events"]))
     assert mats.asset_materialization.partition == request.partition_key
+
+
+def test_features_sensor_requests_one_ranged_run_after_events_land(fresh_lake, instance, monkeypatch) -> None:
+    from platform_assets.defs.features.sensors import RANGE_END_TAG, RANGE_START_TAG, features_sensor
+    from platform_assets.definitions import defs
+
+    monkeypatch.setenv("PLATFORM_ASSETS_LAKE", fresh_lake.store.root)
+    job = defs().resolve_job_def("events_job")
+    for day in ("2026-11-01", "2026-11-02"):
+        assert job.execute_in_process(instance=instance, partition_key=day).success
+    first = features_sensor(dg.build_sensor_context(instance=instance))
+    (request,) = first.run_requests
+    assert (request.tags[RANGE_START_TAG], request.tags[RANGE_END_TAG]) == ("2026-11-01", "2026-11-02")
+    again = features_sensor(dg.build_sensor_context(instance=instance, cursor=first.cursor))
+    assert not again.run_requests
+    assert job.execute_in_process(instance=instance, partition_key="2026-11-02").success  # a late file re-opened a day
+    late = features_sensor(dg.build_sensor_context(instance=instance, cursor=first.cursor))
+    assert [(r.tags[RANGE_START_TAG], r.tags[RANGE_END_TAG]) for r in late.run_requests] == [("2026-11-01", "2026-11-02")]

@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
+
+import pyarrow as pa
 
 from platform_assets.lib.lake_store import FileEntry, LakeStore
 
@@ -60,3 +62,14 @@ def list_log_days(store: LakeStore) -> tuple[dict[str, DayListing], list[str]]:
         else:
             days.setdefault(day, DayListing()).files.append(entry)
     return dict(sorted(days.items())), strays
+
+
+def read_days(store: LakeStore, dataset: str, days: list[str], schema: pa.Schema) -> pa.Table:
+    """The daily partitions of `dataset` that exist among `days`, as one table."""
+    tables = [store.read_parquet(partition_key(dataset, d)) for d in days if store.exists(partition_key(dataset, d))]
+    return pa.concat_tables([t.cast(schema) for t in tables]) if tables else schema.empty_table()
+
+
+def day_range(first: date, last: date) -> list[str]:
+    """ISO days from `first` to `last`, both included."""
+    return [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]

@@ -7,9 +7,13 @@ app_db_job = dg.define_asset_job(
     selection=dg.AssetSelection.groups("lake").required_multi_asset_neighbors()
     - dg.AssetSelection.assets(["lake", "raw_logs"])
     | dg.AssetSelection.assets(
-        ["staging", "users"], ["staging", "users_quarantine"], ["staging", "photos"], ["staging", "photos_quarantine"]
+        ["staging", "users"],
+        ["staging", "users_quarantine"],
+        ["staging", "photos"],
+        ["staging", "photos_quarantine"],
+        ["features", "photo_features"],
     ),
-    description="Snapshot the app database and rebuild `users` and `photos`.",
+    description="Snapshot the app database and rebuild `users`, `photos` and `photo_features`.",
 )
 
 app_db_schedule = dg.ScheduleDefinition(

@@ -1,0 +1,164 @@
+"""The `features` layer: what was known about each photo and its author when it was posted.
+
+Log-derived assets are daily partitions that run as one job over a range of days (single-run
+backfills), because a day's rows depend on earlier days: user_activity on 30 days of events,
+training_set on 31 days of user_activity.
+"""
+
+from datetime import date, timedelta
+
+import dagster as dg
+
+from platform_assets.defs.metadata import column_schema, table_metadata
+from platform_assets.defs.partitions import daily
+from platform_assets.defs.resources import LakeResource
+from platform_assets.defs.staging.events import EVENTS
+from platform_assets.lib.features.labels import LABELS_SCHEMA, compute_labels
+from platform_assets.lib.features.photo_features import PHOTO_FEATURES_SCHEMA, compute_photo_features
+from platform_assets.lib.features.training_set import (
+    TRAINING_SET_SCHEMA,
+    compute_training_set,
+    point_in_time_violations,
+)
+from platform_assets.lib.features.user_activity import LOOKBACK_DAYS, USER_ACTIVITY_SCHEMA, compute_user_activity
+from platform_assets.lib.lake_layout import day_range, partition_key, read_days, staging_key
+from platform_assets.lib.lake_store import LakeStore
+from platform_assets.lib.staging.app_tables import PHOTOS_SCHEMA, USERS_SCHEMA
+from platform_assets.lib.staging.events import EVENTS_SCHEMA
+
+USERS = dg.AssetKey(["staging", "users"])
+PHOTOS = dg.AssetKey(["staging", "photos"])
+USER_ACTIVITY = dg.AssetKey(["features", "user_activity"])
+LABELS = dg.AssetKey(["features", "popularity_labels"])
+PHOTO_FEATURES = dg.AssetKey(["features", "photo_features"])
+TRAINING_SET = dg.AssetKey(["features", "training_set"])
+
+PHOTO_FEATURES_FILE = "features/photo_features.parquet"
+_RANGED = {"partitions_def": daily, "backfill_policy": dg.BackfillPolicy.single_run(), "group_name": "features"}
+
+
+def _window(context: dg.AssetExecutionContext) -> tuple[date, date]:
+    """First and last day (inclusive) of the partitions this run materializes."""
+    window = context.partition_time_window
+    return window.start.date(), (window.end - timedelta(days=1)).date()
+
+
+def _write_days(context: dg.AssetExecutionContext, store: LakeStore, dataset: str, table, ts_column: str) -> dict:
+    """One Parquet file per day of the run's range; metadata of the whole range."""
+    import pyarrow.compute as pc
+
+    first, last = _window(context)
+    days = pc.strftime(table[ts_column], format="%Y-%m-%d")
+    total = 0
+    for day in day_range(first, last):
+        total += store.write_parquet(partition_key(dataset, day), table.filter(pc.equal(days, day)))
+    return table_metadata(table, store.uri(f"{dataset}/"), total) | {"days": len(day_range(first, last))}
+
+
+@dg.asset(
+    key=USER_ACTIVITY,
+    deps=[
+        dg.AssetDep(EVENTS, partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-LOOKBACK_DAYS)),
+        PHOTOS,
+        USERS,
+    ],
+    kinds={"duckdb", "parquet"},
+    description="Each user's activity features as exact step functions of time (see columns).",
+    metadata={"dagster/column_schema": column_schema(USER_ACTIVITY_SCHEMA), "time_semantics": "as-of: value at ts until the user's next row"},
+    **_RANGED,
+)
+def user_activity(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    store = lake.store()
+    first, last = _window(context)
+    events = read_days(store, "staging/events", day_range(first - timedelta(days=LOOKBACK_DAYS), last), EVENTS_SCHEMA)
+    table = compute_user_activity(
+        events,
+        store.read_parquet(staging_key("photos")),
+        store.read_parquet(staging_key("users")),
+        context.partition_time_window.start,
+        context.partition_time_window.end,
+    )
+    return dg.MaterializeResult(metadata=_write_days(context, store, "features/user_activity", table, "ts"))
+
+
+@dg.asset(
+    key=LABELS,
+    deps=[PHOTOS, dg.AssetDep(EVENTS, partition_mapping=dg.TimeWindowPartitionMapping(end_offset=1))],
+    kinds={"duckdb", "parquet"},
+    description="Views, likes, comments and shares in the 24 h after posting; partitioned by posting day.",
+    metadata={"dagster/column_schema": column_schema(LABELS_SCHEMA)},
+    **_RANGED,
+)
+def popularity_labels(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    store = lake.store()
+    first, last = _window(context)
+    events = read_days(store, "staging/events", day_range(first, last + timedelta(days=1)), EVENTS_SCHEMA)
+    table = compute_labels(
+        store.read_parquet(staging_key("photos")), events,
+        context.partition_time_window.start, context.partition_time_window.end,
+    )
+    metadata = _write_days(context, store, "features/popularity_labels", table, "posted_at")
+    ready = sum(table["label_ready"].to_pylist())
+    return dg.MaterializeResult(metadata=metadata | {"labels_ready": ready, "labels_pending": table.num_rows - ready})
+
+
+@dg.asset(
+    key=PHOTO_FEATURES,
+    deps=[PHOTOS, USERS],
+    group_name="features",
+    kinds={"polars", "parquet"},
+    description="Posting hour and weekday in the author's time zone, title length, location cell, author tenure.",
+    metadata={"dagster/column_schema": column_schema(PHOTO_FEATURES_SCHEMA)},
+)
+def photo_features(lake: LakeResource) -> dg.MaterializeResult:
+    store = lake.store()
+    table = compute_photo_features(store.read_parquet(staging_key("photos")), store.read_parquet(staging_key("users")))
+    size = store.write_parquet(PHOTO_FEATURES_FILE, table)
+    return dg.MaterializeResult(metadata=table_metadata(table, store.uri(PHOTO_FEATURES_FILE), size))
+
+
+@dg.asset(
+    key=TRAINING_SET,
+    deps=[
+        PHOTO_FEATURES,
+        LABELS,
+        dg.AssetDep(USER_ACTIVITY, partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-(LOOKBACK_DAYS + 1))),
+    ],
+    kinds={"duckdb", "parquet"},
+    description="One row per labelled photo: photo features, the author's activity as of posted_at (ASOF join), the label.",
+    metadata={"dagster/column_schema": column_schema(TRAINING_SET_SCHEMA)},
+    check_specs=[
+        dg.AssetCheckSpec(
+            "point_in_time_correct",
+            asset=TRAINING_SET,
+            description="Every joined feature row has ts <= posted_at: zero violations.",
+        )
+    ],
+    **_RANGED,
+)
+def training_set(context: dg.AssetExecutionContext, lake: LakeResource):
+    store = lake.store()
+    first, last = _window(context)
+    activity = read_days(
+        store, "features/user_activity", day_range(first - timedelta(days=LOOKBACK_DAYS + 1), last), USER_ACTIVITY_SCHEMA
+    )
+    labels = read_days(store, "features/popularity_labels", day_range(first, last), LABELS_SCHEMA)
+    if not store.exists(PHOTO_FEATURES_FILE):
+        raise dg.Failure(f"{store.uri(PHOTO_FEATURES_FILE)} does not exist: materialize features/photo_features (app_db_job)")
+    table = compute_training_set(
+        store.read_parquet(PHOTO_FEATURES_FILE), labels, activity,
+        context.partition_time_window.start, context.partition_time_window.end,
+    )
+    yield dg.MaterializeResult(metadata=_write_days(context, store, "features/training_set", table, "posted_at"))
+    violations = point_in_time_violations(table)
+    yield dg.AssetCheckResult(
+        check_name="point_in_time_correct", passed=violations == 0, metadata={"violations": violations, "rows": table.num_rows}
+    )
+
+
+features_job = dg.define_asset_job(
+    "features_job",
+    selection=dg.AssetSelection.assets(USER_ACTIVITY, LABELS, TRAINING_SET),
+    partitions_def=daily,
+    description="Rebuild features, labels and the training set over a range of days in one run.",
+)

@@ -1,0 +1,51 @@
+"""`features_sensor`: when days of `events` change, rebuild the features whose windows reach them."""
+
+from datetime import date, timedelta
+
+import dagster as dg
+
+from platform_assets.defs.features.assets import features_job
+from platform_assets.defs.staging.events import EVENTS
+from platform_assets.lib.features.user_activity import LOOKBACK_DAYS
+
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+
+
+def affected_range(changed: set[str], materialized: set[str]) -> tuple[str, str] | None:
+    """Days to rebuild when `changed` event days were rewritten: labels of the day before each
+    (their 24 h window reaches in), and every day whose 30-day activity window (31 for the
+    training set's as-of lookback) reaches it, up to the last day with events."""
+    if not changed or not materialized:
+        return None
+    first = date.fromisoformat(min(changed)) - timedelta(days=1)
+    last_with_events = date.fromisoformat(max(materialized))
+    last = min(date.fromisoformat(max(changed)) + timedelta(days=LOOKBACK_DAYS + 1), last_with_events)
+    first = max(first, date.fromisoformat(min(materialized)))
+    return (first.isoformat(), last.isoformat()) if first <= last else None
+
+
+@dg.sensor(
+    job=features_job,
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Watches `staging/events` materializations and launches one features run over the affected days.",
+)
+def features_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+    after = int(context.cursor) if context.cursor else None
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=EVENTS, after_storage_id=after), limit=10_000, ascending=True
+    ).records
+    if not records:
+        return dg.SensorResult(skip_reason="no new events materializations")
+    changed = {r.partition_key for r in records if r.partition_key}
+    materialized = set(context.instance.get_materialized_partitions(EVENTS))
+    cursor = str(records[-1].storage_id)
+    span = affected_range(changed, materialized)
+    if span is None:
+        return dg.SensorResult(skip_reason="no days to rebuild", cursor=cursor)
+    request = dg.RunRequest(
+        run_key=f"features:{cursor}",
+        tags={RANGE_START_TAG: span[0], RANGE_END_TAG: span[1]},
+    )
+    return dg.SensorResult(run_requests=[request], cursor=cursor)

@@ -1,0 +1,64 @@
+"""`training_set`: one row per labelled photo, features as of the moment it was posted.
+
+The author's activity comes from an ASOF join: the latest `user_activity` row with
+ts <= posted_at, never one after. `features_as_of` keeps that row's ts so a check can prove it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import duckdb
+import pyarrow as pa
+
+from platform_assets.lib.features.labels import LABELS_SCHEMA
+from platform_assets.lib.features.photo_features import PHOTO_FEATURES_SCHEMA
+from platform_assets.lib.features.user_activity import USER_ACTIVITY_SCHEMA
+from platform_assets.lib.staging.arrow_utils import conform_to, described_schema
+
+ACTIVITY_FEATURES = [f.name for f in USER_ACTIVITY_SCHEMA if f.name not in ("user_id", "ts", "days_since_signup")]
+LABEL_COLUMNS = ["views", "likes", "comments", "shares", "popularity_score"]
+
+TRAINING_SET_SCHEMA = described_schema(
+    *[(f.name, f.type, f.metadata[b"description"].decode()) for f in PHOTO_FEATURES_SCHEMA],
+    *[(f"author_{f.name}", f.type, f"Author's {f.metadata[b'description'].decode()[0].lower()}"
+       f"{f.metadata[b'description'].decode()[1:]} As of posted_at.") for f in USER_ACTIVITY_SCHEMA
+      if f.name in ACTIVITY_FEATURES],
+    ("features_as_of", pa.timestamp("us", tz="UTC"), "ts of the joined user_activity row (NULL: no activity in 31 days); always <= posted_at."),
+    *[(f.name, f.type, f.metadata[b"description"].decode()) for f in LABELS_SCHEMA if f.name in LABEL_COLUMNS],
+)
+
+TRAINING_SET_SQL = f"""
+SELECT pf.*,
+       {", ".join(f"coalesce(ua.{c}, 0) AS author_{c}" for c in ACTIVITY_FEATURES)},
+       ua.ts AS features_as_of,
+       {", ".join(f"l.{c}" for c in LABEL_COLUMNS)}
+FROM photo_features AS pf
+JOIN labels AS l USING (photo_id)
+ASOF LEFT JOIN user_activity AS ua ON pf.user_id = ua.user_id AND pf.posted_at >= ua.ts
+WHERE l.label_ready AND pf.posted_at >= $range_start AND pf.posted_at < $range_end
+ORDER BY pf.posted_at, pf.photo_id
+"""
+
+
+def compute_training_set(
+    photo_features: pa.Table, labels: pa.Table, user_activity: pa.Table, range_start: datetime, range_end: datetime
+) -> pa.Table:
+    """`user_activity` must hold every row from range_start - 31 days on: a user with no row in
+    that span has had no activity for over 30 days, so every window feature is exactly 0."""
+    with duckdb.connect() as con:
+        for name, table in (("photo_features", photo_features), ("labels", labels), ("user_activity", user_activity)):
+            con.register(name, table)
+        table = con.sql(TRAINING_SET_SQL, params={"range_start": range_start, "range_end": range_end}).to_arrow_table()
+        return conform_to(table, TRAINING_SET_SCHEMA)
+
+
+POINT_IN_TIME_SQL = """
+SELECT count(*) FILTER (features_as_of > posted_at) AS violations, count(*) AS rows FROM training_set
+"""
+
+
+def point_in_time_violations(training_set: pa.Table) -> int:
+    with duckdb.connect() as con:
+        con.register("training_set", training_set)
+        return int(con.sql(POINT_IN_TIME_SQL).fetchall()[0][0])

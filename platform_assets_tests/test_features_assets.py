@@ -1,0 +1,103 @@
+"""Materialize the features layer on a generated lake; prove the shipped join does not leak."""
+
+import dagster as dg
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from platform_assets.defs.features.assets import photo_features, popularity_labels, training_set, user_activity
+from platform_assets.defs.features.sensors import affected_range
+from platform_assets.defs.lake.raw_db import raw_photos, raw_users
+from platform_assets.defs.staging.app_tables import stage_photos, stage_users
+from platform_assets.defs.staging.events import stage_events
+from platform_assets.lib.features import training_set as ts_lib
+from platform_assets.lib.lake_layout import partition_key
+from platform_assets.lib.simulator import LakeScale
+from platform_assets_tests.conftest import make_lake
+
+RANGE = ("dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
+SCALE = LakeScale(users=1500, photos=2500, days=5, events_per_day=30_000, defect_rate=0.002, seed=3)
+
+
+def build_features(lake) -> dg.ExecuteInProcessResult:
+    resources = lake.resources()
+    assert dg.materialize([raw_users, raw_photos, stage_users, stage_photos, photo_features], resources=resources).success
+    days = sorted(lake.manifest["days"])
+    for day in days:
+        assert dg.materialize([stage_events], partition_key=day, resources=resources).success
+    result = dg.materialize(
+        [user_activity, popularity_labels, training_set], resources=resources, tags=dict(zip(RANGE, (days[0], days[-1])))
+    )
+    assert result.success
+    return result
+
+
+@pytest.fixture(scope="module")
+def feature_lake(tmp_path_factory):
+    lake = make_lake(tmp_path_factory.mktemp("features"), SCALE)
+    return lake, build_features(lake)
+
+
+def test_one_run_builds_every_day_and_the_point_in_time_check_passes(feature_lake) -> None:
+    lake, result = feature_lake
+    days = sorted(lake.manifest["days"])
+    (check,) = result.get_asset_check_evaluations()
+    assert check.passed and check.metadata["violations"].value == 0
+    for day in days:
+        assert lake.store.exists(partition_key("features/user_activity", day))
+    rows = sum(lake.store.read_parquet(partition_key("features/training_set", d)).num_rows for d in days)
+    labels = sum(lake.store.read_parquet(partition_key("features/popularity_labels", d)).num_rows for d in days)
+    assert labels == SCALE.photos  # every photo has a label row; only closed windows are training rows
+    last = lake.store.read_parquet(partition_key("features/popularity_labels", days[-1]))
+    assert not any(last["label_ready"].to_pylist())  # the last day's 24 h windows have not closed
+    assert 0.5 * SCALE.photos < rows < SCALE.photos
+
+
+def _spearman(a: np.ndarray, b: np.ndarray) -> float:
+    ra, rb = np.argsort(np.argsort(a)), np.argsort(np.argsort(b))
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def _validation_score(table: pa.Table) -> float:
+    """Ridge regression on the earlier days, rank correlation on the last labelled day."""
+    features = [c for c in table.column_names if c.startswith("author_") or c in (
+        "posted_hour_local", "title_length", "title_words", "author_tenure_days")]
+    x = np.column_stack([table[c].to_numpy(zero_copy_only=False).astype(float) for c in features])
+    x = np.column_stack([np.log1p(np.abs(x)), np.ones(len(x))])
+    hour = table["posted_hour_local"].to_numpy()
+    x = np.column_stack([x, (hour >= 18) & (hour <= 21)])
+    y = table["popularity_score"].to_numpy()
+    day = np.array([t.date() for t in table["posted_at"].to_pylist()])
+    train, valid = day < day.max(), day == day.max()
+    w = np.linalg.solve(x[train].T @ x[train] + 1e-3 * np.eye(x.shape[1]), x[train].T @ y[train])
+    return _spearman(x[valid] @ w, y[valid])
+
+
+def test_a_leaking_join_scores_clearly_better_and_the_correct_one_ships(feature_lake) -> None:
+    lake, _ = feature_lake
+    days = sorted(lake.manifest["days"])
+    shipped = pa.concat_tables(lake.store.read_parquet(partition_key("features/training_set", d)) for d in days)
+    leaking_sql = ts_lib.TRAINING_SET_SQL.replace(
+        "pf.posted_at >= ua.ts", "date_trunc('day', pf.posted_at::TIMESTAMP) + INTERVAL 1 DAY > ua.ts::TIMESTAMP"
+    )
+    assert leaking_sql != ts_lib.TRAINING_SET_SQL
+    with duckdb.connect() as con:
+        con.register("photo_features", lake.store.read_parquet("features/photo_features.parquet"))
+        con.register("labels", pa.concat_tables(lake.store.read_parquet(partition_key("features/popularity_labels", d)) for d in days))
+        con.register("user_activity", pa.concat_tables(lake.store.read_parquet(partition_key("features/user_activity", d)) for d in days))
+        start, end = shipped["posted_at"][0].as_py(), days[-1]
+        leaking = con.sql(leaking_sql, params={"range_start": start.replace(hour=0, minute=0, second=0, microsecond=0), "range_end": end}).to_arrow_table()
+    assert ts_lib.point_in_time_violations(leaking) > 0
+    assert ts_lib.point_in_time_violations(shipped) == 0
+    correct, leaked = _validation_score(shipped), _validation_score(leaking)
+    print(f"validation rank correlation: correct {correct:.3f}, leaking {leaked:.3f}")
+    assert correct > 0.1  # the planted signal is learnable without the future
+    assert leaked > correct + 0.1  # and the future makes it look clearly better
+
+
+def test_affected_range_reaches_the_windows_of_a_late_day() -> None:
+    have = {f"2026-11-{d:02d}" for d in range(1, 31)}
+    assert affected_range({"2026-11-03"}, have) == ("2026-11-02", "2026-11-30")
+    assert affected_range({"2026-11-01"}, {"2026-11-01", "2026-11-02"}) == ("2026-11-01", "2026-11-02")
+    assert affected_range(set(), have) is None

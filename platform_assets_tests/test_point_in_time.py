@@ -1,0 +1,119 @@
+"""The as-of join against a brute-force reference, on data built to hit the edges: feature
+events exactly at posted_at and just after, users with no history, events given out of
+order, and events that arrive late (a day's events appended after the others)."""
+
+import random
+from datetime import datetime, timedelta, timezone
+
+import pyarrow as pa
+import pytest
+
+from platform_assets.lib.features.labels import compute_labels
+from platform_assets.lib.features.photo_features import compute_photo_features
+from platform_assets.lib.features.training_set import compute_training_set, point_in_time_violations
+from platform_assets.lib.features.user_activity import compute_user_activity
+from platform_assets.lib.staging.app_tables import PHOTOS_SCHEMA, USERS_SCHEMA
+from platform_assets.lib.staging.arrow_utils import conform_to
+from platform_assets.lib.staging.events import EVENTS_SCHEMA
+
+T0 = datetime(2026, 10, 1, tzinfo=timezone.utc)
+US = timedelta(microseconds=1)
+
+
+def table(rows: list[dict], schema: pa.Schema) -> pa.Table:
+    cols = {f.name: [r.get(f.name) for r in rows] for f in schema}
+    return conform_to(pa.table({k: pa.array(v, schema.field(k).type) for k, v in cols.items()}), schema)
+
+
+def build(users, photos, events):
+    users_t = table(users, USERS_SCHEMA)
+    photos_t = table(photos, PHOTOS_SCHEMA)
+    events_t = table(events, EVENTS_SCHEMA)
+    start, end = T0, T0 + timedelta(days=60)
+    activity = compute_user_activity(events_t, photos_t, users_t, start, end)
+    labels = compute_labels(photos_t, events_t, start, end)
+    return compute_training_set(compute_photo_features(photos_t, users_t), labels, activity, start, end)
+
+
+def brute_force(photo, photos, events) -> dict:
+    author, p = photo["user_id"], photo["posted_at"]
+    own = [e for e in events if e["user_id"] == author]
+    authored = {q["photo_id"] for q in photos if q["user_id"] == author}
+    in_days = lambda e, d: p - timedelta(days=d) <= e["ts"] <= p  # noqa: E731
+    ordered = sorted(own, key=lambda e: e["ts"])
+    starts = [e for i, e in enumerate(ordered) if i == 0 or e["ts"] - ordered[i - 1]["ts"] > timedelta(minutes=30)]
+    return {
+        "author_logins_today": sum(e["event_type"] == "login" and e["ts"].date() == p.date() and e["ts"] <= p for e in own),
+        "author_likes_given_7d": sum(e["event_type"] == "like" and in_days(e, 7) for e in own),
+        "author_likes_received_7d": sum(
+            e["event_type"] == "like" and e["photo_id"] in authored and in_days(e, 7) for e in events
+        ),
+        "author_posts_30d": sum(e["event_type"] == "post" and in_days(e, 30) for e in own),
+        "author_sessions_7d": sum(in_days(e, 7) for e in starts),
+    }
+
+
+def ev(n, user, ts, kind, photo=None):
+    return {"event_id": f"e{n}", "ts": ts, "event_type": kind, "user_id": user, "photo_id": photo, "client": "ios", "source_file": "f"}
+
+
+def test_edges_match_the_brute_force_reference() -> None:
+    users = [{"user_id": u, "username": f"u{u}", "signup_at": T0 - timedelta(days=10), "timezone": "UTC"} for u in (1, 2, 3)]
+    p_at = T0 + timedelta(days=20, hours=12)
+    photos = [
+        {"photo_id": 1, "user_id": 1, "posted_at": T0 + timedelta(days=1), "image_key": "images/1.jpg"},
+        {"photo_id": 2, "user_id": 1, "posted_at": p_at, "image_key": "images/2.jpg"},
+        {"photo_id": 3, "user_id": 3, "posted_at": p_at, "image_key": "images/3.jpg"},  # user with no history
+    ]
+    events = [
+        ev(1, 1, p_at, "login"),  # exactly at posted_at: counts
+        ev(2, 1, p_at + US, "login"),  # just after: must not count
+        ev(3, 2, p_at, "like", 1),  # a like received exactly at posted_at
+        ev(4, 2, p_at - timedelta(days=7), "like", 1),  # exactly 7 days before: inside the window
+        ev(5, 2, p_at - timedelta(days=7) - US, "like", 1),  # just outside
+        ev(6, 1, p_at - timedelta(days=7), "like", 1),  # a like the author gives (to their own photo)
+        ev(7, 1, T0 + timedelta(days=1), "post", 1),
+        ev(8, 1, p_at, "post", 2),
+        ev(9, 1, p_at - timedelta(days=1), "login"),  # yesterday's login: not today
+        ev(10, 2, p_at + timedelta(hours=3), "view", 2),  # label window
+        ev(11, 2, p_at + timedelta(hours=30), "view", 2),  # closes the label window, outside it
+    ]
+    random.Random(0).shuffle(events)  # events out of order
+    rows = {r["photo_id"]: r for r in build(users, photos, events).to_pylist()}
+    for photo in photos:
+        if photo["photo_id"] in rows:
+            got = {k: rows[photo["photo_id"]][k] for k in brute_force(photo, photos, events)}
+            assert got == brute_force(photo, photos, events), photo
+    assert rows[2]["author_logins_today"] == 1 and rows[2]["author_likes_received_7d"] == 3
+    assert rows[2]["features_as_of"] == p_at and rows[2]["views"] == 1
+    assert rows[3]["features_as_of"] is None and rows[3]["author_posts_30d"] == 0
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_random_histories_match_the_brute_force_reference(seed: int) -> None:
+    rnd = random.Random(seed)
+    users = [{"user_id": u, "username": f"u{u}", "signup_at": T0 - timedelta(days=5), "timezone": "Asia/Tokyo"} for u in range(1, 6)]
+    photos, events = [], []
+    for pid in range(1, 41):
+        posted = T0 + timedelta(minutes=rnd.randrange(0, 45 * 24 * 60))
+        author = rnd.randrange(1, 6)
+        photos.append({"photo_id": pid, "user_id": author, "posted_at": posted, "image_key": f"images/{pid}.jpg"})
+        events.append(ev(len(events), author, posted, "post", pid))
+    for _ in range(600):
+        ts = T0 + timedelta(minutes=rnd.randrange(0, 50 * 24 * 60))
+        kind = rnd.choice(["login", "like", "view", "comment"])
+        photo = rnd.choice(photos)["photo_id"] if kind != "login" else None
+        events.append(ev(len(events), rnd.randrange(1, 6), ts, kind, photo))
+    late = [e for e in events if e["ts"].day == 10]  # one day's events delivered after the rest
+    events = [e for e in events if e["ts"].day != 10] + late
+    result = build(users, photos, events)
+    assert result.num_rows > 20 and point_in_time_violations(result) == 0
+    by_id = {p["photo_id"]: p for p in photos}
+    for row in result.to_pylist():
+        expected = brute_force(by_id[row["photo_id"]], photos, events)
+        assert {k: row[k] for k in expected} == expected, row["photo_id"]
+
+
+def test_the_check_counts_a_leaking_row() -> None:
+    leaking = pa.table({"posted_at": [T0, T0], "features_as_of": [T0, T0 + US]})
+    assert point_in_time_violations(leaking) == 1
