@@ -14,7 +14,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -24,6 +23,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.peak import peak_rss_mb  # noqa: E402
 
 
 def lake_for(events: int, base: Path):
@@ -76,8 +77,7 @@ def run_one(impl: str, lake_dir: str, out_dir: str) -> None:
         pq.write_table(table.select(cols).cast(pa.schema([table.schema.field(c) for c in cols]).remove_metadata()),
                        f"{out_dir}/{impl}-{day}.parquet")
         del table
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"seconds": seconds, "events": events, "quarantined": quarantined, "peak_mb": peak_mb}))
+    print(json.dumps({"seconds": seconds, "events": events, "quarantined": quarantined, "peak_mb": peak_rss_mb()}))
 
 
 def child(impl: str, lake_dir: str, out_dir: str) -> dict:
