@@ -10,7 +10,6 @@ rows and the same quarantine count, then prints events/s, ratios and peak memory
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -24,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.peak import peak_rss_mb  # noqa: E402
+from benchmarks.common import bench_parser, peak_rss_mb  # noqa: E402
 
 
 def lake_for(events: int, base: Path):
@@ -104,14 +103,7 @@ def same_rows(out_dir: str) -> bool:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--events", type=int, default=10_000_000)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--base", default="/tmp/platform-assets-bench")
-    parser.add_argument("--child")
-    parser.add_argument("--lake-dir")
-    parser.add_argument("--out")
-    args = parser.parse_args()
+    args = bench_parser("lake-dir", "out").parse_args()
     if args.child:
         return run_one(args.child, args.lake_dir, args.out)
 

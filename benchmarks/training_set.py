@@ -12,7 +12,6 @@ script creates (`pip install feast pandas`), not from the platform's.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -26,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.peak import peak_rss_mb  # noqa: E402
+from benchmarks.common import bench_parser, peak_rss_mb  # noqa: E402
 FEAST_VENV = ROOT / "benchmarks" / ".venv-feast"
 AUTHOR_COLUMNS = ["author_logins_today", "author_likes_given_7d", "author_likes_received_7d", "author_posts_30d",
                   "author_sessions_7d"]
@@ -121,14 +120,7 @@ def identical(out_dir: Path) -> dict[str, dict]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--events", type=int, default=10_000_000)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--base", default="/tmp/platform-assets-bench")
-    parser.add_argument("--child")
-    parser.add_argument("--inputs")
-    parser.add_argument("--out")
-    args = parser.parse_args()
+    args = bench_parser("inputs", "out").parse_args()
     if args.child:
         seconds = run_platform(Path(args.inputs), Path(args.out) / "platform.parquet")
         print(json.dumps({"seconds": seconds, "peak_mb": peak_rss_mb()}))

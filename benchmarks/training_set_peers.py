@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.peak import peak_rss_mb  # noqa: E402
+from benchmarks.common import peak_rss_mb  # noqa: E402
 
 AUTHOR = ["logins_today", "likes_given_7d", "likes_received_7d", "posts_30d", "sessions_7d"]
 

@@ -79,7 +79,7 @@ def test_a_leaking_join_scores_clearly_better_and_the_correct_one_ships(feature_
     days = sorted(lake.manifest["days"])
     shipped = pa.concat_tables(lake.store.read_parquet(partition_key("features/training_set", d)) for d in days)
     leaking_sql = ts_lib.TRAINING_SET_SQL.replace(
-        "pf.posted_at >= ua.ts", "date_trunc('day', pf.posted_at::TIMESTAMP) + INTERVAL 1 DAY > ua.ts::TIMESTAMP"
+        "e.posted_at >= ua.ts", "date_trunc('day', e.posted_at::TIMESTAMP) + INTERVAL 1 DAY > ua.ts::TIMESTAMP"
     )
     assert leaking_sql != ts_lib.TRAINING_SET_SQL
     with duckdb.connect() as con:

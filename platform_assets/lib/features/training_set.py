@@ -28,16 +28,22 @@ TRAINING_SET_SCHEMA = described_schema(
     *[(f.name, f.type, f.metadata[b"description"].decode()) for f in LABELS_SCHEMA if f.name in LABEL_COLUMNS],
 )
 
+# The ASOF join sorts both sides, so it only gets the activity of this range's authors.
 TRAINING_SET_SQL = f"""
-SELECT pf.*,
+WITH entities AS (
+    SELECT pf.*, {", ".join(f"l.{c}" for c in LABEL_COLUMNS)}
+    FROM photo_features AS pf JOIN labels AS l USING (photo_id)
+    WHERE l.label_ready AND pf.posted_at >= $range_start AND pf.posted_at < $range_end
+), authors_activity AS (
+    SELECT * FROM user_activity WHERE user_id IN (SELECT user_id FROM entities)
+)
+SELECT e.* EXCLUDE ({", ".join(LABEL_COLUMNS)}),
        {", ".join(f"coalesce(ua.{c}, 0) AS author_{c}" for c in ACTIVITY_FEATURES)},
        ua.ts AS features_as_of,
-       {", ".join(f"l.{c}" for c in LABEL_COLUMNS)}
-FROM photo_features AS pf
-JOIN labels AS l USING (photo_id)
-ASOF LEFT JOIN user_activity AS ua ON pf.user_id = ua.user_id AND pf.posted_at >= ua.ts
-WHERE l.label_ready AND pf.posted_at >= $range_start AND pf.posted_at < $range_end
-ORDER BY pf.posted_at, pf.photo_id
+       {", ".join(f"e.{c}" for c in LABEL_COLUMNS)}
+FROM entities AS e
+ASOF LEFT JOIN authors_activity AS ua ON e.user_id = ua.user_id AND e.posted_at >= ua.ts
+ORDER BY e.posted_at, e.photo_id
 """
 
 
