@@ -32,6 +32,9 @@ def test_assets_are_grouped_by_layer_with_descriptions_and_schemas() -> None:
         assert key.path[0] == node.group_name, key  # keys are prefixed by their layer
     assert groups["lake"] == {"lake/raw_users", "lake/raw_photos", "lake/raw_logs"}
     assert {"staging/events", "staging/events_quarantine", "staging/users", "staging/photos"} <= groups["staging"]
+    assert groups["embeddings"] == {
+        "embeddings/image_encoder", "embeddings/image_embeddings", "embeddings/title_embeddings"
+    }
     assert groups["features"] == {
         "features/user_activity", "features/photo_features", "features/popularity_labels", "features/training_set"
     }

@@ -1,0 +1,116 @@
+"""The image encoder: a ResNet-style CNN trained on the lake's own images with a SimCLR
+objective (two augmented views of each image must embed close together), so no labels and
+no downloaded weights are needed. Training is seeded and deterministic on CPU, so the
+weights — and their hash, the encoder version — are reproducible."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from platform_assets.lib.embeddings.augment import augment
+
+EMBEDDING_DIM = 128
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.skip = (
+            nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+            if stride != 1 or cin != cout
+            else nn.Identity()
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        return F.relu(self.bn2(self.conv2(out)) + self.skip(x))
+
+
+class ImageEncoder(nn.Module):
+    """A small ResNet (4 stages of basic blocks) for 64x64 images, pooled to EMBEDDING_DIM."""
+
+    def __init__(self, width: int = 32, dim: int = EMBEDDING_DIM) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU())
+        widths = [width, width * 2, width * 4, dim]
+        stages, cin = [], width
+        for i, w in enumerate(widths):
+            stages.append(BasicBlock(cin, w, 1 if i == 0 else 2))
+            cin = w
+        self.stages = nn.Sequential(*stages)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.stages(self.stem(x)).mean(dim=(2, 3))
+
+
+def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.2) -> torch.Tensor:
+    """SimCLR's loss: each view must pick its partner out of the 2N-1 other views."""
+    z = F.normalize(torch.cat([z1, z2]), dim=1)
+    sim = z @ z.T / temperature
+    sim.fill_diagonal_(float("-inf"))
+    n = z1.shape[0]
+    target = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)
+    return F.cross_entropy(sim, target)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    state_dict: dict
+    losses: list[float]
+    version: str
+
+
+def weights_version(state_dict: dict) -> str:
+    """The sha256 of the serialized weights: the encoder version every embedding is keyed on."""
+    buf = io.BytesIO()
+    torch.save({k: v.detach().cpu().contiguous() for k, v in state_dict.items()}, buf)
+    return hashlib.sha256(buf.getvalue()).hexdigest()[:16]
+
+
+def train_simclr(
+    images: torch.Tensor, epochs: int, batch_size: int, lr: float, seed: int, device: torch.device
+) -> TrainResult:
+    """Train on (N, 3, H, W) images; deterministic for a seed on CPU."""
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    model = ImageEncoder().to(device)
+    head = nn.Sequential(nn.Linear(EMBEDDING_DIM, EMBEDDING_DIM), nn.ReLU(), nn.Linear(EMBEDDING_DIM, 64)).to(device)
+    opt = torch.optim.AdamW([*model.parameters(), *head.parameters()], lr=lr, weight_decay=1e-4)
+    order_gen = torch.Generator().manual_seed(seed)
+    losses = []
+    for epoch in range(epochs):
+        order = torch.randperm(len(images), generator=order_gen)
+        for start in range(0, len(images) - 1, batch_size):
+            idx = order[start : start + batch_size]
+            if len(idx) < 2:
+                continue
+            batch = images[idx].to(device)
+            views = [augment(batch, _params(seed, epoch, start, view, len(idx))) for view in (0, 1)]
+            loss = nt_xent(head(model(views[0])), head(model(views[1])))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            losses.append(float(loss))
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    return TrainResult(state, losses, weights_version(state))
+
+
+def _params(seed: int, epoch: int, step: int, view: int, n: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(hash((seed, epoch, step, view)) & 0x7FFF_FFFF)
+    return torch.rand(n, 7, generator=g)
+
+
+def load_encoder(state_dict: dict, device: torch.device) -> ImageEncoder:
+    model = ImageEncoder()
+    model.load_state_dict(state_dict)
+    return model.to(device).eval()
