@@ -35,6 +35,7 @@ def test_assets_are_grouped_by_layer_with_descriptions_and_schemas() -> None:
     assert groups["embeddings"] == {
         "embeddings/image_encoder", "embeddings/image_embeddings", "embeddings/title_embeddings"
     }
+    assert groups["shards"] == {"shards/training_shards"}
     assert groups["features"] == {
         "features/user_activity", "features/photo_features", "features/popularity_labels", "features/training_set"
     }

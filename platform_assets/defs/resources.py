@@ -56,6 +56,16 @@ class AppDatabaseResource(dg.ConfigurableResource):
         return pl.concat(frames, how="vertical_relaxed").to_arrow() if frames else pa.table({})
 
 
+class WorkspaceResource(dg.ConfigurableResource):
+    """Where training shards and models are written: the directory DVC versions."""
+
+    root: str = Field(description="Local directory of the DVC workspace.")
+
+    def store(self) -> LakeStore:
+        Path(self.root).mkdir(parents=True, exist_ok=True)
+        return LakeStore(self.root)
+
+
 def deployment() -> str:
     value = os.environ.get("PLATFORM_ASSETS_DEPLOYMENT", "local")
     if value not in ("local", "production"):
@@ -77,6 +87,7 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
                 s3_region=_optional("AWS_REGION"),
             ),
             "app_db": AppDatabaseResource(url=dg.EnvVar("PLATFORM_ASSETS_APP_DB_URL")),
+            "workspace": WorkspaceResource(root=dg.EnvVar("PLATFORM_ASSETS_WORKSPACE")),
         }
     return {
         "lake": LakeResource(
@@ -87,6 +98,7 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
         "app_db": AppDatabaseResource(
             url=os.environ.get("PLATFORM_ASSETS_APP_DB_URL", f"sqlite:///{DEMO_DIR / 'app.db'}")
         ),
+        "workspace": WorkspaceResource(root=os.environ.get("PLATFORM_ASSETS_WORKSPACE", str(PROJECT_ROOT / "data"))),
     }
 
 

@@ -87,6 +87,19 @@ class LakeStore:
         with fs.open_input_stream(self.path(key), compression=None) as f:
             return f.read()
 
+    def read_many(self, keys: list[str], threads: int = 8) -> list[bytes]:
+        """Read many small objects concurrently; a missing key reads as b"" (callers report it)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        def one(key: str) -> bytes:
+            try:
+                return self.read_bytes(key)
+            except FileNotFoundError:
+                return b""
+
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            return list(pool.map(one, keys))
+
     def write_bytes(self, key: str, data: bytes) -> None:
         """Write atomically: readers see the old object or the whole new one, never a part."""
         fs, _ = self._fs_and_base()

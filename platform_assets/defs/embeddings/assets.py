@@ -7,7 +7,6 @@ title) and the model version are unchanged, so only new or changed photos are en
 import io
 import json
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import dagster as dg
 import numpy as np
@@ -48,14 +47,6 @@ class EmbeddingConfig(dg.Config):
     device: str = "auto"
 
 
-def _read_all(store: LakeStore, keys: list[str]) -> list[bytes]:
-    def one(key: str) -> bytes:
-        return store.read_bytes(key) if store.exists(key) else b""
-
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        return list(pool.map(one, keys))
-
-
 def _previous(store: LakeStore, key: str) -> pa.Table | None:
     return store.read_parquet(key) if store.exists(key) else None
 
@@ -76,7 +67,7 @@ def image_encoder(context: dg.AssetExecutionContext, config: ImageEncoderConfig,
     else:
         photos = store.read_parquet(staging_key("photos"))
         images = []
-        for blob in _read_all(store, photos["image_key"].to_pylist()):
+        for blob in store.read_many(photos["image_key"].to_pylist()):
             try:
                 images.append(decode(blob))
             except ValueError:
@@ -111,7 +102,7 @@ def image_embeddings(context: dg.AssetExecutionContext, config: EmbeddingConfig,
     device = pick_device(config.device)
     pointer = json.loads(store.read_bytes(ENCODER_POINTER))
     photos = store.read_parquet(staging_key("photos"))
-    blobs = _read_all(store, photos["image_key"].to_pylist())
+    blobs = store.read_many(photos["image_key"].to_pylist())
     current = pa.table({"photo_id": photos["photo_id"], "content_hash": pa.array([content_hash(b) for b in blobs])})
     keep, todo = split_todo(current, _previous(store, IMAGE_EMBEDDINGS_FILE), pointer["version"])
     todo_index = {pid: i for i, pid in enumerate(photos["photo_id"].to_pylist())}

@@ -1,0 +1,1 @@
+"""Augmented, fixed-size, deterministic training shards (Parquet) and their torch reader."""
