@@ -42,10 +42,16 @@ def run(fresh: bool = False) -> None:
             instance=instance, tags={RANGE_START_TAG: first, RANGE_END_TAG: last}
         )
     )
+    print("training the image encoder and embedding images and titles ...", flush=True)
+    _check(defs.resolve_job_def("embeddings_job").execute_in_process(instance=instance))
+    for day in days:
+        print(f"writing augmented training shards for {day} ...", flush=True)
+        _check(defs.resolve_job_def("shards_job").execute_in_process(instance=instance, partition_key=day))
 
     print(
         "\nDone. Where to look:\n"
         f"  lake (Parquet, logs, images): {store.root}\n"
+        f"  training shards:              {PROJECT_ROOT / 'data' / 'shards'}  (read them: README, 'Training from the shards')\n"
         f"  Dagster instance:             {os.environ.get('DAGSTER_HOME', '(temporary)')}\n"
         "  open the UI:                  make ui   (dagster dev -h 127.0.0.1 -p 3000, then http://127.0.0.1:3000)\n"
         "  deliver another hour of logs: .venv/bin/platform-assets lake append-hour --late-day "

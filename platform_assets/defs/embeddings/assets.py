@@ -164,3 +164,10 @@ def title_embeddings(config: EmbeddingConfig, lake: LakeResource) -> dg.Material
            "reused": keep.num_rows if keep is not None else 0,
            "titles_per_second": round(todo.num_rows / seconds, 1) if todo.num_rows else 0.0}
     )
+
+
+embeddings_job = dg.define_asset_job(
+    "embeddings_job",
+    selection=dg.AssetSelection.groups("embeddings"),
+    description="Train (or load) the image encoder and bring image and title embeddings up to date.",
+)

@@ -73,3 +73,11 @@ def training_shards(
             "dagster/uri": dg.MetadataValue.path(out.uri(f"shards/dt={day}/index.json")),
         }
     )
+
+
+shards_job = dg.define_asset_job(
+    "shards_job",
+    selection=dg.AssetSelection.assets(["shards", "training_shards"]),
+    partitions_def=daily,
+    description="Write one day's augmented training shards.",
+)

@@ -41,7 +41,7 @@ class ImageEncoder(nn.Module):
 
     def __init__(self, width: int = 32, dim: int = EMBEDDING_DIM) -> None:
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(3, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU())
+        self.stem = nn.Sequential(nn.Conv2d(3, width, 3, 2, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU())
         widths = [width, width * 2, width * 4, dim]
         stages, cin = [], width
         for i, w in enumerate(widths):
@@ -100,7 +100,7 @@ def train_simclr(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     return TrainResult(state, losses, weights_version(state))
 
