@@ -5,6 +5,7 @@ import json
 import multiprocessing
 import os
 import signal
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -74,26 +75,55 @@ def test_shards_are_byte_identical_across_builds_and_indexed(shard_lake) -> None
     assert other_seed.success and index_c["shards"][0]["sha256"] != index_a["shards"][0]["sha256"]
 
 
-def _write_forever(root: str) -> None:
+class _SlowDisk:
+    """The local filesystem, but every write trickles out in small slow pieces, so a kill
+    reliably lands in the middle of writing a shard."""
+
+    def __init__(self, fs) -> None:
+        self.fs = fs
+
+    def __getattr__(self, name):
+        return getattr(self.fs, name)
+
+    def open_output_stream(self, path, compression=None):
+        stream = self.fs.open_output_stream(path, compression=compression)
+
+        class Slow:
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc):
+                stream.close()
+
+            def write(self, data):
+                view = memoryview(data)
+                for i in range(0, len(view), 2**16):
+                    stream.write(view[i : i + 2**16])
+                    time.sleep(0.01)
+
+        return Slow()
+
+
+def _write_slowly(root: str) -> None:
     store = LakeStore(root)
-    table = pa.table({"blob": [os.urandom(2**20) for _ in range(400)]})
-    write_shards(store, "shards/dt=2026-11-01", table, target_bytes=400 * 2**20)
+    fs, base = store._fs_and_base()
+    object.__setattr__(store, "_fs_and_base", lambda: (_SlowDisk(fs), base))
+    table = pa.table({"blob": [os.urandom(2**20) for _ in range(8)]})
+    write_shards(store, "shards/dt=2026-11-01", table, target_bytes=4 * 2**20, threads=1)
 
 
 def test_a_killed_write_leaves_no_shard_that_looks_complete(tmp_path) -> None:
-    ctx = multiprocessing.get_context("spawn")
-    proc = ctx.Process(target=_write_forever, args=(str(tmp_path),))
+    proc = multiprocessing.get_context("spawn").Process(target=_write_slowly, args=(str(tmp_path),))
     proc.start()
     target = tmp_path / "shards" / "dt=2026-11-01"
-    for _ in range(400):
-        if target.exists() and any(p.name.startswith(".tmp-") for p in target.iterdir()):
-            break
-        proc.join(0.05)
+    deadline = time.monotonic() + 60
+    while not (target.exists() and any(p.name.startswith(".tmp-") for p in target.iterdir())):
+        assert time.monotonic() < deadline and proc.is_alive(), "the writer never started a shard"
+        time.sleep(0.01)
     os.kill(proc.pid, signal.SIGKILL)
     proc.join()
-    visible = [p.name for p in target.iterdir() if not p.name.startswith(".")] if target.exists() else []
-    assert visible == []  # neither a shard nor an index: only a hidden temporary file, if anything
-    assert LakeStore(str(tmp_path)).list_files("shards") == []
+    assert [p.name for p in target.iterdir() if not p.name.startswith(".")] == []  # no shard, no index
+    assert LakeStore(str(tmp_path)).list_files("shards") == []  # what readers and DVC see: nothing
 
 
 def test_reader_order_is_a_function_of_seed_and_epoch_and_resumes(shard_lake) -> None:

@@ -23,6 +23,7 @@ class ShardConfig(dg.Config):
     views: int = Field(default=2, description="Augmented views written per training example.")
     seed: int = Field(default=0, description="Augmentation seed: same inputs and seed, same bytes.")
     target_shard_mb: int = Field(default=128, description="Target shard size; the last shard may be smaller.")
+    compression: str = Field(default="none", description="Parquet codec: none (fastest to write and read), snappy, zstd.")
     device: str = "auto"
 
 
@@ -59,7 +60,7 @@ def training_shards(
         rows, store.read_many(rows["image_key"].to_pylist()), _vectors(image_emb, rows["photo_id"]),
         _vectors(title_emb, rows["photo_id"]), config.views, config.seed, device,
     )
-    shards = write_shards(out, f"shards/dt={day}", samples, config.target_shard_mb * 2**20)
+    shards = write_shards(out, f"shards/dt={day}", samples, config.target_shard_mb * 2**20, config.compression)
     seconds = time.perf_counter() - started
     if skipped:
         context.log.warning(f"{skipped} training rows without an image or title embedding (quarantined images) left out")
