@@ -26,7 +26,7 @@ import torch  # noqa: E402
 from benchmarks.common import bench_parser  # noqa: E402
 from platform_assets.lib.embeddings.device import inference_mode, pick_device, to_device  # noqa: E402
 from platform_assets.lib.embeddings.image_encoder import ImageEncoder  # noqa: E402
-from platform_assets.lib.embeddings.images import decode, image_batches  # noqa: E402
+from platform_assets.lib.embeddings.images import as_float, decode, image_batches  # noqa: E402
 from platform_assets.lib.simulator.images import encode_jpeg, render  # noqa: E402
 from platform_assets.lib.simulator.world import CLASSES, STYLES  # noqa: E402
 
@@ -39,7 +39,7 @@ def main() -> None:
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     blobs = [encode_jpeg(render(rng, CLASSES[i % 6], STYLES[i % 4])) for i in range(args.images)]
-    decoded = torch.stack([decode(b) for b in blobs])
+    decoded = as_float(torch.stack([decode(b) for b in blobs]))
     device = pick_device("auto")
     model = ImageEncoder().to(device).eval()
 
@@ -47,7 +47,7 @@ def main() -> None:
         t = time.perf_counter()
         with inference_mode(device):
             for _, batch, _ in image_batches(blobs, args.batch_size, device, args.workers):
-                model(to_device(batch, device)).float().cpu()
+                model(as_float(to_device(batch, device))).float().cpu()
         return args.images / (time.perf_counter() - t)
 
     def bare() -> float:

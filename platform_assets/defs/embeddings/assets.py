@@ -18,7 +18,7 @@ from platform_assets.defs.metadata import table_metadata
 from platform_assets.defs.resources import LakeResource
 from platform_assets.lib.embeddings.device import inference_mode, pick_device, to_device
 from platform_assets.lib.embeddings.image_encoder import load_encoder, train_simclr, weights_version
-from platform_assets.lib.embeddings.images import decode, image_batches
+from platform_assets.lib.embeddings.images import as_float, decode, image_batches
 from platform_assets.lib.embeddings.incremental import content_hash, embedding_table, split_todo
 from platform_assets.lib.embeddings.titles import embed_titles, model_version
 from platform_assets.lib.lake_layout import staging_key
@@ -73,7 +73,7 @@ def image_encoder(context: dg.AssetExecutionContext, config: ImageEncoderConfig,
             except ValueError:
                 continue  # broken images are reported by image_embeddings
         started = time.perf_counter()
-        result = train_simclr(torch.stack(images), config.epochs, config.batch_size, config.learning_rate, config.seed, device)
+        result = train_simclr(as_float(torch.stack(images)), config.epochs, config.batch_size, config.learning_rate, config.seed, device)
         state = result.state_dict
         metrics = {"source": "simclr", "images": len(images), "epochs": config.epochs, "seconds": round(time.perf_counter() - started, 1),
                    "first_loss": round(result.losses[0], 4), "last_loss": round(result.losses[-1], 4)}
@@ -113,7 +113,7 @@ def image_embeddings(context: dg.AssetExecutionContext, config: EmbeddingConfig,
     started = time.perf_counter()
     with inference_mode(device):
         for idx, batch, err in image_batches(todo_blobs, config.batch_size, device, config.workers):
-            vectors[idx.numpy()] = model(to_device(batch, device)).float().cpu().numpy()
+            vectors[idx.numpy()] = model(as_float(to_device(batch, device))).float().cpu().numpy()
             errors.update({int(i): e for i, e in zip(idx, err) if e})
     seconds = time.perf_counter() - started
     ok = np.array([i not in errors for i in range(len(todo_blobs))], dtype=bool)

@@ -8,7 +8,7 @@ import torch
 
 from platform_assets.lib.embeddings.augment import augment, draw_params
 from platform_assets.lib.embeddings.device import inference_mode, to_device
-from platform_assets.lib.embeddings.images import IMAGE_SIZE, decode
+from platform_assets.lib.embeddings.images import IMAGE_SIZE, as_float, decode
 from platform_assets.lib.shards.augment_rows import drop_cells, perturb_title, rng_for
 
 TABULAR = [
@@ -41,7 +41,7 @@ def build_samples(
     ids = rows["photo_id"].to_pylist()
     tabular = np.column_stack([rows[c].to_numpy(zero_copy_only=False).astype(np.float32) for c in TABULAR]) if ids else np.zeros((0, len(TABULAR)), np.float32)
     titles = [t or "" for t in rows["title"].to_pylist()] if "title" in rows.column_names else [""] * len(ids)
-    pixels = torch.stack([decode(b) for b in images]) if images else torch.zeros(0, 3, IMAGE_SIZE, IMAGE_SIZE)
+    pixels = torch.stack([decode(b) for b in images]) if images else torch.zeros(0, 3, IMAGE_SIZE, IMAGE_SIZE, dtype=torch.uint8)
     columns: dict[str, list] = {k: [] for k in ("photo_id", "view", "image", "features", "mask", "title")}
     for view in range(views):
         out = []
@@ -49,7 +49,7 @@ def build_samples(
             for start in range(0, len(ids), batch_size):
                 batch = to_device(pixels[start : start + batch_size], device)
                 params = draw_params(seed, ids[start : start + batch_size], view)
-                out.append((augment(batch.float(), params) * 255).round().to(torch.uint8).cpu())
+                out.append((augment(as_float(batch), params) * 255).round().to(torch.uint8).cpu())
         views_u8 = torch.cat(out).numpy() if out else np.zeros((0, 3, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
         for i, pid in enumerate(ids):
             rng = rng_for(seed, pid, view)
