@@ -57,3 +57,15 @@ def instance() -> dg.DagsterInstance:
 
 def read_manifest(store: LakeStore) -> dict:
     return json.loads(store.read_bytes("_simulator/manifest.json"))
+
+
+def dvc_repo(path: Path) -> Path:
+    """A real git repository with DVC initialised, as the demo's project checkout is."""
+    import subprocess
+    import sys
+
+    path.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["git", "init", "-q", str(path)], check=True)
+    dvc = Path(sys.executable).with_name("dvc")
+    subprocess.run([str(dvc), "init", "-q"], cwd=path, check=True)
+    return path

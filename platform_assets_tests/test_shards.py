@@ -5,6 +5,8 @@ import json
 import multiprocessing
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -13,6 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
+import yaml
 from torch.utils.data import DataLoader
 
 from platform_assets.defs.embeddings.assets import image_embeddings, image_encoder, title_embeddings
@@ -25,7 +28,7 @@ from platform_assets.defs.staging.events import stage_events
 from platform_assets.lib.lake_store import LakeStore
 from platform_assets.lib.shards.reader import ShardDataset, shard_paths
 from platform_assets.lib.shards.writer import write_shards
-from platform_assets_tests.conftest import make_lake
+from platform_assets_tests.conftest import dvc_repo, make_lake
 
 DAY = "2026-11-01"
 RANGE = {"dagster/asset_partition_range_start": "2026-11-01", "dagster/asset_partition_range_end": "2026-11-02"}
@@ -37,7 +40,9 @@ FAST = {"ops": {"embeddings__image_encoder": {"config": {"epochs": 1, "batch_siz
 def shard_lake(tmp_path_factory):
     root = tmp_path_factory.mktemp("shards")
     lake = make_lake(root)
-    resources = {**lake.resources(), "workspace": WorkspaceResource(root=str(root / "ws1"))}
+    for name in ("ws1", "a", "b", "c", "r"):
+        dvc_repo(root / name)
+    resources = {**lake.resources(), "workspace": WorkspaceResource(root=str(root / "ws1" / "data"))}
     assert dg.materialize([raw_users, raw_photos, stage_users, stage_photos, photo_features], resources=resources).success
     for day in ("2026-11-01", "2026-11-02"):
         assert dg.materialize([stage_events], partition_key=day, resources=resources).success
@@ -47,8 +52,8 @@ def shard_lake(tmp_path_factory):
     return lake, root, resources
 
 
-def build(resources, workspace: Path, **config) -> dg.ExecuteInProcessResult:
-    res = {**resources, "workspace": WorkspaceResource(root=str(workspace))}
+def build(resources, repo: Path, **config) -> dg.ExecuteInProcessResult:
+    res = {**resources, "workspace": WorkspaceResource(root=str(repo / "data"))}
     return dg.materialize([training_shards], partition_key=DAY, resources=res,
                           run_config={"ops": {"shards__training_shards": {"config": {"target_shard_mb": 1, **config}}}})
 
@@ -57,21 +62,29 @@ def test_shards_are_byte_identical_across_builds_and_indexed(shard_lake) -> None
     lake, root, resources = shard_lake
     first, second = build(resources, root / "a"), build(resources, root / "b")
     assert first.success and second.success
-    index_a = json.loads((root / "a" / f"shards/dt={DAY}/index.json").read_text())
-    index_b = json.loads((root / "b" / f"shards/dt={DAY}/index.json").read_text())
+    index_a = json.loads((root / "a" / f"data/shards/dt={DAY}/index.json").read_text())
+    index_b = json.loads((root / "b" / f"data/shards/dt={DAY}/index.json").read_text())
     assert index_a == index_b and len(index_a["shards"]) >= 2  # 1 MB target: several shards
     for shard in index_a["shards"]:
-        data = (root / "a" / f"shards/dt={DAY}" / shard["name"]).read_bytes()
+        data = (root / "a" / f"data/shards/dt={DAY}" / shard["name"]).read_bytes()
         assert hashlib.sha256(data).hexdigest() == shard["sha256"] and len(data) == shard["bytes"]
     meta = [m.materialization.metadata for m in first.get_asset_materialization_events()][0]
     assert meta["rows_without_embeddings"].value >= 0
-    table = pa.concat_tables(pq.read_table(p) for p in shard_paths([root / "a" / f"shards/dt={DAY}"]))
+    table = pa.concat_tables(pq.read_table(p) for p in shard_paths([root / "a" / f"data/shards/dt={DAY}"]))
     assert table.num_rows == sum(s["samples"] for s in index_a["shards"]) == meta["samples"].value
     assert 2 not in table["photo_id"].to_pylist()  # the broken image's photo is left out, the rest ship
     views = table.group_by("photo_id").aggregate([("view", "count")])
     assert set(views["view_count"].to_pylist()) == {2}
+    # pinned by DVC: the .dvc hash is the data version, equal across identical builds, status clean
+    mats = [r.get_asset_materialization_events()[0].materialization for r in (first, second)]
+    dvc_a = yaml.safe_load((root / "a" / f"data/shards/dt={DAY}.dvc").read_text())["outs"][0]["md5"]
+    assert mats[0].tags["dagster/data_version"] == mats[1].tags["dagster/data_version"] == dvc_a
+    assert meta["dvc_hash"].value == dvc_a
+    status = subprocess.run([str(Path(sys.executable).with_name("dvc")), "status", "--json"], cwd=root / "a",
+                            capture_output=True, text=True, check=True)
+    assert json.loads(status.stdout) == {}
     other_seed = build(resources, root / "c", seed=1)
-    index_c = json.loads((root / "c" / f"shards/dt={DAY}/index.json").read_text())
+    index_c = json.loads((root / "c" / f"data/shards/dt={DAY}/index.json").read_text())
     assert other_seed.success and index_c["shards"][0]["sha256"] != index_a["shards"][0]["sha256"]
 
 
@@ -128,9 +141,8 @@ def test_a_killed_write_leaves_no_shard_that_looks_complete(tmp_path) -> None:
 
 def test_reader_order_is_a_function_of_seed_and_epoch_and_resumes(shard_lake) -> None:
     lake, root, resources = shard_lake
-    ws = root / "r"
-    build(resources, ws)
-    paths = shard_paths([ws / f"shards/dt={DAY}"])
+    build(resources, root / "r")
+    paths = shard_paths([root / "r" / f"data/shards/dt={DAY}"])
     ids = lambda ds: [(s["photo_id"], s["view"]) for s in ds]  # noqa: E731
     a = ids(ShardDataset(paths, seed=3, epoch=0, shuffle_buffer=64))
     assert a == ids(ShardDataset(paths, seed=3, epoch=0, shuffle_buffer=64))

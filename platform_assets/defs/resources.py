@@ -57,9 +57,10 @@ class AppDatabaseResource(dg.ConfigurableResource):
 
 
 class WorkspaceResource(dg.ConfigurableResource):
-    """Where training shards and models are written: the directory DVC versions."""
+    """Where training shards and models are written: a directory inside the DVC repository."""
 
-    root: str = Field(description="Local directory of the DVC workspace.")
+    root: str = Field(description="Local directory of the DVC workspace (inside a `dvc init`-ed repo).")
+    dvc_remote: str | None = Field(default=None, description="DVC remote to push pins to (none: cache only).")
 
     def store(self) -> LakeStore:
         Path(self.root).mkdir(parents=True, exist_ok=True)
@@ -87,7 +88,9 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
                 s3_region=_optional("AWS_REGION"),
             ),
             "app_db": AppDatabaseResource(url=dg.EnvVar("PLATFORM_ASSETS_APP_DB_URL")),
-            "workspace": WorkspaceResource(root=dg.EnvVar("PLATFORM_ASSETS_WORKSPACE")),
+            "workspace": WorkspaceResource(
+                root=dg.EnvVar("PLATFORM_ASSETS_WORKSPACE"), dvc_remote=_optional("PLATFORM_ASSETS_DVC_REMOTE")
+            ),
         }
     return {
         "lake": LakeResource(
@@ -98,7 +101,10 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
         "app_db": AppDatabaseResource(
             url=os.environ.get("PLATFORM_ASSETS_APP_DB_URL", f"sqlite:///{DEMO_DIR / 'app.db'}")
         ),
-        "workspace": WorkspaceResource(root=os.environ.get("PLATFORM_ASSETS_WORKSPACE", str(PROJECT_ROOT / "data"))),
+        "workspace": WorkspaceResource(
+            root=os.environ.get("PLATFORM_ASSETS_WORKSPACE", str(PROJECT_ROOT / "data")),
+            dvc_remote=_optional("PLATFORM_ASSETS_DVC_REMOTE"),
+        ),
     }
 
 

@@ -2,6 +2,7 @@
 
 import time
 from datetime import date
+from pathlib import Path
 
 import dagster as dg
 import numpy as np
@@ -13,6 +14,7 @@ from platform_assets.defs.embeddings.assets import IMAGE_EMBEDDINGS_FILE, TITLE_
 from platform_assets.defs.features.assets import TRAINING_SET
 from platform_assets.defs.partitions import daily
 from platform_assets.defs.resources import LakeResource, WorkspaceResource
+from platform_assets.lib.dvc_pin import pin
 from platform_assets.lib.embeddings.device import pick_device
 from platform_assets.lib.lake_layout import partition_key, staging_key
 from platform_assets.lib.shards.samples import build_samples
@@ -40,7 +42,8 @@ def _vectors(table: pa.Table, ids: pa.Array) -> np.ndarray:
     group_name="shards",
     kinds={"pytorch", "parquet"},
     description="K augmented views per training example (image crops/flips/jitter, hidden cells, title word "
-    "dropout/swaps) in fixed-size Parquet shards with an index of names, counts, sizes and sha256.",
+    "dropout/swaps) in fixed-size Parquet shards with an index of names, counts, sizes and sha256; pinned "
+    "by DVC, whose hash is the data version.",
 )
 def training_shards(
     context: dg.AssetExecutionContext, config: ShardConfig, lake: LakeResource, workspace: WorkspaceResource
@@ -62,11 +65,16 @@ def training_shards(
     )
     shards = write_shards(out, f"shards/dt={day}", samples, config.target_shard_mb * 2**20, config.compression)
     seconds = time.perf_counter() - started
+    pinned = pin(Path(workspace.root) / "shards" / f"dt={day}", workspace.dvc_remote)
+    context.log.info(f"pinned {pinned.path} as {pinned.md5} in {pinned.seconds:.2f}s")
     if skipped:
         context.log.warning(f"{skipped} training rows without an image or title embedding (quarantined images) left out")
     total = sum(s.bytes for s in shards)
     return dg.MaterializeResult(
+        data_version=dg.DataVersion(pinned.md5),  # the DVC hash: Dagster and `dvc status` agree
         metadata={
+            "dvc_hash": pinned.md5, "dvc_file": pinned.dvc_file, "dvc_remote": workspace.dvc_remote or "none",
+            "pin_seconds": round(pinned.seconds, 3),
             "samples": samples.num_rows, "views": config.views, "shards": len(shards), "bytes": total,
             "rows_without_embeddings": skipped, "device": str(device),
             "mb_per_second": round(total / 2**20 / seconds, 1) if seconds else 0.0,
