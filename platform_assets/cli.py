@@ -39,6 +39,15 @@ def cmd_append(args: argparse.Namespace) -> None:
         print(f"wrote {key}")
 
 
+def cmd_reproduce(args: argparse.Namespace) -> None:
+    from platform_assets.lib.model.run import reproduce
+    from platform_assets.lib.simulator.generate import TRUTH_KEY
+
+    store = _store(args)
+    truth = store.read_parquet(TRUTH_KEY) if store.exists(TRUTH_KEY) else None
+    print(json.dumps(reproduce(Path(args.workspace), args.model_id, truth, args.remote), indent=2))
+
+
 def main(argv: list[str] | None = None) -> None:
     from platform_assets.defs.resources import DEMO_DIR
 
@@ -65,6 +74,13 @@ def main(argv: list[str] | None = None) -> None:
     catalog = sub.add_parser("catalog", help="print the feature catalog (docs/FEATURES.md)")
     catalog.set_defaults(func=lambda a: print(__import__("platform_assets.lib.features.catalog", fromlist=["x"]).render_catalog(), end=""))
 
+    rep = sub.add_parser("reproduce", help="restore a model's exact shards with DVC, retrain, compare metrics")
+    rep.add_argument("model_id")
+    rep.add_argument("--workspace", default=os.environ.get("PLATFORM_ASSETS_WORKSPACE", str(DEMO_DIR.parent / "data")))
+    rep.add_argument("--remote", default=os.environ.get("PLATFORM_ASSETS_DVC_REMOTE"), help="pull from this DVC remote")
+    _lake_args(rep, DEMO_DIR)
+    rep.set_defaults(func=cmd_reproduce)
+
     demo = sub.add_parser("demo", help="generate the demo lake and materialize the whole graph")
     demo.add_argument("--fresh", action="store_true", help="regenerate the lake even if it exists")
     demo.set_defaults(func=lambda a: __import__("platform_assets.demo", fromlist=["run"]).run(fresh=a.fresh))
@@ -72,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     try:
         args.func(args)
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
         print(f"platform-assets: {exc}", file=sys.stderr)
         sys.exit(2)
 

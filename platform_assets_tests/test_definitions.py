@@ -36,6 +36,7 @@ def test_assets_are_grouped_by_layer_with_descriptions_and_schemas() -> None:
         "embeddings/image_encoder", "embeddings/image_embeddings", "embeddings/title_embeddings"
     }
     assert groups["shards"] == {"shards/training_shards"}
+    assert groups["models"] == {"models/popularity_model"}
     assert groups["features"] == {
         "features/user_activity", "features/photo_features", "features/popularity_labels", "features/training_set"
     }
@@ -50,6 +51,7 @@ def test_sensor_and_jobs_are_registered() -> None:
     d = defs()
     assert d.get_sensor_def("new_logs_sensor").default_status == dg.DefaultSensorStatus.RUNNING
     assert d.get_sensor_def("features_sensor").default_status == dg.DefaultSensorStatus.RUNNING
+    assert d.get_schedule_def("nightly_training").cron_schedule == "0 3 * * *"
     assert d.resolve_job_def("events_job") and d.resolve_job_def("app_db_job") and d.resolve_job_def("features_job")
 
 

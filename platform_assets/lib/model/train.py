@@ -1,0 +1,79 @@
+"""Train and evaluate the popularity model from training shards, deterministically on CPU.
+
+The model is an MLP over the image embedding, the title embedding and the tabular features
+(hidden cells zeroed, with their mask); the baseline is the same MLP over the tabular
+features alone. The holdout is time-based: the last day of the window.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+import torch.nn as nn
+
+from platform_assets.lib.shards.reader import ShardDataset, shard_paths
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 8
+    batch_size: int = 256
+    learning_rate: float = 1e-3
+    seed: int = 0
+
+
+def _inputs(batch: dict, use_embeddings: bool) -> torch.Tensor:
+    tab = [batch["features"].float(), batch["feature_mask"].float()]
+    tab[0] = torch.sign(tab[0]) * torch.log1p(tab[0].abs())
+    parts = ([batch["image_embedding"].float(), batch["title_embedding"].float()] if use_embeddings else []) + tab
+    return torch.cat(parts, dim=1)
+
+
+def make_model(dim: int) -> nn.Module:
+    return nn.Sequential(nn.Linear(dim, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 1))
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    if len(a) < 3:
+        return float("nan")
+    ra, rb = np.argsort(np.argsort(a)), np.argsort(np.argsort(b))
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def fit(train_dirs: list[Path], config: TrainConfig, use_embeddings: bool) -> nn.Module:
+    torch.manual_seed(config.seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    dataset = ShardDataset(shard_paths(train_dirs), seed=config.seed, shuffle_buffer=4096)
+    model, opt = None, None
+    for epoch in range(config.epochs):
+        dataset.set_epoch(epoch)
+        for batch in torch.utils.data.DataLoader(dataset, batch_size=config.batch_size, num_workers=0):
+            x, y = _inputs(batch, use_embeddings), batch["label"].float()
+            if model is None:
+                model = make_model(x.shape[1])
+                opt = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+            loss = nn.functional.mse_loss(model(x).squeeze(1), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    if model is None:
+        raise ValueError("no training samples in the window: materialize shards for earlier days")
+    return model.eval()
+
+
+def holdout(holdout_dir: Path, model: nn.Module, use_embeddings: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(photo ids, predictions, labels) on the holdout day's first view of each photo."""
+    table = pa.concat_tables(pq.read_table(p) for p in shard_paths([holdout_dir]))
+    table = table.filter(pa.compute.equal(table["view"], 0))
+    batch = {
+        name: torch.from_numpy(table[name].combine_chunks().values.to_numpy().reshape(table.num_rows, -1))
+        for name in ("image_embedding", "title_embedding", "features", "feature_mask")
+    }
+    with torch.no_grad():
+        pred = model(_inputs(batch, use_embeddings)).squeeze(1).numpy()
+    return table["photo_id"].to_numpy(), pred, table["label"].to_numpy()
