@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import dagster as dg
 
@@ -26,6 +29,7 @@ def run(fresh: bool = False) -> None:
         print(f"generating the demo lake in {store.root} ...", flush=True)
         generate_lake(store, os.environ["PLATFORM_ASSETS_APP_DB_URL"], LakeScale())
 
+    _local_dvc_remote()
     from platform_assets.definitions import defs as load_defs
 
     defs = load_defs()
@@ -48,16 +52,36 @@ def run(fresh: bool = False) -> None:
         print(f"writing augmented training shards for {day} ...", flush=True)
         _check(defs.resolve_job_def("shards_job").execute_in_process(instance=instance, partition_key=day))
 
+    print("training the popularity model on the pinned shards ...", flush=True)
+    result = defs.resolve_job_def("nightly_training_job").execute_in_process(instance=instance)
+    _check(result)
+    model = result.get_asset_materialization_events()[0].materialization.metadata
+    print(f"model {model['model_id'].value}: {model['metrics'].value}")
+
     print(
         "\nDone. Where to look:\n"
         f"  lake (Parquet, logs, images): {store.root}\n"
         f"  training shards:              {PROJECT_ROOT / 'data' / 'shards'}  (read them: README, 'Training from the shards')\n"
+        f"  model and manifest:           {PROJECT_ROOT / 'data' / 'models' / 'popularity' / model['model_id'].value}\n"
+        f"  reproduce it later:           .venv/bin/platform-assets reproduce {model['model_id'].value}\n"
+        f"  DVC: pins in data/**/*.dvc (commit them to version the data), cache .dvc/cache, remote {DEMO_DIR / 'dvc-remote'}\n"
         f"  Dagster instance:             {os.environ.get('DAGSTER_HOME', '(temporary)')}\n"
         "  open the UI:                  make ui   (dagster dev -h 127.0.0.1 -p 3000, then http://127.0.0.1:3000)\n"
         "  deliver another hour of logs: .venv/bin/platform-assets lake append-hour --late-day "
         f"{next(iter(days), 'YYYY-MM-DD')}\n"
         f"  (project root: {PROJECT_ROOT})"
     )
+
+
+def _local_dvc_remote() -> None:
+    """The demo pushes every pin to a local directory remote, configured in .dvc/config.local."""
+    if os.environ.get("PLATFORM_ASSETS_DVC_REMOTE"):
+        return
+    remote = DEMO_DIR / "dvc-remote"
+    remote.mkdir(parents=True, exist_ok=True)
+    dvc = Path(sys.executable).with_name("dvc")
+    subprocess.run([str(dvc), "remote", "add", "--local", "--force", "demo", str(remote)], cwd=PROJECT_ROOT, check=True)
+    os.environ["PLATFORM_ASSETS_DVC_REMOTE"] = "demo"
 
 
 def _check(result: dg.ExecuteInProcessResult) -> None:

@@ -71,7 +71,7 @@ def holdout(holdout_dir: Path, model: nn.Module, use_embeddings: bool) -> tuple[
     table = pa.concat_tables(pq.read_table(p) for p in shard_paths([holdout_dir]))
     table = table.filter(pa.compute.equal(table["view"], 0))
     batch = {
-        name: torch.from_numpy(table[name].combine_chunks().values.to_numpy().reshape(table.num_rows, -1))
+        name: torch.from_numpy(table[name].combine_chunks().values.to_numpy().reshape(table.num_rows, -1).copy())
         for name in ("image_embedding", "title_embedding", "features", "feature_mask")
     }
     with torch.no_grad():
