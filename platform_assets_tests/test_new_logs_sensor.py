@@ -98,3 +98,14 @@ def test_features_sensor_requests_one_ranged_run_after_events_land(fresh_lake, i
     assert job.execute_in_process(instance=instance, partition_key="2026-11-02").success  # a late file re-opened a day
     late = features_sensor(dg.build_sensor_context(instance=instance, cursor=first.cursor))
     assert [(r.tags[RANGE_START_TAG], r.tags[RANGE_END_TAG]) for r in late.run_requests] == [("2026-11-01", "2026-11-02")]
+
+
+def test_shards_sensor_requests_each_changed_training_day_once(instance) -> None:
+    from platform_assets.defs.features.assets import TRAINING_SET
+    from platform_assets.defs.shards.sensors import shards_sensor
+
+    for day in ("2026-11-01", "2026-11-02", "2026-11-01"):
+        instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=TRAINING_SET, partition=day))
+    first = shards_sensor(dg.build_sensor_context(instance=instance))
+    assert [r.partition_key for r in first.run_requests] == ["2026-11-01", "2026-11-02"]
+    assert not shards_sensor(dg.build_sensor_context(instance=instance, cursor=first.cursor)).run_requests
