@@ -5,6 +5,7 @@ from datetime import date, timedelta
 import dagster as dg
 
 from platform_assets.defs.features.assets import features_job
+from platform_assets.defs.materializations import new_materializations
 from platform_assets.defs.staging.events import EVENTS
 from platform_assets.lib.features.user_activity import LOOKBACK_DAYS
 
@@ -32,15 +33,11 @@ def affected_range(changed: set[str], materialized: set[str]) -> tuple[str, str]
     description="Watches `staging/events` materializations and launches one features run over the affected days.",
 )
 def features_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-    after = int(context.cursor) if context.cursor else None
-    records = context.instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=EVENTS, after_storage_id=after), limit=10_000, ascending=True
-    ).records
+    records, cursor = new_materializations(context, EVENTS)
     if not records:
         return dg.SensorResult(skip_reason="no new events materializations")
     changed = {r.partition_key for r in records if r.partition_key}
     materialized = set(context.instance.get_materialized_partitions(EVENTS))
-    cursor = str(records[-1].storage_id)
     span = affected_range(changed, materialized)
     if span is None:
         return dg.SensorResult(skip_reason="no days to rebuild", cursor=cursor)

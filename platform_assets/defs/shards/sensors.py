@@ -3,6 +3,7 @@
 import dagster as dg
 
 from platform_assets.defs.features.assets import TRAINING_SET
+from platform_assets.defs.materializations import new_materializations
 from platform_assets.defs.shards.assets import shards_job
 
 
@@ -13,12 +14,9 @@ from platform_assets.defs.shards.assets import shards_job
     description="Watches `features/training_set` materializations; one shards run per changed day.",
 )
 def shards_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-    after = int(context.cursor) if context.cursor else None
-    records = context.instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=TRAINING_SET, after_storage_id=after), limit=10_000, ascending=True
-    ).records
+    records, cursor = new_materializations(context, TRAINING_SET)
     if not records:
         return dg.SensorResult(skip_reason="no new training_set materializations")
     latest = {r.partition_key: r.storage_id for r in records if r.partition_key}
     requests = [dg.RunRequest(run_key=f"shards:{day}:{sid}", partition_key=day) for day, sid in sorted(latest.items())]
-    return dg.SensorResult(run_requests=requests, cursor=str(records[-1].storage_id))
+    return dg.SensorResult(run_requests=requests, cursor=cursor)
