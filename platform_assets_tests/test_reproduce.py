@@ -4,6 +4,8 @@
 import hashlib
 import json
 import multiprocessing
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -75,6 +77,7 @@ def test_models_map_to_exact_data_versions_and_reproduce(tmp_path) -> None:
     assert manifest_a["metrics"]["holdout_photos"] > 20
     assert set(manifest_a["metrics"]) >= {"spearman_model", "spearman_features_only", "spearman_planted_ground_truth"}
     assert {s["day"]: s["md5"] for s in manifest_a["shards"]} == meta_a["shard_dvc_hashes"].value
+    assert {d: v["dvc_hash"] for d, v in meta_a["shard_materializations"].value.items()} == meta_a["shard_dvc_hashes"].value
     assert json.loads(dvc(repo, "status", "--json")) == {}
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "data version 1, model A")
@@ -144,3 +147,23 @@ def test_parallel_pins_neither_fail_nor_corrupt(tmp_path) -> None:
     for path, md5 in zip(dirs, hashes):
         assert yaml.safe_load(Path(f"{path}.dvc").read_text())["outs"][0]["md5"] == md5
     assert json.loads(dvc(repo, "status", "--json")) == {}
+
+
+def test_pins_are_pushed_and_restored_from_the_remote_alone(tmp_path) -> None:
+    from platform_assets.lib.model.run import restore_shards
+
+    repo = dvc_repo(tmp_path / "repo")
+    dvc(repo, "remote", "add", "store", str(tmp_path / "remote"))
+    shards = repo / "data" / "shards" / "dt=2026-11-01"
+    shards.mkdir(parents=True)
+    data = os.urandom(300_000)
+    (shards / "shard-00000.parquet").write_bytes(data)
+    pinned = pin(shards, remote="store")
+    assert any(p.is_file() for p in (tmp_path / "remote").rglob("*"))
+    manifest = {"shards": [{"day": "2026-11-01", "path": pinned.path, "md5": pinned.md5,
+                            "dvc_file": (repo / pinned.dvc_file).read_text(),
+                            "files": [{"name": "shard-00000.parquet", "sha256": hashlib.sha256(data).hexdigest()}]}]}
+    shutil.rmtree(repo / ".dvc" / "cache")  # a fresh machine: no cache, no workspace copy
+    shutil.rmtree(shards)
+    restore_shards(repo / "data", manifest, remote="store")
+    assert (shards / "shard-00000.parquet").read_bytes() == data

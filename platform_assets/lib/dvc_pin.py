@@ -8,6 +8,7 @@ serialized by a file lock here instead of failing on DVC's.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,8 +48,8 @@ def pin(directory: Path, remote: str | None = None) -> Pin:
     rel = directory.relative_to(root).as_posix()
     started = time.perf_counter()
     with FileLock(str(root / ".dvc" / "tmp" / "platform-assets-pin.lock"), timeout=LOCK_TIMEOUT_S):
-        with Repo(str(root)) as repo:
-            repo.add([str(directory)])
+        with contextlib.chdir(root), Repo(str(root)) as repo:  # DVC resolves targets from the working directory
+            repo.add([rel])
             if remote:
                 repo.push(targets=[f"{rel}.dvc"], remote=remote)
     out = yaml.safe_load((root / f"{rel}.dvc").read_text())["outs"][0]

@@ -12,6 +12,9 @@ from platform_assets.lib.model.train import TrainConfig
 from platform_assets.lib.simulator.generate import TRUTH_KEY
 
 
+SHARDS = dg.AssetKey(["shards", "training_shards"])
+
+
 class ModelConfig(dg.Config):
     window_days: int = Field(default=14, description="Train on the latest N pinned shard days; the last is the holdout.")
     epochs: int = 8
@@ -22,7 +25,7 @@ class ModelConfig(dg.Config):
 
 @dg.asset(
     key=["models", "popularity_model"],
-    deps=[dg.AssetKey(["shards", "training_shards"])],
+    deps=[SHARDS],
     group_name="models",
     kinds={"pytorch", "dvc"},
     description="MLP over image and title embeddings and tabular features; weights + manifest (DVC hash of every "
@@ -38,12 +41,19 @@ def popularity_model(
     mid, manifest = train_model(root, config.window_days, train, truth)
     pinned = pin(root / MODELS / mid, workspace.dvc_remote)
     context.log.info(f"model {mid}: {manifest['metrics']}")
+    used = {}
+    for shard in manifest["shards"]:  # link the model to the shard materializations it was trained on
+        records = context.instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=SHARDS, asset_partitions=[shard["day"]]), limit=1
+        ).records
+        used[shard["day"]] = {"dvc_hash": shard["md5"], "run_id": records[0].run_id if records else None}
     return dg.MaterializeResult(
         data_version=dg.DataVersion(pinned.md5),
         metadata={
             "model_id": mid,
             "data_version": manifest["data_version"],
             "shard_dvc_hashes": dg.MetadataValue.json({s["day"]: s["md5"] for s in manifest["shards"]}),
+            "shard_materializations": dg.MetadataValue.json(used),
             "git_commit": str(manifest["git"]["commit"]),
             "code_version": manifest["code_version"],
             "seed": config.seed,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -92,14 +93,14 @@ def restore_shards(workspace: Path, manifest: dict, remote: str | None = None) -
     from dvc.repo import Repo
 
     root = find_repo_root(workspace)
-    with Repo(str(root)) as repo:
+    with contextlib.chdir(root), Repo(str(root)) as repo:  # DVC resolves targets from the working directory
         for entry in manifest["shards"]:
-            dvc_file = root / f"{entry['path']}.dvc"
-            dvc_file.write_text(entry["dvc_file"])
+            (root / f"{entry['path']}.dvc").write_text(entry["dvc_file"])
+            target = f"{entry['path']}.dvc"
             if remote:
-                repo.pull(targets=[str(dvc_file)], remote=remote, force=True)
+                repo.pull(targets=[target], remote=remote, force=True)
             else:
-                repo.checkout(targets=[str(dvc_file)], force=True)
+                repo.checkout(targets=[target], force=True)
     bad = []
     for entry in manifest["shards"]:
         for f in entry["files"]:
