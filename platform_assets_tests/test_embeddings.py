@@ -38,7 +38,7 @@ def test_embeddings_are_incremental_and_broken_images_quarantined(fresh_lake) ->
     assert materialized(first, "image_embeddings")["embedded"] == n
     assert materialized(first, "title_embeddings")["embedded"] == n
     table = fresh_lake.store.read_parquet(IMAGE_EMBEDDINGS_FILE)
-    assert table.num_rows == n and table.schema.field("embedding").type.list_size == 128
+    assert table.num_rows == n and table.schema.field("embedding").type.list_size == 256
     vectors = np.stack(table["embedding"].to_numpy(zero_copy_only=False))
     assert np.isfinite(vectors).all() and vectors.std(axis=0).mean() > 0
 
@@ -75,3 +75,23 @@ def test_augmentation_depends_on_example_and_view_not_on_the_batch() -> None:
     other_view = augment(images[2:3], draw_params(7, [12], view=1))
     assert not torch.allclose(alone, other_view)
     assert whole.min() >= 0 and whole.max() <= 1
+
+
+def test_resnet18_layout_loads_torchvision_style_weights(tmp_path) -> None:
+    """A torchvision resnet18 state_dict (classifier included) loads into the encoder as is."""
+    from platform_assets.lib.embeddings.image_encoder import ImageEncoder, load_weights
+
+    state = ImageEncoder("resnet18").state_dict()
+    expected = {"conv1.weight", "bn1.running_mean", "layer1.0.conv1.weight", "layer2.0.downsample.0.weight",
+                "layer4.1.bn2.weight"}
+    assert expected <= set(state)  # torchvision's parameter names
+    assert state["conv1.weight"].shape == (64, 3, 7, 7) and state["layer4.1.conv2.weight"].shape == (512, 512, 3, 3)
+    with_fc = {**state, "fc.weight": torch.zeros(1000, 512), "fc.bias": torch.zeros(1000)}
+    torch.save(with_fc, tmp_path / "imagenet.pt")
+    arch, loaded = load_weights(str(tmp_path / "imagenet.pt"))
+    assert arch == "resnet18" and "fc.weight" not in loaded
+    torch.save({"something": torch.zeros(1)}, tmp_path / "other.pt")
+    import pytest
+
+    with pytest.raises(ValueError, match="not the weights of a known image encoder"):
+        load_weights(str(tmp_path / "other.pt"))

@@ -17,7 +17,7 @@ from pydantic import Field
 from platform_assets.defs.metadata import table_metadata
 from platform_assets.defs.resources import LakeResource
 from platform_assets.lib.embeddings.device import inference_mode, pick_device, to_device
-from platform_assets.lib.embeddings.image_encoder import load_encoder, train_simclr, weights_version
+from platform_assets.lib.embeddings.image_encoder import load_encoder, load_weights, train_simclr, weights_version
 from platform_assets.lib.embeddings.images import as_float, decode, image_batches
 from platform_assets.lib.embeddings.incremental import content_hash, embedding_table, split_todo
 from platform_assets.lib.embeddings.titles import embed_titles, model_version
@@ -33,7 +33,12 @@ TITLE_EMBEDDINGS_FILE = "embeddings/title_embeddings.parquet"
 
 
 class ImageEncoderConfig(dg.Config):
-    weights_path: str | None = Field(default=None, description="Use these weights (a local torch state_dict) instead of training.")
+    weights_path: str | None = Field(
+        default=None,
+        description="Use these weights instead of training: a local state_dict of ours or of torchvision's resnet18 "
+        "(e.g. ImageNet weights; its classifier is dropped).",
+    )
+    arch: str = Field(default="resnet-small", description="Architecture to train: resnet-small or resnet18.")
     epochs: int = Field(default=3, description="SimCLR epochs over the lake's images.")
     batch_size: int = 128
     learning_rate: float = 2e-3
@@ -61,8 +66,9 @@ def _previous(store: LakeStore, key: str) -> pa.Table | None:
 def image_encoder(context: dg.AssetExecutionContext, config: ImageEncoderConfig, lake: LakeResource) -> dg.MaterializeResult:
     store = lake.store()
     device = pick_device(config.device)
+    arch = config.arch
     if config.weights_path:
-        state = torch.load(config.weights_path, map_location="cpu", weights_only=True)
+        arch, state = load_weights(config.weights_path)
         metrics: dict = {"source": config.weights_path}
     else:
         photos = store.read_parquet(staging_key("photos"))
@@ -73,7 +79,9 @@ def image_encoder(context: dg.AssetExecutionContext, config: ImageEncoderConfig,
             except ValueError:
                 continue  # broken images are reported by image_embeddings
         started = time.perf_counter()
-        result = train_simclr(as_float(torch.stack(images)), config.epochs, config.batch_size, config.learning_rate, config.seed, device)
+        result = train_simclr(
+            as_float(torch.stack(images)), config.epochs, config.batch_size, config.learning_rate, config.seed, device, arch
+        )
         state = result.state_dict
         metrics = {"source": "simclr", "images": len(images), "epochs": config.epochs, "seconds": round(time.perf_counter() - started, 1),
                    "first_loss": round(result.losses[0], 4), "last_loss": round(result.losses[-1], 4)}
@@ -82,11 +90,12 @@ def image_encoder(context: dg.AssetExecutionContext, config: ImageEncoderConfig,
     torch.save(state, buf)
     key = f"embeddings/image_encoder/weights-{version}.pt"
     store.write_bytes(key, buf.getvalue())
-    store.write_bytes(ENCODER_POINTER, json.dumps({"version": version, "key": key}).encode())
+    store.write_bytes(ENCODER_POINTER, json.dumps({"version": version, "key": key, "arch": arch}).encode())
     context.log.info(f"image encoder {version} on {device}: {metrics}")
     return dg.MaterializeResult(
         data_version=dg.DataVersion(version),
-        metadata={"encoder_version": version, "device": str(device), "dagster/uri": store.uri(key), **metrics},
+        metadata={"encoder_version": version, "architecture": arch, "device": str(device), "dagster/uri": store.uri(key),
+                  **metrics},
     )
 
 
@@ -108,8 +117,10 @@ def image_embeddings(context: dg.AssetExecutionContext, config: EmbeddingConfig,
     todo_index = {pid: i for i, pid in enumerate(photos["photo_id"].to_pylist())}
     todo_blobs = [blobs[todo_index[pid]] for pid in todo["photo_id"].to_pylist()]
 
-    model = load_encoder(torch.load(io.BytesIO(store.read_bytes(pointer["key"])), weights_only=True), device)
-    vectors, errors = np.zeros((len(todo_blobs), 128), np.float32), {}
+    model = load_encoder(
+        torch.load(io.BytesIO(store.read_bytes(pointer["key"])), weights_only=True), device, pointer.get("arch", "resnet-small")
+    )
+    vectors, errors = np.zeros((len(todo_blobs), model.dim), np.float32), {}
     started = time.perf_counter()
     with inference_mode(device):
         for idx, batch, err in image_batches(todo_blobs, config.batch_size, device, config.workers):

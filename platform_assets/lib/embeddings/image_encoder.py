@@ -15,42 +15,71 @@ import torch.nn.functional as F
 
 from platform_assets.lib.embeddings.augment import augment
 
-EMBEDDING_DIM = 128
 
 
 class BasicBlock(nn.Module):
+    """torchvision's ResNet basic block, with its parameter names."""
+
     def __init__(self, cin: int, cout: int, stride: int) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(cout)
         self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(cout)
-        self.skip = (
+        self.downsample = (
             nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
             if stride != 1 or cin != cout
-            else nn.Identity()
+            else None
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn1(self.conv1(x)))
-        return F.relu(self.bn2(self.conv2(out)) + self.skip(x))
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + (self.downsample(x) if self.downsample is not None else x))
+
+
+ARCHITECTURES = {
+    # name: (stem width, blocks per stage); "resnet18" has torchvision's resnet18 layout and
+    # parameter names, so its ImageNet weights load (the classifier `fc.*` is dropped)
+    "resnet18": (64, (2, 2, 2, 2)),
+    "resnet-small": (32, (1, 1, 1, 1)),
+}
 
 
 class ImageEncoder(nn.Module):
-    """A small ResNet (4 stages of basic blocks) for 64x64 images, pooled to EMBEDDING_DIM."""
+    """A ResNet (torchvision's layout: conv1, bn1, layer1..4) pooled to a vector."""
 
-    def __init__(self, width: int = 32, dim: int = EMBEDDING_DIM) -> None:
+    def __init__(self, arch: str = "resnet-small") -> None:
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(3, width, 3, 2, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU())
-        widths = [width, width * 2, width * 4, dim]
-        stages, cin = [], width
-        for i, w in enumerate(widths):
-            stages.append(BasicBlock(cin, w, 1 if i == 0 else 2))
-            cin = w
-        self.stages = nn.Sequential(*stages)
+        if arch not in ARCHITECTURES:
+            raise ValueError(f"unknown image encoder architecture {arch!r}: use one of {sorted(ARCHITECTURES)}")
+        width, blocks = ARCHITECTURES[arch]
+        self.conv1 = nn.Conv2d(3, width, 7 if arch == "resnet18" else 3, 2, 3 if arch == "resnet18" else 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        cin = width
+        for i, n in enumerate(blocks):
+            cout = width * 2**i
+            layer = [BasicBlock(cin if j == 0 else cout, cout, 1 if i == 0 or j > 0 else 2) for j in range(n)]
+            setattr(self, f"layer{i + 1}", nn.Sequential(*layer))
+            cin = cout
+        self.dim = cin
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.stages(self.stem(x)).mean(dim=(2, 3))
+        x = F.relu(self.bn1(self.conv1(x)))
+        for i in range(1, 5):
+            x = getattr(self, f"layer{i}")(x)
+        return x.mean(dim=(2, 3))
+
+
+def load_weights(path: str) -> tuple[str, dict]:
+    """(architecture, state_dict) from a local weights file: ours, or torchvision's resnet18 (e.g. ImageNet)."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+    for arch in ARCHITECTURES:
+        model = ImageEncoder(arch)
+        if set(model.state_dict()) == set(state):
+            return arch, state
+    raise ValueError(f"{path}: not the weights of a known image encoder ({sorted(ARCHITECTURES)})")
 
 
 def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.2) -> torch.Tensor:
@@ -78,13 +107,14 @@ def weights_version(state_dict: dict) -> str:
 
 
 def train_simclr(
-    images: torch.Tensor, epochs: int, batch_size: int, lr: float, seed: int, device: torch.device
+    images: torch.Tensor, epochs: int, batch_size: int, lr: float, seed: int, device: torch.device,
+    arch: str = "resnet-small",
 ) -> TrainResult:
     """Train on (N, 3, H, W) images; deterministic for a seed on CPU."""
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
-    model = ImageEncoder().to(device)
-    head = nn.Sequential(nn.Linear(EMBEDDING_DIM, EMBEDDING_DIM), nn.ReLU(), nn.Linear(EMBEDDING_DIM, 64)).to(device)
+    model = ImageEncoder(arch).to(device)
+    head = nn.Sequential(nn.Linear(model.dim, model.dim), nn.ReLU(), nn.Linear(model.dim, 64)).to(device)
     opt = torch.optim.AdamW([*model.parameters(), *head.parameters()], lr=lr, weight_decay=1e-4)
     order_gen = torch.Generator().manual_seed(seed)
     losses = []
@@ -110,7 +140,7 @@ def _params(seed: int, epoch: int, step: int, view: int, n: int) -> torch.Tensor
     return torch.rand(n, 7, generator=g)
 
 
-def load_encoder(state_dict: dict, device: torch.device) -> ImageEncoder:
-    model = ImageEncoder()
+def load_encoder(state_dict: dict, device: torch.device, arch: str = "resnet-small") -> ImageEncoder:
+    model = ImageEncoder(arch)
     model.load_state_dict(state_dict)
     return model.to(device).eval()
