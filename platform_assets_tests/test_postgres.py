@@ -1,0 +1,53 @@
+"""Against a real PostgreSQL server: the app-database extract and the Dagster instance storage."""
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+
+from platform_assets.defs.lake.raw_db import raw_photos, raw_users
+from platform_assets.defs.resources import AppDatabaseResource, LakeResource
+from platform_assets.defs.staging.app_tables import stage_photos, stage_users
+from platform_assets.lib.lake_layout import staging_key
+from platform_assets.lib.lake_store import LakeStore
+from platform_assets.lib.simulator import LakeScale, generate_lake
+from platform_assets_tests.pg_server import postgres_server
+
+
+@pytest.fixture(scope="module")
+def pg_url():
+    with postgres_server() as url:
+        yield url
+
+
+def test_app_database_extract_reads_postgres_in_batches(tmp_path, pg_url) -> None:
+    store = LakeStore(str(tmp_path / "lake"))
+    (tmp_path / "lake").mkdir()
+    manifest = generate_lake(store, pg_url, LakeScale(users=80, photos=300, days=1, events_per_day=500, seed=4))
+    resources = {"lake": LakeResource(root=store.root), "app_db": AppDatabaseResource(url=pg_url, batch_rows=64)}
+    assert dg.materialize([raw_users, raw_photos, stage_users, stage_photos], resources=resources).success
+    assert store.read_parquet(staging_key("users")).num_rows == manifest["scale"]["users"]
+    photos = store.read_parquet(staging_key("photos"))
+    assert photos.num_rows == manifest["scale"]["photos"]
+    assert str(photos.schema.field("posted_at").type) == "timestamp[us, tz=UTC]"
+
+
+def test_dagster_instance_storage_on_postgres_survives_a_restart(tmp_path, pg_url) -> None:
+    engine = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(sa.text("CREATE DATABASE dagster"))
+    engine.dispose()
+    url = pg_url.rsplit("/", 1)[0].replace("+psycopg2", "") + "/dagster"
+    settings = {"storage": {"postgres": {"postgres_url": url}}}
+
+    @dg.asset
+    def probe() -> int:
+        return 1
+
+    with dg.instance_for_test(overrides=settings, temp_dir=str(tmp_path)) as first:
+        result = dg.materialize([probe], instance=first)
+        assert result.success
+        run_id = result.run_id
+    with dg.instance_for_test(overrides=settings, temp_dir=str(tmp_path)) as restarted:
+        assert restarted.get_run_by_id(run_id).is_success
+        assert restarted.get_latest_materialization_event(dg.AssetKey("probe")).run_id == run_id
+        assert "postgres" in type(restarted.run_storage).__module__
