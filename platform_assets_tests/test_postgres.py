@@ -51,3 +51,45 @@ def test_dagster_instance_storage_on_postgres_survives_a_restart(tmp_path, pg_ur
         assert restarted.get_run_by_id(run_id).is_success
         assert restarted.get_latest_materialization_event(dg.AssetKey("probe")).run_id == run_id
         assert "postgres" in type(restarted.run_storage).__module__
+
+
+def test_the_production_dagster_yaml_runs_on_postgres_and_s3(tmp_path, pg_url, monkeypatch) -> None:
+    """deploy/production/dagster.yaml as shipped: storage in PostgreSQL, compute logs in S3."""
+    import shutil
+    from pathlib import Path
+
+    import boto3
+
+    from platform_assets_tests.s3_server import make_bucket, s3_server
+
+    engine = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(sa.text("CREATE DATABASE dagster_prod"))
+    engine.dispose()
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(Path(__file__).resolve().parents[1] / "deploy" / "production" / "dagster.yaml", home)
+    host_port = pg_url.split("@")[1].split("/")[0]
+    with s3_server() as endpoint:
+        make_bucket(endpoint, "compute-logs")
+        for name, value in {
+            "DAGSTER_PG_USERNAME": "platform", "DAGSTER_PG_PASSWORD": "", "DAGSTER_PG_HOST": host_port.split(":")[0],
+            "DAGSTER_PG_PORT": host_port.split(":")[1], "DAGSTER_PG_DB": "dagster_prod",
+            "DAGSTER_COMPUTE_LOG_BUCKET": "compute-logs",
+            "PLATFORM_ASSETS_S3_ENDPOINT_URL": endpoint,
+        }.items():
+            monkeypatch.setenv(name, value)
+
+        @dg.asset
+        def probe(context: dg.AssetExecutionContext) -> int:
+            context.log.info("hello from production")
+            return 1
+
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            result = dg.materialize([probe], instance=instance)
+            assert result.success
+            assert instance.get_run_by_id(result.run_id).is_success
+        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket="compute-logs").get("Contents", [])]
+        assert any(k.startswith("dagster-compute-logs/") for k in keys)
+
