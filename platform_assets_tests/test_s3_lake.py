@@ -56,3 +56,38 @@ def test_s3_key_validation_blocks_traversal(s3_lake) -> None:
     store, _, _ = s3_lake
     with pytest.raises(ValueError, match="invalid lake key"):
         store.read_bytes("../other-prefix/secret")
+
+
+def test_dvc_remote_on_s3_and_pull_into_a_fresh_clone(tmp_path) -> None:
+    """Pins pushed to an S3 DVC remote come back byte for byte in a fresh clone with `dvc pull`."""
+    import os
+    import subprocess
+    import sys
+
+    from platform_assets.lib.dvc_pin import pin
+    from platform_assets_tests.conftest import dvc_repo
+
+    dvc = str(Path(sys.executable).with_name("dvc"))
+
+    def run(cwd, *args):
+        return subprocess.run(list(args), cwd=cwd, check=True, capture_output=True, text=True)
+
+    with s3_server() as endpoint:
+        make_bucket(endpoint, "dvc-store")
+        repo = dvc_repo(tmp_path / "repo")
+        run(repo, dvc, "remote", "add", "-d", "store", "s3://dvc-store/platform")
+        run(repo, dvc, "remote", "modify", "store", "endpointurl", endpoint)
+        shards = repo / "data" / "shards" / "dt=2026-11-01"
+        shards.mkdir(parents=True)
+        blobs = {f"shard-{i:05d}.parquet": os.urandom(200_000) for i in range(3)}
+        for name, data in blobs.items():
+            (shards / name).write_bytes(data)
+        pin(shards, remote="store")
+        run(repo, "git", "add", "-A")
+        run(repo, "git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "pinned shards")
+        clone = tmp_path / "clone"
+        run(tmp_path, "git", "clone", "-q", str(repo), str(clone))
+        assert not (clone / "data" / "shards" / "dt=2026-11-01").exists()
+        run(clone, dvc, "pull")
+        for name, data in blobs.items():
+            assert (clone / "data" / "shards" / "dt=2026-11-01" / name).read_bytes() == data
