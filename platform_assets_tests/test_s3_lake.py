@@ -91,3 +91,17 @@ def test_dvc_remote_on_s3_and_pull_into_a_fresh_clone(tmp_path) -> None:
         run(clone, dvc, "pull")
         for name, data in blobs.items():
             assert (clone / "data" / "shards" / "dt=2026-11-01" / name).read_bytes() == data
+
+
+def test_sensor_on_s3_ignores_a_redelivery_of_the_same_bytes(s3_lake) -> None:
+    store, _, resources = s3_lake
+    with dg.instance_for_test() as instance:
+        first = new_logs_sensor(dg.build_sensor_context(instance=instance, resources={"lake": resources["lake"]}))
+        key = "logs/dt=2026-11-02/hour=05/part-00.jsonl.gz"
+        store.write_bytes(key, store.read_bytes(key))  # same key, same bytes, a new upload
+        again = new_logs_sensor(dg.build_sensor_context(instance=instance, cursor=first.cursor, resources={"lake": resources["lake"]}))
+        assert not again.run_requests
+        changed_bytes = store.read_bytes(key)[:-8] + b"\0" * 8
+        store.write_bytes(key, changed_bytes)
+        third = new_logs_sensor(dg.build_sensor_context(instance=instance, cursor=first.cursor, resources={"lake": resources["lake"]}))
+        assert [r.partition_key for r in third.run_requests] == ["2026-11-02"]

@@ -35,7 +35,7 @@ def log_day(key: str) -> str | None:
 
 @dataclass
 class DayListing:
-    """The log files of one day and a digest of their (key, size, mtime): the day's data version."""
+    """The log files of one day and a digest of their (key, size, version): the day's data version."""
 
     files: list[FileEntry] = field(default_factory=list)
 
@@ -47,7 +47,7 @@ class DayListing:
     def digest(self) -> str:
         h = hashlib.sha256()
         for f in sorted(self.files, key=lambda f: f.key):
-            h.update(f"{f.key}\0{f.size}\0{f.mtime_ns}\n".encode())
+            h.update(f"{f.key}\0{f.size}\0{f.version}\n".encode())
         return h.hexdigest()[:24]
 
 

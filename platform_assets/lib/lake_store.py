@@ -36,7 +36,7 @@ def validate_key(key: str) -> str:
 class FileEntry:
     key: str
     size: int
-    mtime_ns: int
+    version: str  # S3: the ETag (same bytes, same tag); local: the modification time
 
 
 @dataclass(frozen=True)
@@ -132,6 +132,8 @@ class LakeStore:
 
     def list_files(self, prefix: str) -> list[FileEntry]:
         """Every file under `prefix`, sorted by key; temporary and hidden files left out."""
+        if self.is_s3:
+            return self._list_s3(prefix)
         fs, base = self._fs_and_base()
         root = f"{base}/{validate_key(prefix)}"
         infos = fs.get_file_info(pafs.FileSelector(root, recursive=True, allow_not_found=True))
@@ -139,11 +141,27 @@ class LakeStore:
             FileEntry(
                 key=info.path[len(base) + 1 :],
                 size=info.size,
-                mtime_ns=info.mtime_ns or 0,
+                version=str(info.mtime_ns or 0),
             )
             for info in infos
             if info.type == pafs.FileType.File and not info.base_name.startswith(".")
         ]
+        return sorted(entries, key=lambda e: e.key)
+
+    def _list_s3(self, prefix: str) -> list[FileEntry]:
+        """S3 listing with ETags (pyarrow's file info has none), a page of 1,000 keys per request."""
+        import boto3
+
+        parsed = urlparse(self.root)
+        root = parsed.path.strip("/")
+        full = f"{root}/{validate_key(prefix)}/" if root else f"{validate_key(prefix)}/"
+        client = boto3.client("s3", endpoint_url=self.s3_endpoint_url, region_name=self.s3_region or "us-east-1")
+        entries = []
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=parsed.netloc, Prefix=full):
+            for obj in page.get("Contents", []):
+                key = obj["Key"][len(root) + 1 :] if root else obj["Key"]
+                if not posixpath.basename(key).startswith("."):
+                    entries.append(FileEntry(key=key, size=obj["Size"], version=obj["ETag"].strip('"')))
         return sorted(entries, key=lambda e: e.key)
 
     def delete(self, key: str) -> None:
