@@ -1,0 +1,96 @@
+"""The production deployment on one machine, for end-to-end tests and the latency benchmark:
+PostgreSQL (instance storage and app database), an S3 API server (lake, compute logs), the
+shipped `deploy/production/dagster.yaml`, and a real `dagster-daemon` process."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import sqlalchemy as sa
+
+from platform_assets.lib.lake_store import LakeStore
+from platform_assets.lib.simulator import LakeScale, generate_lake
+from platform_assets_tests.conftest import dvc_repo
+from platform_assets_tests.pg_server import postgres_server
+from platform_assets_tests.s3_server import make_bucket, s3_server
+
+ROOT = Path(__file__).resolve().parents[1]
+FAST_EMBEDDINGS = {"ops": {"embeddings__image_encoder": {"config": {"epochs": 1, "batch_size": 64}},
+                           "embeddings__image_embeddings": {"config": {"workers": 0}}}}
+
+
+@dataclass
+class Stack:
+    instance: dg.DagsterInstance
+    lake: LakeStore
+    env: dict[str, str]
+
+
+def wait_for(predicate, timeout: float, what: str, poll: float = 1.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(poll)
+
+
+@contextmanager
+def production_stack(tmp: Path, scale: LakeScale) -> Iterator[Stack]:
+    """Servers up, lake generated, app database and embeddings materialized, daemon running."""
+    with postgres_server() as pg_url, s3_server() as endpoint:
+        make_bucket(endpoint, "lake")
+        make_bucket(endpoint, "logs-bucket")
+        engine = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            conn.execute(sa.text("CREATE DATABASE dagster"))
+            conn.execute(sa.text("CREATE DATABASE app"))
+        engine.dispose()
+        host, port = pg_url.split("@")[1].split("/")[0].split(":")
+        app_db = pg_url.rsplit("/", 1)[0] + "/app"
+        lake = LakeStore("s3://lake/prod", s3_endpoint_url=endpoint)
+        generate_lake(lake, app_db, scale)
+        home = tmp / "dagster_home"
+        home.mkdir()
+        shutil.copy(ROOT / "deploy" / "production" / "dagster.yaml", home)
+        env = {
+            "PLATFORM_ASSETS_DEPLOYMENT": "production", "PLATFORM_ASSETS_LAKE": lake.root,
+            "PLATFORM_ASSETS_S3_ENDPOINT_URL": endpoint, "PLATFORM_ASSETS_APP_DB_URL": app_db,
+            "PLATFORM_ASSETS_WORKSPACE": str(dvc_repo(tmp / "repo") / "data"),
+            "DAGSTER_HOME": str(home), "DAGSTER_PG_USERNAME": "platform", "DAGSTER_PG_PASSWORD": "",
+            "DAGSTER_PG_HOST": host, "DAGSTER_PG_PORT": port, "DAGSTER_PG_DB": "dagster",
+            "DAGSTER_COMPUTE_LOG_BUCKET": "logs-bucket",
+        }
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        try:
+            from platform_assets.definitions import defs
+
+            definitions = defs()
+            with dg.DagsterInstance.get() as instance:
+                assert definitions.resolve_job_def("app_db_job").execute_in_process(instance=instance).success
+                assert definitions.resolve_job_def("embeddings_job").execute_in_process(
+                    instance=instance, run_config=FAST_EMBEDDINGS).success
+                with open(tmp / "daemon.log", "w") as log:
+                    daemon = subprocess.Popen(
+                        [str(Path(sys.executable).with_name("dagster-daemon")), "run", "-w", "workspace.yaml"],
+                        cwd=ROOT, env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT)
+                    try:
+                        yield Stack(instance, lake, env)
+                    finally:
+                        daemon.terminate()
+                        daemon.wait(30)
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
