@@ -1,0 +1,100 @@
+"""The Dagster UI in a real browser: headless Chromium (Debian's package) driven by
+Playwright opens the webserver, finds the asset layers, and opens a shard materialization
+whose metadata shows the DVC hash. Screenshots go to test-artifacts/."""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dagster as dg
+import yaml
+
+from platform_assets_tests.conftest import dvc_repo, make_lake
+from platform_assets_tests.production_stack import FAST_EMBEDDINGS, wait_for
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"
+RANGE = {"dagster/asset_partition_range_start": "2026-11-01", "dagster/asset_partition_range_end": "2026-11-02"}
+
+
+def chromium() -> str:
+    """Debian's Chromium, installed on first use (the tests install what they need)."""
+    path = shutil.which("chromium")
+    if not path:
+        subprocess.run(["apt-get", "update", "-q"], check=True, capture_output=True)
+        subprocess.run(["apt-get", "install", "-y", "-q", "chromium"], check=True, capture_output=True,
+                       env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        path = shutil.which("chromium")
+    assert path, "chromium could not be installed"
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_ui_shows_the_layers_and_a_shard_materialization_with_its_dvc_hash(tmp_path, monkeypatch) -> None:
+    from playwright.sync_api import sync_playwright
+
+    browser_path = chromium()
+    lake = make_lake(tmp_path / "lake")
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(ROOT / "deploy" / "local" / "dagster.yaml", home)
+    env = {"DAGSTER_HOME": str(home), "PLATFORM_ASSETS_LAKE": lake.store.root, "PLATFORM_ASSETS_APP_DB_URL": lake.app_db_url,
+           "PLATFORM_ASSETS_WORKSPACE": str(dvc_repo(tmp_path / "repo") / "data")}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    from platform_assets.definitions import defs
+
+    d = defs()
+    with dg.DagsterInstance.get() as instance:
+        assert d.resolve_job_def("app_db_job").execute_in_process(instance=instance).success
+        for day in ("2026-11-01", "2026-11-02"):
+            assert d.resolve_job_def("events_job").execute_in_process(instance=instance, partition_key=day).success
+        assert d.resolve_job_def("features_job").execute_in_process(instance=instance, tags=RANGE).success
+        assert d.resolve_job_def("embeddings_job").execute_in_process(instance=instance, run_config=FAST_EMBEDDINGS).success
+        assert d.resolve_job_def("shards_job").execute_in_process(instance=instance, partition_key="2026-11-01").success
+    dvc_hash = yaml.safe_load(Path(env["PLATFORM_ASSETS_WORKSPACE"], "shards", "dt=2026-11-01.dvc").read_text())["outs"][0]["md5"]
+
+    port = free_port()
+    web = subprocess.Popen([str(Path(sys.executable).with_name("dagster-webserver")), "-w", "workspace.yaml",
+                            "-h", "127.0.0.1", "-p", str(port)], cwd=ROOT, env=dict(os.environ),
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ARTIFACTS.mkdir(exist_ok=True)
+    try:
+        def up() -> bool:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    return True
+            except OSError:
+                return False
+
+        wait_for(up, 120, "the webserver")
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=browser_path, args=[
+                "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--no-first-run"])
+            page = browser.new_page(viewport={"width": 1600, "height": 1000})
+            page.goto(f"http://127.0.0.1:{port}/assets", wait_until="networkidle", timeout=120_000)
+            skip = page.get_by_role("button", name="Skip")  # the first-visit newsletter dialog
+            if skip.count():
+                skip.first.click()
+            for layer in ("lake", "staging", "features", "embeddings", "shards", "models"):
+                page.get_by_text(layer, exact=True).first.wait_for(timeout=60_000)
+            page.screenshot(path=str(ARTIFACTS / "asset-catalog.png"), full_page=True)
+            page.goto(f"http://127.0.0.1:{port}/assets/shards/training_shards?partition=2026-11-01",
+                      wait_until="networkidle", timeout=120_000)
+            page.get_by_text(dvc_hash).first.wait_for(timeout=60_000)
+            page.screenshot(path=str(ARTIFACTS / "shard-materialization.png"), full_page=True)
+            browser.close()
+    finally:
+        web.terminate()
+        web.wait(30)
+    assert (ARTIFACTS / "shard-materialization.png").stat().st_size > 10_000
