@@ -9,7 +9,7 @@ from platform_assets.defs.shards.assets import shards_job
 
 @dg.sensor(
     job=shards_job,
-    minimum_interval_seconds=30,
+    minimum_interval_seconds=10,  # a cheap query of the instance: react fast to upstream runs
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Watches `features/training_set` materializations; one shards run per changed day.",
 )
