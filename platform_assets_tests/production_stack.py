@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -33,6 +34,23 @@ class Stack:
     instance: dg.DagsterInstance
     lake: LakeStore
     env: dict[str, str]
+
+
+def stop_process_group(proc: subprocess.Popen) -> None:
+    """Stop a server and every process it started (the daemon's and webserver's code servers)."""
+    for sig, wait in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(wait)
+            os.killpg(proc.pid, signal.SIGKILL)  # children that outlived their parent
+        except ProcessLookupError:
+            return
+        except subprocess.TimeoutExpired:
+            continue
+        return
 
 
 def wait_for(predicate, timeout: float, what: str, poll: float = 1.0) -> None:
@@ -82,12 +100,11 @@ def production_stack(tmp: Path, scale: LakeScale) -> Iterator[Stack]:
                 with open(tmp / "daemon.log", "w") as log:
                     daemon = subprocess.Popen(
                         [str(Path(sys.executable).with_name("dagster-daemon")), "run", "-w", "workspace.yaml"],
-                        cwd=ROOT, env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT)
+                        cwd=ROOT, env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
                     try:
                         yield Stack(instance, lake, env)
                     finally:
-                        daemon.terminate()
-                        daemon.wait(30)
+                        stop_process_group(daemon)
         finally:
             for k, v in saved.items():
                 if v is None:

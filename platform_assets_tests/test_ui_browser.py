@@ -14,7 +14,7 @@ import dagster as dg
 import yaml
 
 from platform_assets_tests.conftest import dvc_repo, make_lake
-from platform_assets_tests.production_stack import FAST_EMBEDDINGS, wait_for
+from platform_assets_tests.production_stack import FAST_EMBEDDINGS, stop_process_group, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -66,7 +66,7 @@ def test_ui_shows_the_layers_and_a_shard_materialization_with_its_dvc_hash(tmp_p
     port = free_port()
     web = subprocess.Popen([str(Path(sys.executable).with_name("dagster-webserver")), "-w", "workspace.yaml",
                             "-h", "127.0.0.1", "-p", str(port)], cwd=ROOT, env=dict(os.environ),
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     ARTIFACTS.mkdir(exist_ok=True)
     try:
         def up() -> bool:
@@ -95,6 +95,5 @@ def test_ui_shows_the_layers_and_a_shard_materialization_with_its_dvc_hash(tmp_p
             page.screenshot(path=str(ARTIFACTS / "shard-materialization.png"), full_page=True)
             browser.close()
     finally:
-        web.terminate()
-        web.wait(30)
+        stop_process_group(web)
     assert (ARTIFACTS / "shard-materialization.png").stat().st_size > 10_000
