@@ -1,16 +1,18 @@
 """The production deployment on one machine, for end-to-end tests and the latency benchmark:
 PostgreSQL (instance storage and app database), an S3 API server (lake, compute logs), the
-shipped `deploy/production/dagster.yaml`, and a real `dagster-daemon` process."""
+shipped `deploy/production/dagster.yaml`, and real `dagster-daemon` and `dagster-webserver`
+processes on 127.0.0.1."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +36,21 @@ class Stack:
     instance: dg.DagsterInstance
     lake: LakeStore
     env: dict[str, str]
+    webserver_url: str
+    start_daemon: Callable[[], subprocess.Popen]
+    daemon: subprocess.Popen | None = None
+
+    def restart_daemon(self) -> None:
+        """Stop the daemon (and its code server) and start a new one: only the instance remains."""
+        if self.daemon is not None:
+            stop_process_group(self.daemon)
+        self.daemon = self.start_daemon()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def stop_process_group(proc: subprocess.Popen) -> None:
@@ -97,14 +114,24 @@ def production_stack(tmp: Path, scale: LakeScale) -> Iterator[Stack]:
                 assert definitions.resolve_job_def("app_db_job").execute_in_process(instance=instance).success
                 assert definitions.resolve_job_def("embeddings_job").execute_in_process(
                     instance=instance, run_config=FAST_EMBEDDINGS).success
-                with open(tmp / "daemon.log", "w") as log:
-                    daemon = subprocess.Popen(
-                        [str(Path(sys.executable).with_name("dagster-daemon")), "run", "-w", "workspace.yaml"],
-                        cwd=ROOT, env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                bin_dir = Path(sys.executable).parent
+                with open(tmp / "daemon.log", "a") as log:
+                    def start_daemon() -> subprocess.Popen:
+                        return subprocess.Popen([str(bin_dir / "dagster-daemon"), "run", "-w", "workspace.yaml"],
+                                                cwd=ROOT, env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT,
+                                                start_new_session=True)
+
+                    port = free_port()
+                    web = subprocess.Popen([str(bin_dir / "dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1",
+                                            "-p", str(port)], cwd=ROOT, env=dict(os.environ), stdout=log,
+                                           stderr=subprocess.STDOUT, start_new_session=True)
+                    stack = Stack(instance, lake, env, f"http://127.0.0.1:{port}", start_daemon)
+                    stack.restart_daemon()
                     try:
-                        yield Stack(instance, lake, env)
+                        yield stack
                     finally:
-                        stop_process_group(daemon)
+                        for proc in (stack.daemon, web):
+                            stop_process_group(proc)
         finally:
             for k, v in saved.items():
                 if v is None:

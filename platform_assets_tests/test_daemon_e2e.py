@@ -1,10 +1,12 @@
 """Production end to end with real processes: `dagster-daemon` on a PostgreSQL instance, the
-lake on S3. New log files land; the sensors launch the runs; events, features and shards
-update within a bounded time; a redelivered file launches nothing."""
+lake on S3, the webserver beside it. New log files land; the sensors launch the runs; events,
+features and shards update within a bounded time; the daemon restarts with its cursors kept
+in PostgreSQL; a redelivered file launches nothing."""
 
 import time
 
 import dagster as dg
+import requests
 
 from platform_assets.lib.simulator import LakeScale, append_hour
 from platform_assets_tests.production_stack import production_stack, wait_for
@@ -21,6 +23,7 @@ def test_daemon_runs_the_graph_from_new_files_on_s3_and_postgres(tmp_path) -> No
         wait_for(lambda: "2026-11-01" in instance.get_materialized_partitions(SHARDS), 300,
                  "shards of the first day (events -> features -> shards, all by sensors)")
         runs_before = len(instance.get_run_records())
+        stack.restart_daemon()  # the sensors' cursors live in PostgreSQL: nothing seen is requested again
         key = "logs/dt=2026-11-02/hour=05/part-00.jsonl.gz"
         lake.write_bytes(key, lake.read_bytes(key))  # the same file delivered twice
         append_hour(lake)  # and a new hour for a new day
@@ -31,3 +34,7 @@ def test_daemon_runs_the_graph_from_new_files_on_s3_and_postgres(tmp_path) -> No
             "2026-11-01", "2026-11-02", "2026-11-03"]
         assert all(r.dagster_run.is_success for r in instance.get_run_records() if r.dagster_run.is_finished)
         assert len(instance.get_run_records()) > runs_before
+        query = {"query": "{ runsOrError { ... on Runs { results { runId status } } } }"}
+        response = requests.post(f"{stack.webserver_url}/graphql", json=query, timeout=30).json()
+        served = {r["runId"] for r in response["data"]["runsOrError"]["results"]}
+        assert served == {r.dagster_run.run_id for r in instance.get_run_records()}  # the webserver reads the same instance

@@ -14,7 +14,7 @@ import dagster as dg
 import yaml
 
 from platform_assets_tests.conftest import dvc_repo, make_lake
-from platform_assets_tests.production_stack import FAST_EMBEDDINGS, stop_process_group, wait_for
+from platform_assets_tests.production_stack import FAST_EMBEDDINGS, free_port, stop_process_group, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -31,12 +31,6 @@ def chromium() -> str:
         path = shutil.which("chromium")
     assert path, "chromium could not be installed"
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_ui_shows_the_layers_and_a_shard_materialization_with_its_dvc_hash(tmp_path, monkeypatch) -> None:
