@@ -114,3 +114,9 @@ def test_not_gzip_at_all_is_one_quarantine_record(tmp_path) -> None:
 def test_empty_file_and_empty_day(tmp_path) -> None:
     result = run(tmp_path, {"p": gzip.compress(b"")})
     assert result.events.num_rows == 0 and result.quarantine.num_rows == 0
+
+
+def test_zero_byte_file_is_reported(tmp_path) -> None:
+    result = run(tmp_path, {"p": b"", "q": [ev("a")]})
+    assert result.events["event_id"].to_pylist() == ["a"]
+    assert result.quarantine["reason"].to_pylist() == ["empty file: zero bytes is not a gzip stream"]

@@ -30,6 +30,8 @@ LINES_SCHEMA = pa.schema(
 
 def gunzip(data: bytes) -> tuple[bytes, str | None]:
     """Decompress every gzip member; on damage return what was readable and why it stopped."""
+    if not data:
+        return b"", "empty file: zero bytes is not a gzip stream"
     out: list[bytes] = []
     while data:
         stream = zlib.decompressobj(31)
