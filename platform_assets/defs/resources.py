@@ -3,6 +3,8 @@ only these bindings and the Dagster instance differ between the two."""
 
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -40,19 +42,27 @@ class AppDatabaseResource(dg.ConfigurableResource):
     url: str = Field(description="SQLAlchemy URL, e.g. sqlite:///app.db or postgresql://...")
     batch_rows: int = Field(default=50_000, description="Rows fetched per round trip.")
 
-    def read_table(self, table: str) -> pa.Table:
-        """Stream a whole table with a server-side cursor where the driver supports one."""
+    @contextmanager
+    def read_only_connection(self) -> Iterator[sa.Connection]:
+        """A connection that cannot write: a read-only transaction on PostgreSQL, `query_only` on
+        SQLite. The extract never needs more, whatever the credentials allow."""
         engine = sa.create_engine(self.url)
         try:
             with engine.connect() as conn:
-                conn = conn.execution_options(stream_results=True, max_row_buffer=self.batch_rows)
-                quoted = conn.dialect.identifier_preparer.quote(table)
-                batches = pl.read_database(
-                    f"SELECT * FROM {quoted}", conn, iter_batches=True, batch_size=self.batch_rows
-                )
-                frames = list(batches)
+                if conn.dialect.name == "postgresql":
+                    conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+                elif conn.dialect.name == "sqlite":
+                    conn.exec_driver_sql("PRAGMA query_only = ON")
+                yield conn
         finally:
             engine.dispose()
+
+    def read_table(self, table: str) -> pa.Table:
+        """Stream a whole table with a server-side cursor where the driver supports one."""
+        with self.read_only_connection() as conn:
+            conn = conn.execution_options(stream_results=True, max_row_buffer=self.batch_rows)
+            quoted = conn.dialect.identifier_preparer.quote(table)
+            frames = list(pl.read_database(f"SELECT * FROM {quoted}", conn, iter_batches=True, batch_size=self.batch_rows))
         return pl.concat(frames, how="vertical_relaxed").to_arrow() if frames else pa.table({})
 
 
