@@ -44,7 +44,7 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
     from platform_assets.lib.simulator.generate import TRUTH_KEY
 
     store = _store(args)
-    truth = store.read_parquet(TRUTH_KEY) if store.exists(TRUTH_KEY) else None
+    truth = store.read_parquet_if_exists(TRUTH_KEY)
     print(json.dumps(reproduce(Path(args.workspace), args.model_id, truth, args.remote), indent=2))
 
 

@@ -11,6 +11,7 @@ import posixpath
 import re
 import uuid
 from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import urlparse
 
 import pyarrow as pa
@@ -30,6 +31,17 @@ def validate_key(key: str) -> str:
     if not key or key.startswith("/") or any(p in ("", ".", "..") or not _KEY_PART.match(p) for p in parts):
         raise LakeKeyError(f"invalid lake key {key!r}: use relative 'a/b/c' keys of [A-Za-z0-9_.=-]")
     return "/".join(parts)
+
+
+@lru_cache(maxsize=16)
+def _s3_filesystem(region: str | None, endpoint_url: str | None) -> pafs.S3FileSystem:
+    """One client per endpoint, not one per read: thousands of small objects share it."""
+    kwargs: dict = {"region": region or "us-east-1"}
+    if endpoint_url:
+        endpoint = urlparse(endpoint_url)
+        kwargs["endpoint_override"] = endpoint.netloc or endpoint.path
+        kwargs["scheme"] = endpoint.scheme or "https"
+    return pafs.S3FileSystem(**kwargs)
 
 
 @dataclass(frozen=True)
@@ -56,20 +68,10 @@ class LakeStore:
             parsed = urlparse(self.root)
             if not parsed.netloc:
                 raise ValueError(f"lake root {self.root!r} has no bucket: use s3://bucket/prefix")
-            kwargs: dict = {"region": self.s3_region or "us-east-1"}
-            if self.s3_endpoint_url:
-                endpoint = urlparse(self.s3_endpoint_url)
-                kwargs["endpoint_override"] = endpoint.netloc or endpoint.path
-                kwargs["scheme"] = endpoint.scheme or "https"
-            fs = pafs.S3FileSystem(**kwargs)
-            return fs, posixpath.join(parsed.netloc, parsed.path.strip("/")).rstrip("/")
+            return _s3_filesystem(self.s3_region, self.s3_endpoint_url), posixpath.join(parsed.netloc, parsed.path.strip("/")).rstrip("/")
         if "://" in self.root:
             raise ValueError(f"lake root {self.root!r}: use a local directory or s3://bucket/prefix")
         return pafs.LocalFileSystem(), self.root.rstrip("/") or "/"
-
-    @property
-    def fs(self) -> pafs.FileSystem:
-        return self._fs_and_base()[0]
 
     def path(self, key: str) -> str:
         """The filesystem path (no scheme) of `key` inside the lake."""
@@ -129,6 +131,9 @@ class LakeStore:
     def read_parquet(self, key: str) -> pa.Table:
         fs, _ = self._fs_and_base()
         return pq.read_table(self.path(key), filesystem=fs)
+
+    def read_parquet_if_exists(self, key: str) -> pa.Table | None:
+        return self.read_parquet(key) if self.exists(key) else None
 
     def list_files(self, prefix: str) -> list[FileEntry]:
         """Every file under `prefix`, sorted by key; temporary and hidden files left out."""

@@ -22,7 +22,6 @@ from platform_assets.lib.embeddings.images import as_float, decode, image_batche
 from platform_assets.lib.embeddings.incremental import content_hash, embedding_table, split_todo
 from platform_assets.lib.embeddings.titles import embed_titles, model_version
 from platform_assets.lib.lake_layout import staging_key
-from platform_assets.lib.lake_store import LakeStore
 
 PHOTOS = dg.AssetKey(["staging", "photos"])
 IMAGE_ENCODER = dg.AssetKey(["embeddings", "image_encoder"])
@@ -50,10 +49,6 @@ class EmbeddingConfig(dg.Config):
     batch_size: int = 256
     workers: int = Field(default=2, description="DataLoader worker processes decoding JPEGs.")
     device: str = "auto"
-
-
-def _previous(store: LakeStore, key: str) -> pa.Table | None:
-    return store.read_parquet(key) if store.exists(key) else None
 
 
 @dg.asset(
@@ -113,7 +108,7 @@ def image_embeddings(context: dg.AssetExecutionContext, config: EmbeddingConfig,
     photos = store.read_parquet(staging_key("photos"))
     blobs = store.read_many(photos["image_key"].to_pylist())
     current = pa.table({"photo_id": photos["photo_id"], "content_hash": pa.array([content_hash(b) for b in blobs])})
-    keep, todo = split_todo(current, _previous(store, IMAGE_EMBEDDINGS_FILE), pointer["version"])
+    keep, todo = split_todo(current, store.read_parquet_if_exists(IMAGE_EMBEDDINGS_FILE), pointer["version"])
     todo_index = {pid: i for i, pid in enumerate(photos["photo_id"].to_pylist())}
     todo_blobs = [blobs[todo_index[pid]] for pid in todo["photo_id"].to_pylist()]
 
@@ -161,7 +156,7 @@ def title_embeddings(config: EmbeddingConfig, lake: LakeResource) -> dg.Material
     titles = [t or "" for t in photos["title"].to_pylist()]
     current = pa.table({"photo_id": photos["photo_id"], "content_hash": pa.array([content_hash(t.encode()) for t in titles])})
     version = model_version()
-    keep, todo = split_todo(current, _previous(store, TITLE_EMBEDDINGS_FILE), version)
+    keep, todo = split_todo(current, store.read_parquet_if_exists(TITLE_EMBEDDINGS_FILE), version)
     by_id = dict(zip(photos["photo_id"].to_pylist(), titles))
     started = time.perf_counter()
     vectors = embed_titles([by_id[i] for i in todo["photo_id"].to_pylist()], device, config.batch_size) if todo.num_rows else np.zeros((0, 384), np.float32)

@@ -35,7 +35,7 @@ def popularity_model(
     context: dg.AssetExecutionContext, config: ModelConfig, lake: LakeResource, workspace: WorkspaceResource
 ) -> dg.MaterializeResult:
     store = lake.store()
-    truth = store.read_parquet(TRUTH_KEY) if store.exists(TRUTH_KEY) else None
+    truth = store.read_parquet_if_exists(TRUTH_KEY)
     train = TrainConfig(config.epochs, config.batch_size, config.learning_rate, config.seed)
     root = Path(workspace.root)
     mid, manifest = train_model(root, config.window_days, train, truth)

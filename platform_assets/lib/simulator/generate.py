@@ -122,7 +122,7 @@ def generate_lake(store: LakeStore, app_db_url: str, scale: LakeScale = LakeScal
     budget = max(0, scale.events_per_day * scale.days - len(login) - len(post))
     inter = logs.interactions(rng, budget, scores["photo_id"].to_numpy(), posted_ms, scores["planted_score"].to_numpy(), activity)
     events = logs.EventBatch.concat([login, post, inter]).sorted()
-    events = logs.EventBatch(*(getattr(events, f)[events.ts_ms < end_ms] for f in logs.EventBatch.__dataclass_fields__))
+    events = events.take(events.ts_ms < end_ms)
 
     hours = scale.days * 24
     drift_from = hours - 12  # the new field appears half-way through the last day
@@ -138,13 +138,13 @@ def generate_lake(store: LakeStore, app_db_url: str, scale: LakeScale = LakeScal
         late: dict | None = None
         for h in range(hours):
             sl = slice(bounds[h], bounds[h + 1])
-            hour_batch = logs.EventBatch(*(getattr(events, f)[sl] for f in logs.EventBatch.__dataclass_fields__))
+            hour_batch = events.take(sl)
             parts = part_of[sl]
             for p in range(scale.files_per_hour + 1):
                 mask = parts == p
                 if not mask.any():
                     continue
-                batch = logs.EventBatch(*(getattr(hour_batch, f)[mask] for f in logs.EventBatch.__dataclass_fields__))
+                batch = hour_batch.take(mask)
                 name = "part-late" if p == scale.files_per_hour else f"part-{p:02d}"
                 key = logs.log_key(start_ms + h * logs.HOUR_MS, name)
                 if p == scale.files_per_hour:

@@ -35,9 +35,12 @@ class EventBatch:
     def concat(batches: list[EventBatch]) -> EventBatch:
         return EventBatch(*(np.concatenate([getattr(b, f) for b in batches]) for f in EventBatch.__dataclass_fields__))
 
+    def take(self, index: np.ndarray | slice) -> EventBatch:
+        """The events at `index` (positions, a boolean mask or a slice), every column alike."""
+        return EventBatch(*(getattr(self, f)[index] for f in EventBatch.__dataclass_fields__))
+
     def sorted(self) -> EventBatch:
-        order = np.argsort(self.ts_ms, kind="stable")
-        return EventBatch(*(getattr(self, f)[order] for f in EventBatch.__dataclass_fields__))
+        return self.take(np.argsort(self.ts_ms, kind="stable"))
 
     def __len__(self) -> int:
         return len(self.ts_ms)
