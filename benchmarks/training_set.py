@@ -56,10 +56,11 @@ def prepare(events: int, base: Path) -> Path:
     photos = stage(db.read_table("photos"), "photos", users).valid
     days, _ = list_log_days(store)
     t = time.perf_counter()
-    events_table = pa.concat_tables(
-        transform_events(read_log_lines(store, [f.key for f in d.files]), date.fromisoformat(day)).events
-        for day, d in days.items()
-    )
+    tables = []
+    for day, d in days.items():
+        with transform_events(read_log_lines(store, [f.key for f in d.files]), date.fromisoformat(day)) as result:
+            tables.extend(result.events)
+    events_table = pa.concat_tables(tables)
     start = datetime.fromisoformat(min(days)).replace(tzinfo=timezone.utc)
     end = datetime.fromisoformat(max(days)).replace(tzinfo=timezone.utc) + timedelta(days=1)
     activity = compute_user_activity(events_table, photos, users, start, end)

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
+import pyarrow as pa
 import pytest
 
 from platform_assets.defs.resources import AppDatabaseResource, LakeResource
 from platform_assets.lib.lake_store import LakeStore
 from platform_assets.lib.simulator import LakeScale, generate_lake
+from platform_assets.lib.staging.events import EVENTS_SCHEMA, transform_events
+from platform_assets.lib.staging.log_lines import read_log_lines
 
 SMALL = LakeScale(users=60, photos=150, days=2, events_per_day=4000, files_per_hour=2, defect_rate=0.01, seed=11)
 
@@ -53,6 +57,22 @@ def fresh_lake(tmp_path: Path) -> Lake:
 def instance() -> dg.DagsterInstance:
     with dg.instance_for_test() as inst:
         yield inst
+
+
+@dataclass
+class TransformedDay:
+    """What `transform_events` made of one day, its streamed events gathered into one table."""
+
+    events: pa.Table
+    quarantine: pa.Table
+    stats: dict[str, int]
+    unexpected_fields: dict[str, int]
+
+
+def transform_day(store: LakeStore, keys: list[str], day: date) -> TransformedDay:
+    with transform_events(read_log_lines(store, keys), day) as result:
+        events = pa.Table.from_batches([b for t in result.events for b in t.to_batches()], EVENTS_SCHEMA)
+    return TransformedDay(events, result.quarantine, result.stats, result.unexpected_fields)
 
 
 def read_manifest(store: LakeStore) -> dict:

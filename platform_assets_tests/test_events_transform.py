@@ -7,16 +7,16 @@ from datetime import date, datetime, timezone
 import pytest
 
 from platform_assets.lib.lake_store import LakeStore
-from platform_assets.lib.staging.events import transform_events
-from platform_assets.lib.staging.log_lines import read_log_lines
+from platform_assets_tests.conftest import transform_day
 
 DAY = date(2026, 11, 1)
 
 
-def ev(event_id: str = "e1", ts: str = "2026-11-01T10:00:00.000Z", **kw) -> str:
+def ev(event_id: str = "e1", ts: str = "2026-11-01T10:00:00.000Z", compact: bool = True, **kw) -> str:
+    """A record as the producer writes it (minified: the fast path) or spaced (judged field by field)."""
     record = {"event_id": event_id, "ts": ts, "event_type": "view", "user_id": 1, "photo_id": 2, "client": "ios"}
     record.update(kw)
-    return json.dumps({k: v for k, v in record.items() if v is not ...})
+    return json.dumps({k: v for k, v in record.items() if v is not ...}, separators=(",", ":") if compact else None)
 
 
 def run(tmp_path, files: dict[str, list[str] | bytes]):
@@ -25,12 +25,10 @@ def run(tmp_path, files: dict[str, list[str] | bytes]):
         data = lines if isinstance(lines, bytes) else gzip.compress(("\n".join(lines) + "\n").encode())
         store.write_bytes(f"logs/dt=2026-11-01/hour=10/{name}.jsonl.gz", data)
     keys = [f.key for f in store.list_files("logs")]
-    return transform_events(read_log_lines(store, keys), DAY)
+    return transform_day(store, keys, DAY)
 
 
-@pytest.mark.parametrize(
-    ("line", "reason"),
-    [
+BAD_LINES = [
         ('{"event_id": "e1", "ts"', "malformed_json"),
         ("[1, 2]", "not_an_object"),
         (ev(user_id=...), "missing_field: user_id"),
@@ -48,9 +46,14 @@ def run(tmp_path, files: dict[str, list[str] | bytes]):
         (ev(ts="2026-11-02T00:00:00Z"), "timestamp_outside_partition: 2026-11-02T00:00:00Z"),
         (ev(ts="1970-01-01T00:00:00Z"), "timestamp_outside_partition: 1970-01-01T00:00:00Z"),
         ("", "malformed_json"),
-    ],
-)
-def test_each_bad_line_is_quarantined_with_its_reason(tmp_path, line: str, reason: str) -> None:
+]
+
+
+@pytest.mark.parametrize("compact", [True, False], ids=["minified", "spaced"])
+@pytest.mark.parametrize(("line", "reason"), BAD_LINES)
+def test_each_bad_line_is_quarantined_with_its_reason(tmp_path, line: str, reason: str, compact: bool) -> None:
+    if not compact and line.startswith("{"):
+        line = json.dumps(json.loads(line)) if reason != "malformed_json" else line
     result = run(tmp_path, {"part-00": [ev("good"), line]})
     assert result.events["event_id"].to_pylist() == ["good"]
     q = result.quarantine.to_pylist()
@@ -58,6 +61,28 @@ def test_each_bad_line_is_quarantined_with_its_reason(tmp_path, line: str, reaso
         (reason, 2, "logs/dt=2026-11-01/hour=10/part-00.jsonl.gz")
     ]
     assert q[0]["raw"] == line
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        ev("e\\\"1"),  # an escaped quote in a string
+        ev(compact=False),
+        '{"ts":"2026-11-01T10:00:00.000Z","event_id":"e1","event_type":"view","user_id":1,"photo_id":2,"client":"ios"}',
+        ev(event_type="login", photo_id=...),  # a login without photo_id
+        ev(event_type="login", photo_id=None),
+        ev(user_id=12345678901234),
+    ],
+)
+def test_valid_lines_off_the_minified_form_are_kept_with_the_same_values(tmp_path, line: str) -> None:
+    result = run(tmp_path, {"p": [line]})
+    assert result.quarantine.num_rows == 0
+    (row,) = result.events.to_pylist()
+    record = json.loads(line)
+    ts = record.pop("ts")
+    assert {k: row[k] for k in record} == record
+    assert row["ts"] == datetime.fromisoformat(ts)
+    assert row["extra_json"] is None
 
 
 def test_duplicates_across_files_keep_the_first_delivery(tmp_path) -> None:
@@ -82,6 +107,15 @@ def test_schema_drift_keeps_the_event_and_its_new_field(tmp_path) -> None:
     assert rows["b"]["extra_json"] is None
     assert result.unexpected_fields == {"app_version": 1}
     assert result.quarantine.num_rows == 0
+
+
+@pytest.mark.parametrize("compact", [True, False], ids=["minified", "spaced"])
+def test_a_repeated_field_keeps_its_first_value_and_the_whole_record(tmp_path, compact: bool) -> None:
+    line = ev("a", compact=compact)[:-1] + (',"user_id":"x"}' if compact else ', "user_id": "x"}')
+    result = run(tmp_path, {"p": [line]})
+    (row,) = result.events.to_pylist()
+    assert row["user_id"] == 1 and row["extra_json"] == line
+    assert result.unexpected_fields == {} and result.quarantine.num_rows == 0
 
 
 def test_login_needs_no_photo(tmp_path) -> None:

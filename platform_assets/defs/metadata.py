@@ -30,9 +30,10 @@ def preview(table: pa.Table, rows: int = 5) -> dg.MetadataValue:
         return dg.MetadataValue.md(str(df))
 
 
-def table_metadata(table: pa.Table, uri: str, size: int) -> dict:
+def table_metadata(table: pa.Table, uri: str, size: int, row_count: int | None = None) -> dict:
+    """`table` may be only the first rows of a table written elsewhere; `row_count` then counts all."""
     return {
-        "dagster/row_count": table.num_rows,
+        "dagster/row_count": table.num_rows if row_count is None else row_count,
         "dagster/column_schema": column_schema(table.schema),
         "dagster/uri": dg.MetadataValue.path(uri),
         "bytes": size,

@@ -7,8 +7,10 @@ default and in production. Keys are validated so nothing escapes the lake root.
 from __future__ import annotations
 
 import io
+import os
 import posixpath
 import re
+import shutil
 import uuid
 from dataclasses import dataclass
 from functools import lru_cache
@@ -119,6 +121,24 @@ class LakeStore:
         finally:
             if fs.get_file_info(tmp).type != pafs.FileType.NotFound:
                 fs.delete_file(tmp)
+
+    def put_file(self, key: str, local_path: str | os.PathLike) -> int:
+        """Move a finished local file into the lake atomically (a multipart upload on S3); returns its size."""
+        fs, _ = self._fs_and_base()
+        final = self.path(key)
+        size = os.path.getsize(local_path)
+        if self.is_s3:
+            pafs.copy_files(os.fspath(local_path), final, source_filesystem=pafs.LocalFileSystem(), destination_filesystem=fs)
+            return size
+        os.makedirs(posixpath.dirname(final), exist_ok=True)
+        tmp = f"{posixpath.dirname(final)}/.tmp-{uuid.uuid4().hex}-{posixpath.basename(final)}"
+        try:
+            shutil.move(local_path, tmp)  # a rename when on the same filesystem, else a copy
+            os.replace(tmp, final)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+        return size
 
     def write_parquet(self, key: str, table: pa.Table) -> int:
         """Write `table` as one Parquet file with deterministic bytes; returns its size."""

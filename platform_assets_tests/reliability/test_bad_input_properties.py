@@ -10,8 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from platform_assets.lib.lake_store import LakeStore
-from platform_assets.lib.staging.events import transform_events
-from platform_assets.lib.staging.log_lines import read_log_lines
+from platform_assets_tests.conftest import transform_day
 
 DAY = date(2026, 11, 1)
 KINDS = ("valid", "valid_drift", "duplicate", "truncated", "invalid_utf8", "huge_garbage", "wrong_type",
@@ -23,29 +22,34 @@ def valid(i: int, extra: dict | None = None) -> dict:
             "user_id": i, "photo_id": i + 1, "client": "web", **(extra or {})}
 
 
+def dumps(record: dict, i: int) -> str:
+    """Two in three records minified as the producer writes them (the fast path), the rest spaced."""
+    return json.dumps(record, separators=(",", ":") if i % 3 else None)
+
+
 def line(kind: str, i: int, draw_text: str) -> tuple[bytes, bool]:
     """(line bytes without newline, whether it is a valid event)."""
     if kind == "valid":
-        return json.dumps(valid(i)).encode(), True
+        return dumps(valid(i), i).encode(), True
     if kind == "valid_drift":  # a huge unknown field: schema drift, still a valid event
-        return json.dumps(valid(i, {"note": draw_text * 2000})).encode(), True
+        return dumps(valid(i, {"note": draw_text * 2000}), i).encode(), True
     if kind == "truncated":
-        text = json.dumps(valid(i))
+        text = dumps(valid(i), i)
         return text[: max(1, len(text) // 3)].encode(), False
     if kind == "invalid_utf8":
-        return json.dumps(valid(i)).encode()[:-2] + b"\xff\xfe\"}", False
+        return dumps(valid(i), i).encode()[:-2] + b"\xff\xfe\"}", False
     if kind == "huge_garbage":
         return b"{" + (draw_text.encode() or b"x") * 40_000, False
     if kind == "wrong_type":
-        return json.dumps(valid(i) | {"user_id": [str(i), 1.5, True, {"a": 1}][i % 4]}).encode(), False
+        return dumps(valid(i) | {"user_id": [str(i), 1.5, True, {"a": 1}][i % 4]}, i).encode(), False
     if kind == "future_ts":
-        return json.dumps(valid(i) | {"ts": "2099-01-01T00:00:00Z"}).encode(), False
+        return dumps(valid(i) | {"ts": "2099-01-01T00:00:00Z"}, i).encode(), False
     if kind == "ancient_ts":
-        return json.dumps(valid(i) | {"ts": "1970-01-01T00:00:00Z"}).encode(), False
+        return dumps(valid(i) | {"ts": "1970-01-01T00:00:00Z"}, i).encode(), False
     if kind == "missing_field":
         record = valid(i)
         del record[["event_id", "ts", "event_type", "user_id", "client"][i % 5]]
-        return json.dumps(record).encode(), False
+        return dumps(record, i).encode(), False
     if kind == "not_object":
         return [b"[1, 2]", b"42", b'"text"', b"null"][i % 4], False
     if kind == "empty":
@@ -66,7 +70,7 @@ def test_every_valid_event_once_every_bad_line_quarantined(tmp_path_factory, kin
         if kind == "duplicate":
             if last_valid is None:
                 continue
-            data, ok = json.dumps(valid(last_valid)).encode(), True  # the same event again, maybe in another file
+            data, ok = dumps(valid(last_valid), i).encode(), True  # the same event again, maybe in another file or form
         else:
             data, ok = line(kind, i, text)
             if ok:
@@ -78,7 +82,7 @@ def test_every_valid_event_once_every_bad_line_quarantined(tmp_path_factory, kin
     for n, lines in enumerate(per_file):
         store.write_bytes(f"logs/dt=2026-11-01/hour=00/part-{n}.jsonl.gz", gzip.compress(b"".join(x + b"\n" for x in lines)))
     keys = [f.key for f in store.list_files("logs")]
-    result = transform_events(read_log_lines(store, keys), DAY)
+    result = transform_day(store, keys, DAY)
     assert sorted(result.events["event_id"].to_pylist()) == sorted(valid_ids)
     assert result.quarantine.num_rows == bad_lines
     assert all(r for r in result.quarantine["reason"].to_pylist())
@@ -89,9 +93,9 @@ def test_every_valid_event_once_every_bad_line_quarantined(tmp_path_factory, kin
 @given(cut=st.floats(0.0, 1.0), count=st.integers(1, 300))
 def test_a_truncated_gzip_keeps_what_it_can_and_reports_the_rest(tmp_path_factory, cut, count) -> None:
     store = LakeStore(str(tmp_path_factory.mktemp("cut")))
-    whole = gzip.compress(("\n".join(json.dumps(valid(i)) for i in range(count)) + "\n").encode())
+    whole = gzip.compress(("\n".join(dumps(valid(i), i) for i in range(count)) + "\n").encode())
     store.write_bytes("logs/dt=2026-11-01/hour=00/part-0.jsonl.gz", whole[: int(len(whole) * cut)])
-    result = transform_events(read_log_lines(store, ["logs/dt=2026-11-01/hour=00/part-0.jsonl.gz"]), DAY)
+    result = transform_day(store, ["logs/dt=2026-11-01/hour=00/part-0.jsonl.gz"], DAY)
     kept = result.events["event_id"].to_pylist()
     assert set(kept) <= {f"e{i}" for i in range(count)} and len(kept) == len(set(kept))
     if cut < 1.0 and len(kept) < count:

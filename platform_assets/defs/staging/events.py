@@ -1,7 +1,9 @@
 """`events`: one day of raw logs parsed, typed, deduplicated and checked; rejects quarantined."""
 
 
+import tempfile
 from datetime import date
+from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -12,7 +14,13 @@ from platform_assets.defs.metadata import column_schema, table_metadata
 from platform_assets.defs.partitions import daily
 from platform_assets.defs.resources import LakeResource
 from platform_assets.lib.lake_layout import LOGS_PREFIX, log_day, partition_key
-from platform_assets.lib.staging.events import EVENTS_SCHEMA, QUARANTINE_SCHEMA, day_bounds, transform_events
+from platform_assets.lib.staging.events import (
+    EVENTS_SCHEMA,
+    QUARANTINE_SCHEMA,
+    day_bounds,
+    transform_events,
+    write_events,
+)
 from platform_assets.lib.staging.log_lines import read_log_lines
 
 EVENTS = dg.AssetKey(["staging", "events"])
@@ -23,7 +31,7 @@ CHECKS_SQL = """
 SELECT count(*) FILTER (event_id IS NULL OR ts IS NULL OR user_id IS NULL OR event_type IS NULL) AS null_keys,
        count(*) FILTER (ts < $day_start OR ts >= $day_end)                                      AS outside_day,
        count(*) - count(DISTINCT event_id)                                                      AS duplicate_ids
-FROM events
+FROM read_parquet($path)
 """
 
 
@@ -69,20 +77,26 @@ def stage_events(context: dg.AssetExecutionContext, config: EventsConfig, lake: 
     day = date.fromisoformat(context.partition_key)
     store = lake.store()
     keys = [f.key for f in store.list_files(f"{LOGS_PREFIX}/dt={day.isoformat()}") if log_day(f.key)]
-    result = transform_events(read_log_lines(store, keys), day)
+    with tempfile.TemporaryDirectory(prefix="events-") as tmp, transform_events(read_log_lines(store, keys), day) as result:
+        events_file = Path(tmp) / "events.parquet"
+        events_head = write_events(result.events, events_file)
+        start, end = day_bounds(day)
+        with duckdb.connect() as con:  # the checks read the file as written, before it is published
+            null_keys, outside_day, duplicate_ids = con.sql(
+                CHECKS_SQL, params={"path": str(events_file), "day_start": start, "day_end": end}
+            ).fetchall()[0]
+        quarantine_key = partition_key("staging/events_quarantine", day.isoformat())
+        quarantine_size = store.write_parquet(quarantine_key, result.quarantine)
+        events_key = partition_key("staging/events", day.isoformat())
+        events_size = store.put_file(events_key, events_file)
     stats = result.stats
     context.log.info(f"{day}: {len(keys)} files, {stats}")
     if result.unexpected_fields:
         context.log.warning(f"schema drift: unexpected fields {result.unexpected_fields} kept in extra_json")
 
-    events_key = partition_key("staging/events", day.isoformat())
-    events_size = store.write_parquet(events_key, result.events)
-    quarantine_key = partition_key("staging/events_quarantine", day.isoformat())
-    quarantine_size = store.write_parquet(quarantine_key, result.quarantine)
-
     yield dg.MaterializeResult(
         asset_key=EVENTS,
-        metadata=table_metadata(result.events, store.uri(events_key), events_size)
+        metadata=table_metadata(events_head, store.uri(events_key), events_size, row_count=stats["events"])
         | {
             "source_files": len(keys),
             "lines_read": stats["lines"],
@@ -97,12 +111,6 @@ def stage_events(context: dg.AssetExecutionContext, config: EventsConfig, lake: 
         | {"reasons": dg.MetadataValue.json(result.reasons)},
     )
 
-    start, end = day_bounds(day)
-    with duckdb.connect() as con:
-        con.register("events", result.events)
-        null_keys, outside_day, duplicate_ids = con.sql(
-            CHECKS_SQL, params={"day_start": start, "day_end": end}
-        ).fetchall()[0]
     yield dg.AssetCheckResult(check_name="keys_not_null", asset_key=EVENTS, passed=null_keys == 0,
                               metadata={"rows_with_null_keys": null_keys})
     yield dg.AssetCheckResult(check_name="event_time_in_partition", asset_key=EVENTS, passed=outside_day == 0,

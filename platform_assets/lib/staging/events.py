@@ -1,21 +1,28 @@
 """The `events` transform: raw log lines to typed, deduplicated events plus a quarantine.
 
-One DuckDB query parses each line once, gives every rejected line exactly one reason, and
-keeps every valid event exactly once (first delivery wins: lowest source file, then line).
-Fields outside the known schema (schema drift) do not reject a line: the event is kept and
-its whole original record is preserved in `extra_json`.
+Two DuckDB passes: a fast one types the lines written as the producer writes them, and one
+over the few remaining lines gives every rejected line exactly one reason. Together they
+keep every valid event exactly once (first delivery wins: lowest source file, then line).
+Fields outside the known schema (schema drift), or a known field repeated, do not reject a
+line: the event is kept (a repeated field's first value counts) and its whole original record
+is preserved in `extra_json`.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
+from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from platform_assets.lib.staging.arrow_utils import conform_to, described_schema
-from platform_assets.lib.staging.log_lines import LogLines
+from platform_assets.lib.staging.log_lines import LINES_SCHEMA, LogLines
 
 UTC = pa.timestamp("us", tz="UTC")
 EVENTS_SCHEMA = described_schema(
@@ -26,7 +33,7 @@ EVENTS_SCHEMA = described_schema(
     ("photo_id", pa.int64(), "The photo acted on; NULL for logins."),
     ("client", pa.string(), "ios, android or web."),
     ("source_file", pa.string(), "Lake key of the log file the event was read from."),
-    ("extra_json", pa.string(), "The original record when it carried fields outside this schema (drift)."),
+    ("extra_json", pa.string(), "The original record when it carried fields outside this schema (drift) or repeated one."),
 )
 QUARANTINE_SCHEMA = described_schema(
     ("partition_date", pa.date32(), "The day partition the line was delivered for."),
@@ -37,6 +44,7 @@ QUARANTINE_SCHEMA = described_schema(
     ("raw_truncated", pa.bool_(), "True when `raw` was cut at 64 KiB."),
 )
 
+ROW_GROUP_ROWS = 122_880  # DuckDB's own row-group size; fixed, so a rerun writes the same bytes
 KNOWN_FIELDS = ("event_id", "ts", "event_type", "user_id", "photo_id", "client")
 EVENT_TYPES = ("login", "view", "like", "comment", "share", "post")
 
@@ -57,22 +65,58 @@ CREATE TEMP MACRO json_int(x) AS CASE WHEN TRY_CAST(x AS BIGINT)::VARCHAR = x TH
 CREATE TEMP MACRO json_missing(x) AS x IS NULL OR x = 'null';
 """
 
-# One JSON parse per line: json_extract pulls the six known fields as JSON text; everything
-# after works on those short strings. Every rejected line gets exactly one reason.
-EVENTS_SQL = """
-CREATE TEMP TABLE classified AS
+# The fast path, for nearly every line: parse the known fields straight into their types and
+# accept the line only when it is, byte for byte, the minified record those values make (so
+# its kinds are right and no string held an escape) and it passes every rule. Drift, a record
+# that goes on with more fields after the known ones, is kept whole in `extra_json`. Any
+# other line is a suspect: its text is kept for JUDGE_SQL, which has the reasons.
+FAST_SQL = """
+WITH parsed AS (
+    SELECT file_index, line_number, raw, read_error,
+           CASE WHEN read_error IS NULL AND json_valid(raw) THEN from_json(raw, $typed_fields) END AS s
+    FROM lines
+), canonical AS (
+    SELECT file_index, line_number, raw, read_error, s.event_id, TRY_CAST(s.ts AS TIMESTAMPTZ) AS ts, s.event_type,
+           s.user_id, s.photo_id, s.client,
+           concat('{"event_id":"', s.event_id, '","ts":"', s.ts, '","event_type":"', s.event_type,
+                  '","user_id":', s.user_id, ',"photo_id":', coalesce(s.photo_id::VARCHAR, 'null'),
+                  ',"client":"', s.client, '"') AS known
+    FROM parsed
+), shaped AS (
+    SELECT *, starts_with(raw, known) AND strlen(raw) = strlen(known) + 1 AND ends_with(raw, '}') AS exact,
+           starts_with(raw, known || ',"') AND ends_with(raw, '}') AS drifted
+    FROM canonical
+), checked AS (
+    SELECT *, coalesce((exact OR drifted) AND event_id <> '' AND user_id IS NOT NULL AND client IS NOT NULL
+                       AND event_type IN $event_types
+                       AND (photo_id IS NOT NULL OR event_type = 'login') AND ts >= $day_start AND ts < $day_end,
+                       false) AS ok
+    FROM shaped
+)
+SELECT file_index, line_number, NOT ok AS suspect, event_id, ts, event_type, user_id, photo_id, client,
+       CASE WHEN ok AND drifted THEN raw END AS extra_json,
+       CASE WHEN NOT ok THEN raw END AS raw,
+       read_error
+FROM checked
+"""
+
+# The suspects, judged field by field: json_extract pulls the six known fields as JSON text
+# and every rejected line gets exactly one reason. A suspect can still be valid (an escaped
+# string, other key order, whitespace, a missing photo_id on a login).
+JUDGE_SQL = """
 WITH fields AS (
-    SELECT file_index, line_number, raw, read_error, j IS NOT NULL AS is_json,
+    SELECT file_index, line_number, raw, read_error, j, j IS NOT NULL AS is_json,
            CASE WHEN starts_with(raw, '{') THEN j IS NOT NULL ELSE json_type(j) = 'OBJECT' END AS is_object,
            json_extract(j, ['$.event_id', '$.ts', '$.event_type', '$.user_id', '$.photo_id', '$.client'])::VARCHAR[] AS v
-    FROM (SELECT *, CASE WHEN read_error IS NULL THEN TRY_CAST(raw AS JSON) END AS j FROM lines)
+    FROM (SELECT *, CASE WHEN read_error IS NULL THEN TRY_CAST(raw AS JSON) END AS j
+          FROM classified WHERE suspect)
 ), typed AS (
     SELECT *, json_str(v[1]) AS event_id, TRY_CAST(json_str(v[2]) AS TIMESTAMPTZ) AS ts, json_str(v[3]) AS event_type,
-           json_int(v[4]) AS user_id, json_int(v[5]) AS photo_id, json_str(v[6]) AS client
+           json_int(v[4]) AS user_id, json_int(v[5]) AS photo_id, json_str(v[6]) AS client,
+           CASE WHEN is_object THEN json_keys(j) END AS keys
     FROM fields
-)
-SELECT file_index, line_number, event_id, ts, event_type, user_id, photo_id, client,
-       CASE
+), judged AS (
+    SELECT *, CASE
            WHEN read_error IS NOT NULL THEN read_error
            WHEN NOT is_json THEN 'malformed_json'
            WHEN NOT is_object THEN 'not_an_object'
@@ -93,65 +137,75 @@ SELECT file_index, line_number, event_id, ts, event_type, user_id, photo_id, cli
            WHEN event_type <> 'login' AND photo_id IS NULL THEN 'missing_field: photo_id (required for ' || event_type || ')'
            WHEN ts < $day_start OR ts >= $day_end
                THEN 'timestamp_outside_partition: ' || strftime(ts::TIMESTAMP, '%Y-%m-%dT%H:%M:%SZ')
-       END AS reason,
-       -- A minified record holding only the known fields is exactly this long; the text of a line
-       -- of any other length is kept to have its keys listed, so drift is found without listing
-       -- every line's keys.
-       CASE WHEN is_object AND length(raw) - ends_with(raw, chr(10))::INT <> 1
-           + coalesce(length(v[1]) + 12, 0) + coalesce(length(v[2]) + 6, 0) + coalesce(length(v[3]) + 14, 0)
-           + coalesce(length(v[4]) + 11, 0) + coalesce(length(v[5]) + 12, 0) + coalesce(length(v[6]) + 10, 0)
-       THEN raw END AS maybe_extra
-FROM typed
+       END AS reason
+    FROM typed
+)
+SELECT file_index, line_number, reason, event_id, ts, event_type, user_id, photo_id, client,
+       CASE WHEN reason IS NULL AND (len(list_filter(keys, lambda k: k NOT IN $known_fields)) > 0
+                                     OR len(keys) > len(list_distinct(keys)))
+            THEN raw END AS extra_json,
+       raw
+FROM judged
 """
 
-# Duplicates are rare: find the ids seen more than once and keep their first delivery (lowest
-# file, then line) instead of ranking every row with a window.
-SELECT_EVENTS_SQL = """
-WITH repeated AS (
-    SELECT event_id, min((file_index, line_number)) AS first_delivery
-    FROM classified WHERE reason IS NULL
-    GROUP BY event_id HAVING count(*) > 1
+# Every valid line once, from either path, with its delivery: file, then line, as one number.
+VALID_SQL = """
+CREATE TEMP VIEW valid AS
+SELECT *, file_index::BIGINT << 32 | line_number AS delivery FROM (
+    SELECT file_index, line_number, event_id, ts, event_type, user_id, photo_id, client, extra_json
+    FROM classified WHERE NOT suspect
+    UNION ALL
+    SELECT file_index, line_number, event_id, ts, event_type, user_id, photo_id, client, extra_json
+    FROM judged WHERE reason IS NULL
 )
-SELECT event_id, ts, event_type, user_id, photo_id, client, files.source_file,
-       CASE WHEN len(list_filter(json_keys(maybe_extra), lambda k: k NOT IN $known_fields)) > 0
-            THEN rtrim(maybe_extra, chr(10) || chr(13)) END AS extra_json
-FROM classified AS c JOIN files USING (file_index) LEFT JOIN repeated USING (event_id)
-WHERE reason IS NULL AND (first_delivery IS NULL OR first_delivery = (c.file_index, c.line_number))
-ORDER BY ts, event_id
 """
+
+# Duplicates are rare: find the ids seen more than once and keep their first delivery instead
+# of ranking every row.
+DEDUPE_SQL = """
+CREATE TEMP TABLE repeated AS
+SELECT event_id, min(delivery) AS first_delivery, count(*) AS deliveries FROM valid GROUP BY event_id HAVING count(*) > 1;
+CREATE TEMP VIEW events AS
+SELECT event_id, ts, event_type, user_id, photo_id, client, file_index, extra_json
+FROM valid LEFT JOIN repeated USING (event_id)
+WHERE first_delivery IS NULL OR first_delivery = delivery;
+"""
+
+# The source file is named after the sort, batch by batch (a small int until then).
+SELECT_EVENTS_SQL = "SELECT * FROM events ORDER BY ts, event_id"
 
 SELECT_QUARANTINE_SQL = """
-SELECT $day::DATE AS partition_date, files.source_file, c.line_number, c.reason,
-       left(rtrim(l.raw, chr(10) || chr(13)), 65536) AS raw, length(rtrim(l.raw, chr(10) || chr(13))) > 65536 AS raw_truncated
-FROM classified AS c JOIN lines AS l USING (file_index, line_number) JOIN files USING (file_index)
-WHERE c.reason IS NOT NULL
+SELECT $day::DATE AS partition_date, files.source_file, line_number, reason,
+       left(raw, 65536) AS raw, length(raw) > 65536 AS raw_truncated
+FROM judged JOIN files USING (file_index)
+WHERE reason IS NOT NULL
 ORDER BY source_file, line_number
 """
 
 STATS_SQL = """
-SELECT count(*) AS lines,
-       count(*) FILTER (reason IS NULL) AS valid_lines,
-       count(*) FILTER (reason IS NOT NULL) AS quarantined,
-       count(*) FILTER (reason IS NULL) - count(DISTINCT event_id) FILTER (reason IS NULL) AS duplicates_removed
-FROM classified
+SELECT (SELECT count(*) FROM classified) AS lines,
+       (SELECT count(*) FROM valid) AS valid_lines,
+       (SELECT count(*) FROM judged WHERE reason IS NOT NULL) AS quarantined,
+       (SELECT coalesce(sum(deliveries - 1), 0) FROM repeated) AS duplicates_removed
 """
 
 REASONS_SQL = """
-SELECT split_part(reason, ':', 1) AS reason, count(*) AS n FROM classified
+SELECT split_part(reason, ':', 1) AS reason, count(*) AS n FROM judged
 WHERE reason IS NOT NULL GROUP BY ALL ORDER BY n DESC, reason
 """
 
 DRIFT_SQL = """
 SELECT f AS field, count(*) AS n
 FROM (SELECT unnest(list_filter(json_keys(extra_json), lambda k: k NOT IN $known_fields)) AS f
-      FROM events WHERE extra_json IS NOT NULL)
+      FROM (SELECT extra_json FROM valid LEFT JOIN repeated USING (event_id)
+            WHERE extra_json IS NOT NULL AND (first_delivery IS NULL OR first_delivery = delivery)))
 GROUP BY ALL ORDER BY n DESC, field
 """
 
 
 @dataclass(frozen=True)
 class EventsResult:
-    events: pa.Table
+    events: Iterator[pa.Table]  # the day's events sorted by (ts, event_id), a row group at a time; read once
     quarantine: pa.Table
     stats: dict[str, int]
     reasons: dict[str, int]
@@ -160,7 +214,10 @@ class EventsResult:
 
 def _inline(sql: str) -> str:
     """Constants of the schema written into the SQL as literals (they are ours, not data)."""
-    return sql.replace("$event_types", repr(EVENT_TYPES)).replace("$known_fields", f"[{', '.join(map(repr, KNOWN_FIELDS))}]")
+    typed = {f: "BIGINT" if f.endswith("_id") and f != "event_id" else "VARCHAR" for f in KNOWN_FIELDS}
+    return (sql.replace("$event_types", repr(EVENT_TYPES))
+            .replace("$known_fields", f"[{', '.join(map(repr, KNOWN_FIELDS))}]")
+            .replace("$typed_fields", repr(json.dumps(typed, separators=(",", ":")))))
 
 
 def day_bounds(day: date) -> tuple[datetime, datetime]:
@@ -168,26 +225,61 @@ def day_bounds(day: date) -> tuple[datetime, datetime]:
     return start, start + timedelta(days=1)
 
 
-def transform_events(log_lines: LogLines, day: date, threads: int | None = None) -> EventsResult:
-    """Parse, type, validate and deduplicate one day's raw log lines."""
-    con = duckdb.connect(config={'threads': threads} if threads else {})
+@contextmanager
+def transform_events(log_lines: LogLines, day: date, threads: int | None = None) -> Iterator[EventsResult]:
+    """Parse, type, validate and deduplicate one day's raw log lines.
+
+    Each batch of lines becomes compact typed rows as it arrives and its text is dropped
+    (suspect lines keep theirs); the sorted events then stream out a row group at a time
+    while the context is open. Memory follows the day's events, not its text, and there is
+    never a second whole copy of the output.
+    """
+    con = duckdb.connect(config={"threads": threads} if threads else {})
     try:
-        con.register("lines", log_lines.lines)
+        day_params = dict(zip(("day_start", "day_end"), day_bounds(day)))
+        con.execute(MACROS_SQL)
+        con.register("lines", LINES_SCHEMA.empty_table())
+        con.execute(f"CREATE TEMP TABLE classified AS {_inline(FAST_SQL)} LIMIT 0", day_params)
+        for batch in log_lines.batches:
+            con.register("lines", batch)
+            con.execute(f"INSERT INTO classified {_inline(FAST_SQL)}", day_params)
+        con.unregister("lines")
+        con.execute(f"CREATE TEMP TABLE judged AS {_inline(JUDGE_SQL)}", day_params)
+        con.execute(VALID_SQL)
+        con.execute(DEDUPE_SQL)
         con.register("files", pa.table({"file_index": pa.array(range(len(log_lines.files)), pa.int32()),
                                         "source_file": pa.array(log_lines.files, pa.string())}))
-        start, end = day_bounds(day)
-        con.execute(MACROS_SQL)
-        con.execute(_inline(EVENTS_SQL), {"day_start": start, "day_end": end})
-        events = conform_to(con.sql(_inline(SELECT_EVENTS_SQL)).to_arrow_table(), EVENTS_SCHEMA)
         quarantine = conform_to(
             con.sql(SELECT_QUARANTINE_SQL, params={"day": day.isoformat()}).to_arrow_table(), QUARANTINE_SCHEMA
         )
         (stats_row,) = con.sql(STATS_SQL).fetchall()
         stats = dict(zip(("lines", "valid_lines", "quarantined", "duplicates_removed"), map(int, stats_row)))
-        stats["events"] = events.num_rows
+        stats["events"] = stats["valid_lines"] - stats["duplicates_removed"]
         reasons = dict(con.sql(REASONS_SQL).fetchall())
-        con.register("events", events)
         drift = dict(con.sql(_inline(DRIFT_SQL)).fetchall())
-        return EventsResult(events, quarantine, stats, reasons, drift)
+        yield EventsResult(_sorted_events(con, log_lines.files), quarantine, stats, reasons, drift)
     finally:
         con.close()
+
+
+def _sorted_events(con: duckdb.DuckDBPyConnection, files: list[str]) -> Iterator[pa.Table]:
+    names = pa.array(files, pa.string())
+    for batch in con.sql(SELECT_EVENTS_SQL).to_arrow_reader(ROW_GROUP_ROWS):
+        table = pa.Table.from_batches([batch])
+        yield conform_to(table.append_column("source_file", names.take(table["file_index"])), EVENTS_SCHEMA)
+
+
+def write_events(events: Iterator[pa.Table], path: Path, head_rows: int = 5) -> pa.Table:
+    """Write streamed events as Parquet, one row group per batch; returns the first rows.
+
+    Dictionary encoding only where values repeat: trying it on ids and raw records costs
+    time and saves nothing.
+    """
+    head = EVENTS_SCHEMA.empty_table()
+    with pq.ParquetWriter(path, EVENTS_SCHEMA, compression="zstd", use_dictionary=["event_type", "client", "source_file"],
+                          write_statistics=True, store_schema=True) as writer:
+        for table in events:
+            writer.write_table(table)
+            if head.num_rows < head_rows:
+                head = pa.concat_tables([head, table.slice(0, head_rows - head.num_rows)])
+    return head
