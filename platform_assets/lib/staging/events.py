@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from platform_assets.lib.staging.arrow_utils import conform_to, described_schema
-from platform_assets.lib.staging.log_lines import LINES_SCHEMA, LogLines
+from platform_assets.lib.staging.log_lines import LogLines
 
 UTC = pa.timestamp("us", tz="UTC")
 EVENTS_SCHEMA = described_schema(
@@ -229,8 +229,8 @@ def day_bounds(day: date) -> tuple[datetime, datetime]:
 def transform_events(log_lines: LogLines, day: date, threads: int | None = None) -> Iterator[EventsResult]:
     """Parse, type, validate and deduplicate one day's raw log lines.
 
-    Each batch of lines becomes compact typed rows as it arrives and its text is dropped
-    (suspect lines keep theirs); the sorted events then stream out a row group at a time
+    Lines become compact typed rows as they arrive and their text is dropped (suspect lines
+    keep theirs); the sorted events then stream out a row group at a time
     while the context is open. Memory follows the day's events, not its text, and there is
     never a second whole copy of the output.
     """
@@ -238,11 +238,9 @@ def transform_events(log_lines: LogLines, day: date, threads: int | None = None)
     try:
         day_params = dict(zip(("day_start", "day_end"), day_bounds(day)))
         con.execute(MACROS_SQL)
-        con.register("lines", LINES_SCHEMA.empty_table())
-        con.execute(f"CREATE TEMP TABLE classified AS {_inline(FAST_SQL)} LIMIT 0", day_params)
-        for batch in log_lines.batches:
-            con.register("lines", batch)
-            con.execute(f"INSERT INTO classified {_inline(FAST_SQL)}", day_params)
+        # One query over the whole day, pulling a file's lines at a time as the reader decompresses them.
+        con.register("lines", log_lines.reader())
+        con.execute(f"CREATE TEMP TABLE classified AS {_inline(FAST_SQL)}", day_params)
         con.unregister("lines")
         con.execute(f"CREATE TEMP TABLE judged AS {_inline(JUDGE_SQL)}", day_params)
         con.execute(VALID_SQL)
@@ -263,6 +261,7 @@ def transform_events(log_lines: LogLines, day: date, threads: int | None = None)
 
 
 def _sorted_events(con: duckdb.DuckDBPyConnection, files: list[str]) -> Iterator[pa.Table]:
+    """The events a row group at a time, each named by its source file."""
     names = pa.array(files, pa.string())
     for batch in con.sql(SELECT_EVENTS_SQL).to_arrow_reader(ROW_GROUP_ROWS):
         table = pa.Table.from_batches([batch])

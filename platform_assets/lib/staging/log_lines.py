@@ -1,8 +1,7 @@
-"""Read gzipped JSONL log files as batches of raw Arrow lines, without parsing JSON.
+"""Read gzipped JSONL log files as a stream of raw Arrow lines, a file at a time, without parsing JSON.
 
 Files are decompressed by ISA-L (`isal`, about 3x zlib) in threads that release the GIL, a
-few files ahead of the consumer, so a day is never held in memory as text: the transform
-takes one batch of whole files at a time. Lines become Arrow strings by pointing offsets
+few files ahead of the consumer, so a day is never held in memory as text. Lines become Arrow strings by pointing offsets
 into the decompressed buffer, so no Python object is made per line. A file that is
 truncated, corrupt or not UTF-8 keeps every readable line; the rest is flagged with a read
 error and ends in quarantine, never silently dropped.
@@ -30,7 +29,6 @@ LINES_SCHEMA = pa.schema(
         ("read_error", pa.string()),
     ]
 )
-BATCH_LINES = 200_000  # about 30 MB of text: enough rows for DuckDB's threads, small beside a day
 
 
 def gunzip(data: bytes) -> tuple[bytes, str | None]:
@@ -88,11 +86,11 @@ def _lines(text: bytes, damage: str | None) -> tuple[pa.Array, pa.Array]:
     return raw, pa.array([errors.get(i) for i in range(n)], pa.string())
 
 
-def _file_lines(store: LakeStore, key: str, file_index: int) -> pa.Table:
+def _file_lines(store: LakeStore, key: str, file_index: int) -> pa.RecordBatch:
     """One file's lines with their file, 1-based line number and any read error."""
     raw, read_error = _lines(*gunzip(store.read_bytes(key)))
     n = len(raw)
-    return pa.Table.from_arrays(
+    return pa.RecordBatch.from_arrays(
         [pa.array(np.full(n, file_index, np.int32)), pa.array(np.arange(1, n + 1, dtype=np.int64)), raw, read_error],
         schema=LINES_SCHEMA,
     )
@@ -100,36 +98,29 @@ def _file_lines(store: LakeStore, key: str, file_index: int) -> pa.Table:
 
 @dataclass(frozen=True)
 class LogLines:
-    """Raw lines of `files`, in batches of whole files; `file_index` refers to `files` by position.
-
-    `batches` can be consumed once: it reads the files as it goes.
-    """
+    """Raw lines of `files`, a file at a time; `file_index` refers to `files` by position."""
 
     files: list[str]
-    batches: Iterator[pa.Table]
+    batches: Iterator[pa.RecordBatch]  # read as it goes: consume once
+
+    def reader(self) -> pa.RecordBatchReader:
+        return pa.RecordBatchReader.from_batches(LINES_SCHEMA, self.batches)
 
 
-def read_log_lines(store: LakeStore, keys: list[str], threads: int | None = None,
-                   batch_lines: int = BATCH_LINES) -> LogLines:
-    """The lines of `keys`, read ahead in `threads` while the previous batch is transformed."""
-    return LogLines(list(keys), _batches(store, list(keys), threads or min(8, (os.cpu_count() or 2) * 2), batch_lines))
+def read_log_lines(store: LakeStore, keys: list[str], threads: int | None = None) -> LogLines:
+    """The lines of `keys`, decompressed `threads` files ahead of the consumer."""
+    return LogLines(list(keys), _read_ahead(store, list(keys), threads or min(8, (os.cpu_count() or 2) * 2)))
 
 
-def _batches(store: LakeStore, keys: list[str], threads: int, batch_lines: int) -> Iterator[pa.Table]:
+def _read_ahead(store: LakeStore, keys: list[str], threads: int) -> Iterator[pa.RecordBatch]:
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        ahead: deque[Future[pa.Table]] = deque()
+        ahead: deque[Future[pa.RecordBatch]] = deque()
         todo = iter(enumerate(keys))
-        batch: list[pa.Table] = []
         while True:
             for index, key in todo:  # keep `threads` files in flight, no more
                 ahead.append(pool.submit(_file_lines, store, key, index))
                 if len(ahead) >= threads:
                     break
             if not ahead:
-                break
-            batch.append(ahead.popleft().result())
-            if sum(t.num_rows for t in batch) >= batch_lines:
-                yield pa.concat_tables(batch)
-                batch = []
-        if batch:
-            yield pa.concat_tables(batch)
+                return
+            yield ahead.popleft().result()
