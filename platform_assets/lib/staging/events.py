@@ -84,7 +84,8 @@ WITH parsed AS (
     FROM parsed
 ), shaped AS (
     SELECT *, starts_with(raw, known) AND strlen(raw) = strlen(known) + 1 AND ends_with(raw, '}') AS exact,
-           starts_with(raw, known || ',"') AND ends_with(raw, '}') AS drifted
+           CASE WHEN strlen(raw) > strlen(known) + 3 THEN starts_with(raw, known || ',"') AND ends_with(raw, '}')
+                ELSE false END AS drifted
     FROM canonical
 ), checked AS (
     SELECT *, coalesce((exact OR drifted) AND event_id <> '' AND user_id IS NOT NULL AND client IS NOT NULL
