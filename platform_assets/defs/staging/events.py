@@ -15,6 +15,7 @@ from platform_assets.defs.partitions import daily
 from platform_assets.defs.resources import LakeResource
 from platform_assets.lib.lake_layout import LOGS_PREFIX, log_day, partition_key
 from platform_assets.lib.staging.events import (
+    DUCKDB_MEMORY_LIMIT,
     EVENTS_SCHEMA,
     QUARANTINE_SCHEMA,
     day_bounds,
@@ -38,6 +39,11 @@ FROM read_parquet($path)
 class EventsConfig(dg.Config):
     max_quarantine_share: float = Field(
         default=0.02, description="Warn when more than this share of a day's lines is quarantined."
+    )
+    duckdb_memory_limit: str = Field(
+        default=DUCKDB_MEMORY_LIMIT,
+        pattern=r"^\d+(\.\d+)?\s*([KMGT]i?B|%)$",
+        description="DuckDB's memory for the day (e.g. '1GB'); beyond it the sort spills to disk instead of failing.",
     )
 
 
@@ -77,7 +83,8 @@ def stage_events(context: dg.AssetExecutionContext, config: EventsConfig, lake: 
     day = date.fromisoformat(context.partition_key)
     store = lake.store()
     keys = [f.key for f in store.list_files(f"{LOGS_PREFIX}/dt={day.isoformat()}") if log_day(f.key)]
-    with tempfile.TemporaryDirectory(prefix="events-") as tmp, transform_events(read_log_lines(store, keys), day) as result:
+    lines = read_log_lines(store, keys)
+    with tempfile.TemporaryDirectory(prefix="events-") as tmp, transform_events(lines, day, config.duckdb_memory_limit) as result:
         events_file = Path(tmp) / "events.parquet"
         events_head = write_events(result.events, events_file)
         start, end = day_bounds(day)

@@ -1,0 +1,30 @@
+"""Materialize one asset partition in a process of its own, so a test can SIGKILL it mid-run.
+
+    python -m platform_assets_tests.reliability.materialize_child <events|shards> <day> <lake> <app_db_url> <workspace>
+
+Prints "ready" once imported (imports take seconds; the kill must land in the work itself).
+"""
+
+import sys
+
+import dagster as dg
+
+from platform_assets.defs.resources import AppDatabaseResource, LakeResource, WorkspaceResource
+from platform_assets.defs.shards.assets import training_shards
+from platform_assets.defs.staging.events import stage_events
+
+ASSETS = {"events": stage_events, "shards": training_shards}
+CONFIG = {"shards": {"ops": {"shards__training_shards": {"config": {"target_shard_mb": 1}}}}}
+
+
+def main() -> None:
+    name, day, lake, app_db, workspace = sys.argv[1:6]
+    resources = {"lake": LakeResource(root=lake), "app_db": AppDatabaseResource(url=app_db),
+                 "workspace": WorkspaceResource(root=workspace)}
+    print("ready", flush=True)
+    result = dg.materialize([ASSETS[name]], partition_key=day, resources=resources, run_config=CONFIG.get(name, {}))
+    sys.exit(0 if result.success else 1)
+
+
+if __name__ == "__main__":
+    main()

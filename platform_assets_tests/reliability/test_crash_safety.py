@@ -1,0 +1,142 @@
+"""Crash safety: SIGKILL a real process in the middle of `events`, of `training_shards` and of
+its DVC pin. Afterwards no partial output is visible (every visible file is complete: byte
+for byte the file an uninterrupted run writes), `dvc status` works and tells the truth, and a
+rerun produces byte-identical outputs to the uninterrupted run."""
+
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from platform_assets.defs.embeddings.assets import image_embeddings, image_encoder, title_embeddings
+from platform_assets.defs.features.assets import photo_features, popularity_labels, training_set, user_activity
+from platform_assets.defs.lake.raw_db import raw_photos, raw_users
+from platform_assets.defs.resources import WorkspaceResource
+from platform_assets.defs.staging.app_tables import stage_photos, stage_users
+from platform_assets.defs.staging.events import stage_events
+from platform_assets.lib.simulator import LakeScale
+from platform_assets_tests.conftest import Lake, dvc_repo, make_lake
+
+DAY = "2026-11-01"
+BIG_DAY = LakeScale(users=400, photos=300, days=1, events_per_day=400_000, files_per_hour=2, defect_rate=0.005, seed=5)
+RANGE = {"dagster/asset_partition_range_start": DAY, "dagster/asset_partition_range_end": "2026-11-02"}
+FAST = {"ops": {"embeddings__image_encoder": {"config": {"epochs": 1, "batch_size": 64}},
+                "embeddings__image_embeddings": {"config": {"workers": 0}}}}
+
+
+def files_under(root: Path) -> dict[str, str]:
+    """sha256 of every visible file (temporary files are hidden: readers and DVC skip them)."""
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)}
+
+
+class Child:
+    """One partition materialized in its own process (see materialize_child.py)."""
+
+    def __init__(self, asset: str, lake: Lake, workspace: Path, tmp: Path) -> None:
+        tmp.mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "platform_assets_tests.reliability.materialize_child", asset, DAY,
+             lake.store.root, lake.app_db_url, str(workspace)],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env={**os.environ, "TMPDIR": str(tmp)},
+        )
+        assert self.proc.stdout.readline().strip() == "ready"
+        self.started = time.monotonic()
+
+    def finish(self) -> float:
+        assert self.proc.wait(timeout=300) == 0
+        return time.monotonic() - self.started
+
+    def kill_when(self, marker: Callable[[], bool]) -> bool:
+        """SIGKILL as soon as `marker()` holds; False when the run finished first."""
+        deadline = time.monotonic() + 120
+        while not marker():
+            if self.proc.poll() is not None:
+                return False
+            assert time.monotonic() < deadline
+            time.sleep(0.0005)
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+        return True
+
+
+@pytest.fixture(scope="module")
+def big_day(tmp_path_factory) -> tuple[Lake, Path]:
+    root = tmp_path_factory.mktemp("crash-events")
+    return make_lake(root, BIG_DAY), root
+
+
+def test_killed_events_run_leaves_no_partial_partition_and_reruns_byte_identical(big_day) -> None:
+    lake, root = big_day
+    staging = Path(lake.store.root) / "staging"
+    Child("events", lake, root / "ws", root / "tmp").finish()  # uninterrupted
+    reference = files_under(staging)
+    assert {k.split("/")[0] for k in reference} == {"events", "events_quarantine"}
+
+    tmp = root / "tmp"
+    writing = lambda: any(tmp.glob("events-*/events.parquet"))  # noqa: E731 - the sorted events half written
+    seconds = Child("events", lake, root / "ws", tmp).finish()
+    killed = 0
+    for i, when in enumerate([writing, 0.2, 0.5, 0.8]):  # the marker, then fractions of an uninterrupted run
+        shutil.rmtree(staging)
+        child = Child("events", lake, root / "ws", tmp)
+        marker = when if callable(when) else (lambda t=child.started + when * seconds: time.monotonic() > t)
+        killed += child.kill_when(marker)
+        visible = files_under(staging) if staging.exists() else {}
+        assert all(reference[k] == v for k, v in visible.items()), f"kill {i}: a partial file is visible"
+        Child("events", lake, root / "ws", tmp).finish()
+        assert files_under(staging) == reference, f"kill {i}: the rerun differs from the uninterrupted run"
+    assert killed >= 3  # the kills landed in the work, not after it
+
+
+@pytest.fixture(scope="module")
+def graph(tmp_path_factory) -> tuple[Lake, Path]:
+    root = tmp_path_factory.mktemp("crash-shards")
+    lake = make_lake(root)
+    resources = {**lake.resources(), "workspace": WorkspaceResource(root=str(root / "unused"))}
+    assert dg.materialize([raw_users, raw_photos, stage_users, stage_photos, photo_features], resources=resources).success
+    for day in ("2026-11-01", "2026-11-02"):
+        assert dg.materialize([stage_events], partition_key=day, resources=resources).success
+    assert dg.materialize([user_activity, popularity_labels, training_set], resources=resources, tags=RANGE).success
+    assert dg.materialize([image_encoder, image_embeddings, title_embeddings], resources=resources, run_config=FAST).success
+    return lake, root
+
+
+def dvc_status(repo: Path) -> str:
+    return subprocess.run([str(Path(sys.executable).with_name("dvc")), "status"], cwd=repo, check=True,
+                          capture_output=True, text=True).stdout
+
+
+def test_killed_shard_write_and_dvc_pin_leave_dvc_consistent_and_rerun_byte_identical(graph) -> None:
+    lake, root = graph
+    ref_repo = dvc_repo(root / "ref")
+    Child("shards", lake, ref_repo / "data", root / "tmp").finish()
+    reference = files_under(ref_repo / "data")
+    assert f"shards/dt={DAY}/index.json" in reference and f"shards/dt={DAY}.dvc" in reference
+    assert "up to date" in dvc_status(ref_repo)
+
+    for i, stage in enumerate(["shard", "pin"]):
+        repo = dvc_repo(root / f"crash-{stage}")
+        shards = repo / "data" / "shards" / f"dt={DAY}"
+        marker = {
+            "shard": lambda: shards.exists() and any(p.name.startswith(".tmp-") for p in shards.iterdir()),
+            "pin": lambda: (shards / "index.json").exists(),  # the shards are written: the DVC pin runs next
+        }[stage]
+        assert Child("shards", lake, repo / "data", root / "tmp").kill_when(marker), f"{stage}: finished before the kill"
+        visible = files_under(repo / "data")
+        assert all(reference[k] == v for k, v in visible.items()), f"{stage}: a partial file is visible"
+        if f"shards/dt={DAY}.dvc" in visible:  # the pin got as far as writing its .dvc file
+            assert "up to date" in dvc_status(repo) or "modified" in dvc_status(repo)
+        else:
+            dvc_status(repo)  # no stale lock: DVC still runs
+        Child("shards", lake, repo / "data", root / "tmp").finish()
+        assert files_under(repo / "data") == reference, f"{stage}: the rerun differs from the uninterrupted run"
+        assert "up to date" in dvc_status(repo), i
