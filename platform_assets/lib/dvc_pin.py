@@ -16,6 +16,8 @@ from pathlib import Path
 import yaml
 from filelock import FileLock
 
+from platform_assets.lib.lake_store import TEMP_PREFIX
+
 LOCK_TIMEOUT_S = 600
 
 
@@ -38,6 +40,14 @@ def find_repo_root(path: Path) -> Path:
                      "PLATFORM_ASSETS_WORKSPACE at a directory inside one)")
 
 
+def _ignore_temp_files(root: Path) -> None:
+    """A writer killed mid-file leaves a hidden temporary file; DVC must not hash or push it."""
+    path = root / ".dvcignore"
+    lines = path.read_text().splitlines() if path.exists() else []
+    if f"{TEMP_PREFIX}*" not in lines:
+        path.write_text("\n".join([*lines, f"{TEMP_PREFIX}*"]) + "\n")
+
+
 def pin(directory: Path, remote: str | None = None) -> Pin:
     """`dvc add` the directory (hashing only new or changed files: DVC's state cache knows the
     rest) and, when a remote is configured, `dvc push` it."""
@@ -48,6 +58,7 @@ def pin(directory: Path, remote: str | None = None) -> Pin:
     rel = directory.relative_to(root).as_posix()
     started = time.perf_counter()
     with FileLock(str(root / ".dvc" / "tmp" / "platform-assets-pin.lock"), timeout=LOCK_TIMEOUT_S):
+        _ignore_temp_files(root)
         with contextlib.chdir(root), Repo(str(root)) as repo:  # DVC resolves targets from the working directory
             repo.add([rel])
             if remote:

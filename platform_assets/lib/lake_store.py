@@ -21,6 +21,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 _KEY_PART = re.compile(r"^[A-Za-z0-9_.=\-]+$")
+TEMP_PREFIX = ".tmp-"  # a file being written; hidden from listings, renamed into place when whole
 
 
 class LakeKeyError(ValueError):
@@ -113,7 +114,7 @@ class LakeStore:
                 f.write(data)
             return
         fs.create_dir(posixpath.dirname(final), recursive=True)
-        tmp = f"{posixpath.dirname(final)}/.tmp-{uuid.uuid4().hex}-{posixpath.basename(final)}"
+        tmp = f"{posixpath.dirname(final)}/{TEMP_PREFIX}{uuid.uuid4().hex}-{posixpath.basename(final)}"
         try:
             with fs.open_output_stream(tmp, compression=None) as f:
                 f.write(data)
@@ -131,7 +132,7 @@ class LakeStore:
             pafs.copy_files(os.fspath(local_path), final, source_filesystem=pafs.LocalFileSystem(), destination_filesystem=fs)
             return size
         os.makedirs(posixpath.dirname(final), exist_ok=True)
-        tmp = f"{posixpath.dirname(final)}/.tmp-{uuid.uuid4().hex}-{posixpath.basename(final)}"
+        tmp = f"{posixpath.dirname(final)}/{TEMP_PREFIX}{uuid.uuid4().hex}-{posixpath.basename(final)}"
         try:
             shutil.move(local_path, tmp)  # a rename when on the same filesystem, else a copy
             os.replace(tmp, final)
