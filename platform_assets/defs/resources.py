@@ -11,9 +11,10 @@ import dagster as dg
 import polars as pl
 import pyarrow as pa
 import sqlalchemy as sa
+import tenacity
 from pydantic import Field
 
-from platform_assets.lib.lake_store import LakeStore
+from platform_assets.lib.lake_store import S3_ATTEMPTS, LakeStore
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEMO_DIR = PROJECT_ROOT / ".demo"
@@ -25,9 +26,10 @@ class LakeResource(dg.ConfigurableResource):
     root: str = Field(description="Local directory or s3://bucket/prefix.")
     s3_endpoint_url: str | None = Field(default=None, description="S3 API endpoint (MinIO, a test server).")
     s3_region: str | None = Field(default=None)
+    s3_attempts: int = Field(default=S3_ATTEMPTS, ge=1, description="Tries per S3 request (standard backoff).")
 
     def store(self) -> LakeStore:
-        store = LakeStore(self.root, self.s3_endpoint_url, self.s3_region)
+        store = LakeStore(self.root, self.s3_endpoint_url, self.s3_region, self.s3_attempts)
         if not store.is_s3 and not Path(self.root).is_dir():
             raise ValueError(
                 f"lake root {self.root!r} is not a directory: run `platform-assets lake generate` "
@@ -36,11 +38,21 @@ class LakeResource(dg.ConfigurableResource):
         return store
 
 
+class AppDatabaseUnavailableError(RuntimeError):
+    """The app database could not be read after every retry (the message names it, without password)."""
+
+
 class AppDatabaseResource(dg.ConfigurableResource):
     """The photo app's database, read through SQLAlchemy (SQLite or PostgreSQL)."""
 
     url: str = Field(description="SQLAlchemy URL, e.g. sqlite:///app.db or postgresql://...")
     batch_rows: int = Field(default=50_000, description="Rows fetched per round trip.")
+    attempts: int = Field(default=5, ge=1, description="Tries per read when the server drops or refuses connections.")
+    max_backoff_s: float = Field(default=8.0, description="Longest wait between tries (exponential, with jitter).")
+
+    def describe(self) -> str:
+        """The database's URL without its password: safe for errors and logs."""
+        return sa.make_url(self.url).render_as_string(hide_password=True)
 
     @contextmanager
     def read_only_connection(self) -> Iterator[sa.Connection]:
@@ -58,7 +70,25 @@ class AppDatabaseResource(dg.ConfigurableResource):
             engine.dispose()
 
     def read_table(self, table: str) -> pa.Table:
-        """Stream a whole table with a server-side cursor where the driver supports one."""
+        """Stream a whole table with a server-side cursor where the driver supports one.
+
+        A dropped or refused connection is retried with exponential backoff (the whole read:
+        it is one consistent snapshot); past `attempts` the error names the database."""
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(self.attempts),
+            wait=tenacity.wait_exponential_jitter(initial=0.5, max=self.max_backoff_s),
+            retry=tenacity.retry_if_exception_type((sa.exc.OperationalError, sa.exc.InterfaceError)),
+            reraise=True,
+        )
+        try:
+            return retrying(self._read_table, table)
+        except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+            raise AppDatabaseUnavailableError(
+                f"app database {self.describe()} unavailable: reading {table!r} failed {self.attempts} times; "
+                f"last error: {str(exc.orig).strip()}"
+            ) from None
+
+    def _read_table(self, table: str) -> pa.Table:
         with self.read_only_connection() as conn:
             conn = conn.execution_options(stream_results=True, max_row_buffer=self.batch_rows)
             quoted = conn.dialect.identifier_preparer.quote(table)

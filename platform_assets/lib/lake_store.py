@@ -6,26 +6,38 @@ default and in production. Keys are validated so nothing escapes the lake root.
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import posixpath
 import re
 import shutil
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TypeVar
 from urllib.parse import urlparse
 
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+F = TypeVar("F", bound=Callable)
 _KEY_PART = re.compile(r"^[A-Za-z0-9_.=\-]+$")
 TEMP_PREFIX = ".tmp-"  # a file being written; hidden from listings, renamed into place when whole
 
 
+S3_ATTEMPTS = 5  # per request, with the AWS SDKs' standard backoff: throttling and dropped connections
+S3_TIMEOUTS = {"connect_timeout": 5.0, "request_timeout": 60.0}
+
+
 class LakeKeyError(ValueError):
     """A key that would escape the lake root or holds characters we never write."""
+
+
+class LakeUnavailableError(OSError):
+    """The lake could not be reached or written after the client's retries; the message names it."""
 
 
 def validate_key(key: str) -> str:
@@ -36,10 +48,33 @@ def validate_key(key: str) -> str:
     return "/".join(parts)
 
 
+def _names_the_lake(action: str) -> Callable[[F], F]:
+    """Turn a client's last error (after its own retries) into one that says which lake failed at what."""
+
+    def decorate(method: F) -> F:
+        @functools.wraps(method)
+        def wrapper(self: LakeStore, key: str, *args, **kwargs):
+            from botocore.exceptions import BotoCoreError, ClientError
+
+            try:
+                return method(self, key, *args, **kwargs)
+            except (FileNotFoundError, LakeKeyError, LakeUnavailableError):
+                raise
+            except (OSError, BotoCoreError, ClientError) as exc:
+                where = self.root + (f" (S3 endpoint {self.s3_endpoint_url})" if self.s3_endpoint_url else "")
+                retried = f" after {self.s3_attempts} attempts" if self.is_s3 else ""
+                raise LakeUnavailableError(f"lake {where} unavailable: {action} {key!r} failed{retried}: {exc}") from exc
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
 @lru_cache(maxsize=16)
-def _s3_filesystem(region: str | None, endpoint_url: str | None) -> pafs.S3FileSystem:
+def _s3_filesystem(region: str | None, endpoint_url: str | None, attempts: int) -> pafs.S3FileSystem:
     """One client per endpoint, not one per read: thousands of small objects share it."""
-    kwargs: dict = {"region": region or "us-east-1"}
+    kwargs: dict = {"region": region or "us-east-1", "retry_strategy": pafs.AwsStandardS3RetryStrategy(attempts),
+                    **S3_TIMEOUTS}
     if endpoint_url:
         endpoint = urlparse(endpoint_url)
         kwargs["endpoint_override"] = endpoint.netloc or endpoint.path
@@ -61,6 +96,7 @@ class LakeStore:
     root: str
     s3_endpoint_url: str | None = None
     s3_region: str | None = None
+    s3_attempts: int = S3_ATTEMPTS
 
     @property
     def is_s3(self) -> bool:
@@ -71,7 +107,7 @@ class LakeStore:
             parsed = urlparse(self.root)
             if not parsed.netloc:
                 raise ValueError(f"lake root {self.root!r} has no bucket: use s3://bucket/prefix")
-            return _s3_filesystem(self.s3_region, self.s3_endpoint_url), posixpath.join(parsed.netloc, parsed.path.strip("/")).rstrip("/")
+            return _s3_filesystem(self.s3_region, self.s3_endpoint_url, self.s3_attempts), posixpath.join(parsed.netloc, parsed.path.strip("/")).rstrip("/")
         if "://" in self.root:
             raise ValueError(f"lake root {self.root!r}: use a local directory or s3://bucket/prefix")
         return pafs.LocalFileSystem(), self.root.rstrip("/") or "/"
@@ -83,10 +119,12 @@ class LakeStore:
     def uri(self, key: str) -> str:
         return f"{self.root.rstrip('/')}/{validate_key(key)}"
 
+    @_names_the_lake("checking")
     def exists(self, key: str) -> bool:
         fs, _ = self._fs_and_base()
         return fs.get_file_info(self.path(key)).type == pafs.FileType.File
 
+    @_names_the_lake("reading")
     def read_bytes(self, key: str) -> bytes:
         fs, _ = self._fs_and_base()
         with fs.open_input_stream(self.path(key), compression=None) as f:
@@ -105,6 +143,7 @@ class LakeStore:
         with ThreadPoolExecutor(max_workers=threads) as pool:
             return list(pool.map(one, keys))
 
+    @_names_the_lake("writing")
     def write_bytes(self, key: str, data: bytes) -> None:
         """Write atomically: readers see the old object or the whole new one, never a part."""
         fs, _ = self._fs_and_base()
@@ -123,6 +162,7 @@ class LakeStore:
             if fs.get_file_info(tmp).type != pafs.FileType.NotFound:
                 fs.delete_file(tmp)
 
+    @_names_the_lake("writing")
     def put_file(self, key: str, local_path: str | os.PathLike) -> int:
         """Move a finished local file into the lake atomically (a multipart upload on S3); returns its size."""
         fs, _ = self._fs_and_base()
@@ -149,6 +189,7 @@ class LakeStore:
         self.write_bytes(key, data)
         return len(data)
 
+    @_names_the_lake("reading")
     def read_parquet(self, key: str) -> pa.Table:
         fs, _ = self._fs_and_base()
         return pq.read_table(self.path(key), filesystem=fs)
@@ -156,6 +197,7 @@ class LakeStore:
     def read_parquet_if_exists(self, key: str) -> pa.Table | None:
         return self.read_parquet(key) if self.exists(key) else None
 
+    @_names_the_lake("listing")
     def list_files(self, prefix: str) -> list[FileEntry]:
         """Every file under `prefix`, sorted by key; temporary and hidden files left out."""
         if self.is_s3:
@@ -177,11 +219,15 @@ class LakeStore:
     def _list_s3(self, prefix: str) -> list[FileEntry]:
         """S3 listing with ETags (pyarrow's file info has none), a page of 1,000 keys per request."""
         import boto3
+        from botocore.config import Config as BotoConfig
 
         parsed = urlparse(self.root)
         root = parsed.path.strip("/")
         full = f"{root}/{validate_key(prefix)}/" if root else f"{validate_key(prefix)}/"
-        client = boto3.client("s3", endpoint_url=self.s3_endpoint_url, region_name=self.s3_region or "us-east-1")
+        config = BotoConfig(retries={"max_attempts": self.s3_attempts, "mode": "standard"},
+                            connect_timeout=S3_TIMEOUTS["connect_timeout"], read_timeout=S3_TIMEOUTS["request_timeout"])
+        client = boto3.client("s3", endpoint_url=self.s3_endpoint_url, region_name=self.s3_region or "us-east-1",
+                              config=config)
         entries = []
         for page in client.get_paginator("list_objects_v2").paginate(Bucket=parsed.netloc, Prefix=full):
             for obj in page.get("Contents", []):
@@ -190,6 +236,7 @@ class LakeStore:
                     entries.append(FileEntry(key=key, size=obj["Size"], version=obj["ETag"].strip('"')))
         return sorted(entries, key=lambda e: e.key)
 
+    @_names_the_lake("deleting")
     def delete(self, key: str) -> None:
         fs, _ = self._fs_and_base()
         if self.exists(key):

@@ -16,6 +16,7 @@ from pydantic import Field
 
 from platform_assets.defs.metadata import table_metadata
 from platform_assets.defs.resources import LakeResource
+from platform_assets.defs.retry import IO_RETRY
 from platform_assets.lib.embeddings.device import inference_mode, pick_device, to_device
 from platform_assets.lib.embeddings.image_encoder import load_encoder, load_weights, train_simclr, weights_version
 from platform_assets.lib.embeddings.images import as_float, decode, image_batches
@@ -52,6 +53,7 @@ class EmbeddingConfig(dg.Config):
 
 
 @dg.asset(
+    retry_policy=IO_RETRY,
     key=IMAGE_ENCODER,
     deps=[PHOTOS],
     group_name="embeddings",
@@ -95,6 +97,7 @@ def image_encoder(context: dg.AssetExecutionContext, config: ImageEncoderConfig,
 
 
 @dg.asset(
+    retry_policy=IO_RETRY,
     key=["embeddings", "image_embeddings"],
     deps=[PHOTOS, IMAGE_ENCODER],
     group_name="embeddings",
@@ -143,6 +146,7 @@ def image_embeddings(context: dg.AssetExecutionContext, config: EmbeddingConfig,
 
 
 @dg.asset(
+    retry_policy=IO_RETRY,
     key=["embeddings", "title_embeddings"],
     deps=[PHOTOS],
     group_name="embeddings",

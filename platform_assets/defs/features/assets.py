@@ -12,6 +12,7 @@ import dagster as dg
 from platform_assets.defs.metadata import column_schema, table_metadata
 from platform_assets.defs.partitions import daily
 from platform_assets.defs.resources import LakeResource
+from platform_assets.defs.retry import IO_RETRY
 from platform_assets.defs.staging.events import EVENTS
 from platform_assets.lib.features.labels import LABELS_SCHEMA, compute_labels
 from platform_assets.lib.features.photo_features import PHOTO_FEATURES_SCHEMA, compute_photo_features
@@ -56,6 +57,7 @@ def _write_days(context: dg.AssetExecutionContext, store: LakeStore, dataset: st
 
 
 @dg.asset(
+    retry_policy=IO_RETRY,
     key=USER_ACTIVITY,
     deps=[
         dg.AssetDep(EVENTS, partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-LOOKBACK_DAYS)),
@@ -82,6 +84,7 @@ def user_activity(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.M
 
 
 @dg.asset(
+    retry_policy=IO_RETRY,
     key=LABELS,
     deps=[PHOTOS, dg.AssetDep(EVENTS, partition_mapping=dg.TimeWindowPartitionMapping(end_offset=1))],
     kinds={"duckdb", "parquet"},
@@ -103,6 +106,7 @@ def popularity_labels(context: dg.AssetExecutionContext, lake: LakeResource) -> 
 
 
 @dg.asset(
+    retry_policy=IO_RETRY,
     key=PHOTO_FEATURES,
     deps=[PHOTOS, USERS],
     group_name="features",
@@ -118,6 +122,7 @@ def photo_features(lake: LakeResource) -> dg.MaterializeResult:
 
 
 @dg.asset(
+    retry_policy=IO_RETRY,
     key=TRAINING_SET,
     deps=[
         PHOTO_FEATURES,

@@ -5,11 +5,13 @@ import dagster as dg
 
 from platform_assets.defs.metadata import table_metadata
 from platform_assets.defs.resources import AppDatabaseResource, LakeResource
+from platform_assets.defs.retry import IO_RETRY
 from platform_assets.lib.lake_layout import raw_snapshot_key
 
 
 def _raw_snapshot(table: str, description: str) -> dg.AssetsDefinition:
     @dg.asset(
+        retry_policy=IO_RETRY,
         name=f"raw_{table}",
         key_prefix="lake",
         group_name="lake",

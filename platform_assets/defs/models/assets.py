@@ -6,6 +6,7 @@ import dagster as dg
 from pydantic import Field
 
 from platform_assets.defs.resources import LakeResource, WorkspaceResource
+from platform_assets.defs.retry import IO_RETRY
 from platform_assets.lib.dvc_pin import pin
 from platform_assets.lib.model.run import MODELS, train_model
 from platform_assets.lib.model.train import TrainConfig
@@ -24,6 +25,7 @@ class ModelConfig(dg.Config):
 
 
 @dg.asset(
+    retry_policy=IO_RETRY,
     key=["models", "popularity_model"],
     deps=[SHARDS],
     group_name="models",

@@ -14,6 +14,7 @@ from platform_assets.defs.embeddings.assets import IMAGE_EMBEDDINGS_FILE, TITLE_
 from platform_assets.defs.features.assets import TRAINING_SET
 from platform_assets.defs.partitions import daily
 from platform_assets.defs.resources import LakeResource, WorkspaceResource
+from platform_assets.defs.retry import IO_RETRY
 from platform_assets.lib.dvc_pin import pin
 from platform_assets.lib.embeddings.device import pick_device
 from platform_assets.lib.lake_layout import partition_key, staging_key
@@ -36,6 +37,7 @@ def _vectors(table: pa.Table, ids: pa.Array) -> np.ndarray:
 
 
 @dg.asset(
+    retry_policy=IO_RETRY,
     key=["shards", "training_shards"],
     deps=[TRAINING_SET, dg.AssetKey(["embeddings", "image_embeddings"]), dg.AssetKey(["embeddings", "title_embeddings"])],
     partitions_def=daily,

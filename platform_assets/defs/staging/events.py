@@ -13,6 +13,7 @@ from platform_assets.defs.lake.raw_logs import raw_logs
 from platform_assets.defs.metadata import column_schema, table_metadata
 from platform_assets.defs.partitions import daily
 from platform_assets.defs.resources import LakeResource
+from platform_assets.defs.retry import IO_RETRY
 from platform_assets.lib.lake_layout import LOGS_PREFIX, log_day, partition_key
 from platform_assets.lib.staging.events import (
     DUCKDB_MEMORY_LIMIT,
@@ -48,6 +49,7 @@ class EventsConfig(dg.Config):
 
 
 @dg.multi_asset(
+    retry_policy=IO_RETRY,
     name="stage_events",
     partitions_def=daily,
     specs=[
