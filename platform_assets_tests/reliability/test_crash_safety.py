@@ -115,13 +115,21 @@ def dvc_status(repo: Path) -> str:
                           capture_output=True, text=True).stdout
 
 
-def test_killed_shard_write_and_dvc_pin_leave_dvc_consistent_and_rerun_byte_identical(graph) -> None:
+@pytest.fixture(scope="module")
+def shard_reference(graph) -> dict[str, str]:
+    """The day's shards and `.dvc` file from one uninterrupted run in a repository of their own."""
     lake, root = graph
     ref_repo = dvc_repo(root / "ref")
     Child("shards", lake, ref_repo / "data", root / "tmp").finish()
     reference = files_under(ref_repo / "data")
     assert f"shards/dt={DAY}/index.json" in reference and f"shards/dt={DAY}.dvc" in reference
     assert "up to date" in dvc_status(ref_repo)
+    return reference
+
+
+def test_killed_shard_write_and_dvc_pin_leave_dvc_consistent_and_rerun_byte_identical(graph, shard_reference) -> None:
+    lake, root = graph
+    reference = shard_reference
 
     for i, stage in enumerate(["shard", "pin"]):
         repo = dvc_repo(root / f"crash-{stage}")
@@ -140,3 +148,21 @@ def test_killed_shard_write_and_dvc_pin_leave_dvc_consistent_and_rerun_byte_iden
         Child("shards", lake, repo / "data", root / "tmp").finish()
         assert files_under(repo / "data") == reference, f"{stage}: the rerun differs from the uninterrupted run"
         assert "up to date" in dvc_status(repo), i
+
+
+def test_overlapping_shard_backfills_pin_without_dvc_lock_failures(graph, shard_reference) -> None:
+    """Two backfills of the same days at once, each day its own process: four shard runs and
+    four DVC pins in one repository at the same time."""
+    lake, root = graph
+    repo = dvc_repo(root / "overlap")
+    days = ["2026-11-01", "2026-11-02"]
+    runs = [subprocess.Popen([sys.executable, "-m", "platform_assets_tests.reliability.materialize_child", "shards", day,
+                              lake.store.root, lake.app_db_url, str(repo / "data")],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            for _backfill in range(2) for day in days]
+    for proc in runs:
+        assert proc.wait(timeout=600) == 0, proc.stderr.read()[-3000:]
+    got = files_under(repo / "data")
+    assert {k: v for k, v in got.items() if k.startswith(f"shards/dt={DAY}")} == shard_reference
+    assert f"shards/dt={days[1]}.dvc" in got and f"shards/dt={days[1]}/index.json" in got
+    assert "up to date" in dvc_status(repo)
