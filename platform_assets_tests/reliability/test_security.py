@@ -55,3 +55,55 @@ def test_no_credentials_in_the_repository() -> None:
         path = ROOT / name
         if path.is_file() and path.stat().st_size < 2_000_000:
             assert not secrets.search(path.read_text(errors="ignore")), name
+
+
+def test_no_credential_reaches_the_event_log_or_the_output(tmp_path, capfd) -> None:
+    """A run against a password-protected database URL and an S3 lake with a secret key, one
+    that succeeds and one that fails: neither secret appears in any event or printed line."""
+    import dagster as dg
+
+    from platform_assets.defs.lake.raw_db import raw_users
+    from platform_assets.defs.resources import LakeResource
+    from platform_assets.lib.lake_store import LakeStore
+    from platform_assets.lib.simulator import LakeScale, generate_lake
+    from platform_assets_tests.s3_server import make_bucket, s3_server
+
+    password, secret = "pg-pass-7f3a9c", "aws-secret-51b2e8"
+    with postgres_server() as url, s3_server() as endpoint, pytest.MonkeyPatch.context() as env:
+        env.setenv("AWS_SECRET_ACCESS_KEY", secret)
+        make_bucket(endpoint, "lake")
+        generate_lake(LakeStore(str(tmp_path)), url, LakeScale(users=20, photos=20, days=1, events_per_day=100), images=False)
+        with_password = str(sa.make_url(url).set(password=password))
+        lake = LakeResource(root="s3://lake/p", s3_endpoint_url=endpoint)
+        with dg.instance_for_test() as instance:
+            ok = dg.materialize([raw_users], instance=instance,
+                                resources={"lake": lake, "app_db": AppDatabaseResource(url=with_password)})
+            down = str(sa.make_url(with_password).set(port=1))  # nothing listens on port 1
+            failed = dg.materialize([raw_users], instance=instance, raise_on_error=False, resources={
+                "lake": lake, "app_db": AppDatabaseResource(url=down, attempts=2, max_backoff_s=0.1)})
+            assert ok.success and not failed.success
+            records = [str(e) for run in (ok, failed) for e in instance.all_logs(run.run_id)]
+    printed = capfd.readouterr()
+    assert any("app database" in r and "***" in r for r in records)  # the failure names the database, masked
+    for text in [*records, printed.out, printed.err]:
+        assert password not in text and secret not in text
+
+
+def test_partition_keys_are_validated_before_any_path_is_built(tmp_path) -> None:
+    import dagster as dg
+
+    from platform_assets.defs.resources import LakeResource
+    from platform_assets.defs.staging.events import stage_events
+    from platform_assets.lib.lake_layout import partition_key
+    from platform_assets.lib.lake_store import LakeKeyError, LakeStore
+
+    for bad in ("../../etc", "2026-11-01/../../x", "2026-13-45", "2026-11-01; DROP TABLE users"):
+        with pytest.raises(ValueError):
+            partition_key("staging/events", bad)
+        with pytest.raises(dg.DagsterError, match="Could not find a partition"):
+            dg.materialize([stage_events], partition_key=bad, resources={"lake": LakeResource(root=str(tmp_path))})
+    store = LakeStore(str(tmp_path))
+    for key in ("../x", "a/../../x", "/etc/passwd", "a//b", "a/./b", "a b"):
+        with pytest.raises(LakeKeyError):
+            store.write_bytes(key, b"x")
+    assert list(tmp_path.iterdir()) == []  # nothing was written anywhere
