@@ -1,6 +1,6 @@
 """Materialize one asset partition in a process of its own, so a test can SIGKILL it mid-run.
 
-    python -m platform_assets_tests.reliability.materialize_child <events|shards> <day> <lake> <app_db_url> <workspace>
+    python -m platform_assets_tests.reliability.materialize_child <events|shards> <day> <lake> <app_db_url> <workspace> [dvc_remote]
 
 Prints "ready" once imported (imports take seconds; the kill must land in the work itself).
 """
@@ -19,8 +19,9 @@ CONFIG = {"shards": {"ops": {"shards__training_shards": {"config": {"target_shar
 
 def main() -> None:
     name, day, lake, app_db, workspace = sys.argv[1:6]
+    remote = sys.argv[6] if len(sys.argv) > 6 else None
     resources = {"lake": LakeResource(root=lake), "app_db": AppDatabaseResource(url=app_db),
-                 "workspace": WorkspaceResource(root=workspace)}
+                 "workspace": WorkspaceResource(root=workspace, dvc_remote=remote)}
     print("ready", flush=True)
     result = dg.materialize([ASSETS[name]], partition_key=day, resources=resources, run_config=CONFIG.get(name, {}))
     sys.exit(0 if result.success else 1)

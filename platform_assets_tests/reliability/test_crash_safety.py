@@ -41,11 +41,11 @@ def files_under(root: Path) -> dict[str, str]:
 class Child:
     """One partition materialized in its own process (see materialize_child.py)."""
 
-    def __init__(self, asset: str, lake: Lake, workspace: Path, tmp: Path) -> None:
+    def __init__(self, asset: str, lake: Lake, workspace: Path, tmp: Path, *remote: str) -> None:
         tmp.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "platform_assets_tests.reliability.materialize_child", asset, DAY,
-             lake.store.root, lake.app_db_url, str(workspace)],
+             lake.store.root, lake.app_db_url, str(workspace), *remote],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env={**os.environ, "TMPDIR": str(tmp)},
         )
         assert self.proc.stdout.readline().strip() == "ready"
@@ -166,3 +166,28 @@ def test_overlapping_shard_backfills_pin_without_dvc_lock_failures(graph, shard_
     assert {k: v for k, v in got.items() if k.startswith(f"shards/dt={DAY}")} == shard_reference
     assert f"shards/dt={days[1]}.dvc" in got and f"shards/dt={days[1]}/index.json" in got
     assert "up to date" in dvc_status(repo)
+
+
+def test_a_dvc_remote_on_s3_dropping_connections_still_gets_every_pin(graph, shard_reference) -> None:
+    """The S3 DVC remote resets connections and answers 503 for a while during the push: the
+    pin retries (DVC's S3 client, then Dagster's retry policy) and the remote ends complete."""
+    from urllib.parse import urlparse
+
+    from platform_assets_tests.fault_proxy import fault_proxy
+    from platform_assets_tests.s3_server import make_bucket, s3_server
+
+    lake, root = graph
+    repo = dvc_repo(root / "remote")
+    dvc = str(Path(sys.executable).with_name("dvc"))
+    with s3_server() as endpoint, fault_proxy(urlparse(endpoint).port, http=True) as proxy:
+        make_bucket(endpoint, "dvc-store")
+        subprocess.run([dvc, "remote", "add", "store", "s3://dvc-store/platform"], cwd=repo, check=True)
+        subprocess.run([dvc, "remote", "modify", "store", "endpointurl", f"http://127.0.0.1:{proxy.port}"], cwd=repo,
+                       check=True)
+        proxy.fail_next(6)
+        Child("shards", lake, repo / "data", root / "tmp", "store").finish()
+        assert proxy.injected == 6 and proxy.forwarded > 0
+        assert files_under(repo / "data") == shard_reference
+        cloud = subprocess.run([dvc, "status", "--cloud", "--remote", "store"], cwd=repo, check=True,
+                               capture_output=True, text=True).stdout
+        assert "in sync" in cloud  # every file of the pin is on the remote
