@@ -70,6 +70,22 @@ def _names_the_lake(action: str) -> Callable[[F], F]:
     return decorate
 
 
+def _temp_path(final: str) -> str:
+    """A hidden, unique sibling of `final` to write into before the rename."""
+    return f"{posixpath.dirname(final)}/{TEMP_PREFIX}{uuid.uuid4().hex}-{posixpath.basename(final)}"
+
+
+@lru_cache(maxsize=16)
+def _s3_client(region: str | None, endpoint_url: str | None, attempts: int):
+    """One boto3 client per endpoint for listings (with ETags), not one per listing."""
+    import boto3
+    from botocore.config import Config
+
+    config = Config(retries={"max_attempts": attempts, "mode": "standard"},
+                    connect_timeout=S3_TIMEOUTS["connect_timeout"], read_timeout=S3_TIMEOUTS["request_timeout"])
+    return boto3.client("s3", endpoint_url=endpoint_url, region_name=region or "us-east-1", config=config)
+
+
 @lru_cache(maxsize=16)
 def _s3_filesystem(region: str | None, endpoint_url: str | None, attempts: int) -> pafs.S3FileSystem:
     """One client per endpoint, not one per read: thousands of small objects share it."""
@@ -153,7 +169,7 @@ class LakeStore:
                 f.write(data)
             return
         fs.create_dir(posixpath.dirname(final), recursive=True)
-        tmp = f"{posixpath.dirname(final)}/{TEMP_PREFIX}{uuid.uuid4().hex}-{posixpath.basename(final)}"
+        tmp = _temp_path(final)
         try:
             with fs.open_output_stream(tmp, compression=None) as f:
                 f.write(data)
@@ -172,7 +188,7 @@ class LakeStore:
             pafs.copy_files(os.fspath(local_path), final, source_filesystem=pafs.LocalFileSystem(), destination_filesystem=fs)
             return size
         os.makedirs(posixpath.dirname(final), exist_ok=True)
-        tmp = f"{posixpath.dirname(final)}/{TEMP_PREFIX}{uuid.uuid4().hex}-{posixpath.basename(final)}"
+        tmp = _temp_path(final)
         try:
             shutil.move(local_path, tmp)  # a rename when on the same filesystem, else a copy
             os.replace(tmp, final)
@@ -218,16 +234,10 @@ class LakeStore:
 
     def _list_s3(self, prefix: str) -> list[FileEntry]:
         """S3 listing with ETags (pyarrow's file info has none), a page of 1,000 keys per request."""
-        import boto3
-        from botocore.config import Config as BotoConfig
-
         parsed = urlparse(self.root)
         root = parsed.path.strip("/")
         full = f"{root}/{validate_key(prefix)}/" if root else f"{validate_key(prefix)}/"
-        config = BotoConfig(retries={"max_attempts": self.s3_attempts, "mode": "standard"},
-                            connect_timeout=S3_TIMEOUTS["connect_timeout"], read_timeout=S3_TIMEOUTS["request_timeout"])
-        client = boto3.client("s3", endpoint_url=self.s3_endpoint_url, region_name=self.s3_region or "us-east-1",
-                              config=config)
+        client = _s3_client(self.s3_region, self.s3_endpoint_url, self.s3_attempts)
         entries = []
         for page in client.get_paginator("list_objects_v2").paginate(Bucket=parsed.netloc, Prefix=full):
             for obj in page.get("Contents", []):

@@ -200,8 +200,7 @@ WHERE reason IS NOT NULL GROUP BY ALL ORDER BY n DESC, reason
 DRIFT_SQL = """
 SELECT f AS field, count(*) AS n
 FROM (SELECT unnest(list_filter(json_keys(extra_json), lambda k: k NOT IN $known_fields)) AS f
-      FROM (SELECT extra_json FROM valid LEFT JOIN repeated USING (event_id)
-            WHERE extra_json IS NOT NULL AND (first_delivery IS NULL OR first_delivery = delivery)))
+      FROM events WHERE extra_json IS NOT NULL)
 GROUP BY ALL ORDER BY n DESC, field
 """
 
