@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from datetime import date
@@ -73,6 +74,12 @@ def transform_day(store: LakeStore, keys: list[str], day: date) -> TransformedDa
     with transform_events(read_log_lines(store, keys), day) as result:
         events = pa.Table.from_batches([b for t in result.events for b in t.to_batches()], EVENTS_SCHEMA)
     return TransformedDay(events, result.quarantine, result.stats, result.unexpected_fields)
+
+
+def files_under(root: Path) -> dict[str, str]:
+    """sha256 of every visible file (temporary files are hidden: readers and DVC skip them)."""
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)}
 
 
 def read_manifest(store: LakeStore) -> dict:

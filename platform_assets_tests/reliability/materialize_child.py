@@ -17,6 +17,11 @@ ASSETS = {"events": stage_events, "shards": training_shards}
 CONFIG = {"shards": {"ops": {"shards__training_shards": {"config": {"target_shard_mb": 1}}}}}
 
 
+def command(asset: str, day: str, lake_root: str, app_db_url: str, workspace: str, *remote: str) -> list[str]:
+    """The command line that runs this module for one partition (for the tests that import it)."""
+    return [sys.executable, "-m", __name__, asset, day, lake_root, app_db_url, workspace, *remote]
+
+
 def main() -> None:
     name, day, lake, app_db, workspace = sys.argv[1:6]
     remote = sys.argv[6] if len(sys.argv) > 6 else None

@@ -3,7 +3,6 @@ its DVC pin. Afterwards no partial output is visible (every visible file is comp
 for byte the file an uninterrupted run writes), `dvc status` works and tells the truth, and a
 rerun produces byte-identical outputs to the uninterrupted run."""
 
-import hashlib
 import os
 import shutil
 import signal
@@ -23,7 +22,8 @@ from platform_assets.defs.resources import WorkspaceResource
 from platform_assets.defs.staging.app_tables import stage_photos, stage_users
 from platform_assets.defs.staging.events import stage_events
 from platform_assets.lib.simulator import LakeScale
-from platform_assets_tests.conftest import Lake, dvc_repo, make_lake
+from platform_assets_tests.conftest import Lake, dvc_repo, files_under, make_lake
+from platform_assets_tests.reliability.materialize_child import command
 
 DAY = "2026-11-01"
 BIG_DAY = LakeScale(users=400, photos=300, days=1, events_per_day=400_000, files_per_hour=2, defect_rate=0.005, seed=5)
@@ -32,20 +32,13 @@ FAST = {"ops": {"embeddings__image_encoder": {"config": {"epochs": 1, "batch_siz
                 "embeddings__image_embeddings": {"config": {"workers": 0}}}}
 
 
-def files_under(root: Path) -> dict[str, str]:
-    """sha256 of every visible file (temporary files are hidden: readers and DVC skip them)."""
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)}
-
-
 class Child:
     """One partition materialized in its own process (see materialize_child.py)."""
 
     def __init__(self, asset: str, lake: Lake, workspace: Path, tmp: Path, *remote: str) -> None:
         tmp.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "platform_assets_tests.reliability.materialize_child", asset, DAY,
-             lake.store.root, lake.app_db_url, str(workspace), *remote],
+            command(asset, DAY, lake.store.root, lake.app_db_url, str(workspace), *remote),
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env={**os.environ, "TMPDIR": str(tmp)},
         )
         assert self.proc.stdout.readline().strip() == "ready"
@@ -156,8 +149,7 @@ def test_overlapping_shard_backfills_pin_without_dvc_lock_failures(graph, shard_
     lake, root = graph
     repo = dvc_repo(root / "overlap")
     days = ["2026-11-01", "2026-11-02"]
-    runs = [subprocess.Popen([sys.executable, "-m", "platform_assets_tests.reliability.materialize_child", "shards", day,
-                              lake.store.root, lake.app_db_url, str(repo / "data")],
+    runs = [subprocess.Popen(command("shards", day, lake.store.root, lake.app_db_url, str(repo / "data")),
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
             for _backfill in range(2) for day in days]
     for proc in runs:

@@ -3,7 +3,6 @@ over the same days at once, and sensor ticks (with their runs) while log files k
 No duplicate rows, no lost partition, no lost file, and outputs equal to a calm sequential run."""
 
 import subprocess
-import sys
 import threading
 import time
 from datetime import date
@@ -17,16 +16,15 @@ from platform_assets.defs.resources import LakeResource
 from platform_assets.defs.staging.events import stage_events
 from platform_assets.lib.lake_layout import list_log_days, partition_key
 from platform_assets.lib.simulator import LakeScale, append_hour
-from platform_assets_tests.conftest import make_lake, transform_day
-from platform_assets_tests.reliability.test_crash_safety import files_under
+from platform_assets_tests.conftest import files_under, make_lake, transform_day
+from platform_assets_tests.reliability.materialize_child import command
 
 DAYS = ["2026-11-01", "2026-11-02", "2026-11-03", "2026-11-04"]
 SCALE = LakeScale(users=200, photos=150, days=4, events_per_day=40_000, files_per_hour=2, defect_rate=0.01, seed=9)
 
 
 def child(day: str, lake, workspace) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "platform_assets_tests.reliability.materialize_child", "events", day,
-                             lake.store.root, lake.app_db_url, str(workspace)],
+    return subprocess.Popen(command("events", day, lake.store.root, lake.app_db_url, str(workspace)),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 

@@ -14,6 +14,14 @@ from platform_assets_tests.pg_server import postgres_server
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def _create_users(url: str, id_type: str) -> None:
+    """An empty `users` table, made through an ordinary (writable) connection."""
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"CREATE TABLE users (user_id {id_type})")
+    engine.dispose()
+
+
 def _try_write(db: AppDatabaseResource) -> None:
     with db.read_only_connection() as conn:
         conn.exec_driver_sql("INSERT INTO users (user_id) VALUES (1)")
@@ -21,10 +29,7 @@ def _try_write(db: AppDatabaseResource) -> None:
 
 def test_sqlite_extract_connection_is_read_only(tmp_path) -> None:
     url = f"sqlite:///{tmp_path / 'app.db'}"
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:
-        conn.exec_driver_sql("CREATE TABLE users (user_id INTEGER)")
-    engine.dispose()
+    _create_users(url, "INTEGER")
     with pytest.raises(sa.exc.OperationalError, match="readonly|read-only|query_only|attempt to write"):
         _try_write(AppDatabaseResource(url=url))
     assert AppDatabaseResource(url=url).read_table("users").num_rows == 0
@@ -32,10 +37,7 @@ def test_sqlite_extract_connection_is_read_only(tmp_path) -> None:
 
 def test_postgres_extract_connection_is_read_only() -> None:
     with postgres_server() as url:
-        engine = sa.create_engine(url)
-        with engine.begin() as conn:
-            conn.exec_driver_sql("CREATE TABLE users (user_id BIGINT)")
-        engine.dispose()
+        _create_users(url, "BIGINT")
         with pytest.raises(sa.exc.InternalError, match="read-only transaction"):
             _try_write(AppDatabaseResource(url=url))
 
