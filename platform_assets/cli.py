@@ -40,12 +40,21 @@ def cmd_append(args: argparse.Namespace) -> None:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> None:
+    from platform_assets.defs.resources import workspace_resource
     from platform_assets.lib.model.run import reproduce
     from platform_assets.lib.simulator.generate import TRUTH_KEY
 
-    store = _store(args)
-    truth = store.read_parquet_if_exists(TRUTH_KEY)
-    print(json.dumps(reproduce(Path(args.workspace), args.model_id, truth, args.remote), indent=2))
+    truth = _store(args).read_parquet_if_exists(TRUTH_KEY)
+    print(json.dumps(reproduce(workspace_resource().registry(), args.model_id, truth), indent=2))
+
+
+def cmd_verify(args: argparse.Namespace) -> None:
+    from platform_assets.defs.resources import workspace_resource
+    from platform_assets.lib.model.run import verify_model, verify_workspace
+
+    registry = workspace_resource().registry()
+    report = verify_model(registry, args.model_id) if args.model_id else verify_workspace(registry)
+    print(json.dumps(report, indent=2))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -74,12 +83,18 @@ def main(argv: list[str] | None = None) -> None:
     catalog = sub.add_parser("catalog", help="print the feature catalog (docs/FEATURES.md)")
     catalog.set_defaults(func=lambda a: print(__import__("platform_assets.lib.features.catalog", fromlist=["x"]).render_catalog(), end=""))
 
-    rep = sub.add_parser("reproduce", help="restore a model's exact shards with DVC, retrain, compare metrics")
+    registry = "the data registry is PLATFORM_ASSETS_WORKSPACE, its remote PLATFORM_ASSETS_DVC_REMOTE"
+    rep = sub.add_parser("reproduce", help="restore a model's exact shards in a temporary checkout of its tag, verify "
+                         "every byte (healing from the remote), retrain, compare metrics", description=registry)
     rep.add_argument("model_id")
-    rep.add_argument("--workspace", default=os.environ.get("PLATFORM_ASSETS_WORKSPACE", str(DEMO_DIR.parent / "data")))
-    rep.add_argument("--remote", default=os.environ.get("PLATFORM_ASSETS_DVC_REMOTE"), help="pull from this DVC remote")
     _lake_args(rep, DEMO_DIR)
     rep.set_defaults(func=cmd_reproduce)
+
+    ver = sub.add_parser("verify", help="hash the workspace's pinned shards and models (or, given a model id, that "
+                         "model's data version) against DVC's records; heal bad cache objects from the remote",
+                         description=registry)
+    ver.add_argument("model_id", nargs="?")
+    ver.set_defaults(func=cmd_verify)
 
     demo = sub.add_parser("demo", help="generate the demo lake and materialize the whole graph")
     demo.add_argument("--fresh", action="store_true", help="regenerate the lake even if it exists")

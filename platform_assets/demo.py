@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import dagster as dg
 
 from platform_assets.defs.features.sensors import RANGE_END_TAG, RANGE_START_TAG
-from platform_assets.defs.resources import DEMO_DIR, PROJECT_ROOT
+from platform_assets.defs.resources import DEMO_DIR, PROJECT_ROOT, workspace_resource
 from platform_assets.lib.lake_layout import list_log_days
 from platform_assets.lib.lake_store import LakeStore
 from platform_assets.lib.simulator import LakeScale, generate_lake
@@ -29,7 +26,6 @@ def run(fresh: bool = False) -> None:
         print(f"generating the demo lake in {store.root} ...", flush=True)
         generate_lake(store, os.environ["PLATFORM_ASSETS_APP_DB_URL"], LakeScale())
 
-    _local_dvc_remote()
     from platform_assets.definitions import defs as load_defs
 
     defs = load_defs()
@@ -56,32 +52,25 @@ def run(fresh: bool = False) -> None:
     result = defs.resolve_job_def("nightly_training_job").execute_in_process(instance=instance)
     _check(result)
     model = result.get_asset_materialization_events()[0].materialization.metadata
-    print(f"model {model['model_id'].value}: {model['metrics'].value}")
+    mid, tag = model["model_id"].value, model["registry_tag"].value
+    workspace = workspace_resource()
+    print(f"model {mid}: {model['metrics'].value}")
 
     print(
         "\nDone. Where to look:\n"
         f"  lake (Parquet, logs, images): {store.root}\n"
-        f"  training shards:              {PROJECT_ROOT / 'data' / 'shards'}  (read them: README, 'Training from the shards')\n"
-        f"  model and manifest:           {PROJECT_ROOT / 'data' / 'models' / 'popularity' / model['model_id'].value}\n"
-        f"  reproduce it later:           .venv/bin/platform-assets reproduce {model['model_id'].value}\n"
-        f"  DVC: pins in data/**/*.dvc (commit them to version the data), cache .dvc/cache, remote {DEMO_DIR / 'dvc-remote'}\n"
+        f"  data registry (git + DVC):    {workspace.root}  (each pin a commit: git -C {workspace.root} log --oneline)\n"
+        f"  training shards:              {workspace.root}/shards  (read them: README, 'Training from the shards')\n"
+        f"  model and manifest:           {workspace.root}/models/popularity/{mid}  (tag {tag})\n"
+        f"  DVC remote (every pin):       {workspace.dvc_remote}\n"
+        f"  verify the data:              .venv/bin/platform-assets verify [{mid}]\n"
+        f"  reproduce the model later:    .venv/bin/platform-assets reproduce {mid}\n"
         f"  Dagster instance:             {os.environ.get('DAGSTER_HOME', '(temporary)')}\n"
         "  open the UI:                  make ui   (dagster dev -h 127.0.0.1 -p 3000, then http://127.0.0.1:3000)\n"
         "  deliver another hour of logs: .venv/bin/platform-assets lake append-hour --late-day "
         f"{next(iter(days), 'YYYY-MM-DD')}\n"
         f"  (project root: {PROJECT_ROOT})"
     )
-
-
-def _local_dvc_remote() -> None:
-    """The demo pushes every pin to a local directory remote, configured in .dvc/config.local."""
-    if os.environ.get("PLATFORM_ASSETS_DVC_REMOTE"):
-        return
-    remote = DEMO_DIR / "dvc-remote"
-    remote.mkdir(parents=True, exist_ok=True)
-    dvc = Path(sys.executable).with_name("dvc")
-    subprocess.run([str(dvc), "remote", "add", "--local", "--force", "demo", str(remote)], cwd=PROJECT_ROOT, check=True)
-    os.environ["PLATFORM_ASSETS_DVC_REMOTE"] = "demo"
 
 
 def _check(result: dg.ExecuteInProcessResult) -> None:

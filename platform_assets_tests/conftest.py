@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -12,7 +13,7 @@ import dagster as dg
 import pyarrow as pa
 import pytest
 
-from platform_assets.defs.resources import AppDatabaseResource, LakeResource
+from platform_assets.defs.resources import AppDatabaseResource, LakeResource, WorkspaceResource
 from platform_assets.lib.lake_store import LakeStore
 from platform_assets.lib.simulator import LakeScale, generate_lake
 from platform_assets.lib.staging.events import EVENTS_SCHEMA, transform_events
@@ -86,13 +87,14 @@ def read_manifest(store: LakeStore) -> dict:
     return json.loads(store.read_bytes("_simulator/manifest.json"))
 
 
-def dvc_repo(path: Path) -> Path:
-    """A real git repository with DVC initialised, as the demo's project checkout is."""
-    import subprocess
-    import sys
+def registry_resource(root: Path, **settings) -> WorkspaceResource:
+    """A data registry (created on first pin) in `root/registry`, pushing to a directory remote."""
+    return WorkspaceResource(root=str(root / "registry"), dvc_remote=str(root / "dvc-remote"), **settings)
 
-    path.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["git", "init", "-q", str(path)], check=True)
-    dvc = Path(sys.executable).with_name("dvc")
-    subprocess.run([str(dvc), "init", "-q"], cwd=path, check=True)
-    return path
+
+def run_cli(cwd: Path, *cmd: str, check: bool = True) -> subprocess.CompletedProcess:
+    """A command as a user types it (git, .venv/bin/dvc, platform-assets), its output captured."""
+    done = subprocess.run(list(cmd), cwd=cwd, capture_output=True, text=True)
+    if check and done.returncode:
+        raise AssertionError(f"{cmd} failed ({done.returncode}): {done.stdout}{done.stderr}")
+    return done

@@ -15,6 +15,7 @@ import tenacity
 from pydantic import Field
 
 from platform_assets.lib.lake_store import S3_ATTEMPTS, LakeStore
+from platform_assets.lib.registry import Registry
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEMO_DIR = PROJECT_ROOT / ".demo"
@@ -97,14 +98,20 @@ class AppDatabaseResource(dg.ConfigurableResource):
 
 
 class WorkspaceResource(dg.ConfigurableResource):
-    """Where training shards and models are written: a directory inside the DVC repository."""
+    """The data registry: training shards and models in a git repository of their own, each pin
+    a commit, each model a tag, every object pushed to the DVC remote (see lib/registry.py)."""
 
-    root: str = Field(description="Local directory of the DVC workspace (inside a `dvc init`-ed repo).")
-    dvc_remote: str | None = Field(default=None, description="DVC remote to push pins to (none: cache only).")
+    root: str = Field(description="Local directory of the registry (created, or cloned from git_remote, on first use).")
+    dvc_remote: str = Field(description="DVC remote every pin is pushed to: a directory or s3://bucket/prefix.")
+    s3_endpoint_url: str | None = Field(default=None, description="S3 API endpoint of an s3:// remote.")
+    git_remote: str | None = Field(default=None, description="Git remote the registry's commits and tags go to.")
 
     def store(self) -> LakeStore:
         Path(self.root).mkdir(parents=True, exist_ok=True)
         return LakeStore(self.root)
+
+    def registry(self) -> Registry:
+        return Registry(Path(self.root), self.dvc_remote, self.s3_endpoint_url, self.git_remote)
 
 
 def deployment() -> str:
@@ -118,8 +125,27 @@ def _optional(name: str) -> str | None:
     return os.environ.get(name) or None
 
 
+def _required(name: str) -> str:
+    if not (value := os.environ.get(name)):
+        raise ValueError(f"{name} is not set: PLATFORM_ASSETS_DEPLOYMENT=production requires it (see deploy/README.md)")
+    return value
+
+
+def workspace_resource() -> WorkspaceResource:
+    """The registry from the environment; the CLI's `verify` and `reproduce` use the same one."""
+    production = deployment() == "production"
+    setting = _required if production else lambda name: os.environ.get(name) or None
+    return WorkspaceResource(
+        root=setting("PLATFORM_ASSETS_WORKSPACE") or str(PROJECT_ROOT / "data"),
+        dvc_remote=setting("PLATFORM_ASSETS_DVC_REMOTE") or str(PROJECT_ROOT / ".dvc-remote"),
+        s3_endpoint_url=_optional("PLATFORM_ASSETS_S3_ENDPOINT_URL"),
+        git_remote=setting("PLATFORM_ASSETS_REGISTRY_GIT_REMOTE"),
+    )
+
+
 def build_resources() -> dict[str, dg.ConfigurableResource]:
-    """Local defaults live under `.demo/`; production requires every location from the environment."""
+    """Local defaults live in the project (`.demo/`, `data/`, `.dvc-remote/`); production requires
+    every location from the environment."""
     if deployment() == "production":
         return {
             "lake": LakeResource(
@@ -128,9 +154,7 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
                 s3_region=_optional("AWS_REGION"),
             ),
             "app_db": AppDatabaseResource(url=dg.EnvVar("PLATFORM_ASSETS_APP_DB_URL")),
-            "workspace": WorkspaceResource(
-                root=dg.EnvVar("PLATFORM_ASSETS_WORKSPACE"), dvc_remote=_optional("PLATFORM_ASSETS_DVC_REMOTE")
-            ),
+            "workspace": workspace_resource(),
         }
     return {
         "lake": LakeResource(
@@ -141,10 +165,7 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
         "app_db": AppDatabaseResource(
             url=os.environ.get("PLATFORM_ASSETS_APP_DB_URL", f"sqlite:///{DEMO_DIR / 'app.db'}")
         ),
-        "workspace": WorkspaceResource(
-            root=os.environ.get("PLATFORM_ASSETS_WORKSPACE", str(PROJECT_ROOT / "data")),
-            dvc_remote=_optional("PLATFORM_ASSETS_DVC_REMOTE"),
-        ),
+        "workspace": workspace_resource(),
     }
 
 

@@ -1,27 +1,49 @@
-"""The `models` layer: the nightly popularity model, trained on pinned shards, pinned itself."""
+"""The `models` layer: the nightly popularity model, trained on the latest pinned shards, tagged
+in the data registry with exactly the shard versions it read."""
 
-from pathlib import Path
+from dataclasses import dataclass
 
 import dagster as dg
 from pydantic import Field
 
 from platform_assets.defs.resources import LakeResource, WorkspaceResource
 from platform_assets.defs.retry import IO_RETRY
-from platform_assets.lib.dvc_pin import pin
-from platform_assets.lib.model.run import MODELS, train_model
+from platform_assets.lib.model.run import train_model
 from platform_assets.lib.model.train import TrainConfig
+from platform_assets.lib.registry import model_dir, model_tag, shard_dir
 from platform_assets.lib.simulator.generate import TRUTH_KEY
-
 
 SHARDS = dg.AssetKey(["shards", "training_shards"])
 
 
 class ModelConfig(dg.Config):
-    window_days: int = Field(default=14, description="Train on the latest N pinned shard days; the last is the holdout.")
+    window_days: int = Field(default=14, description="Train on the latest N shard days with samples; the last is the holdout.")
     epochs: int = 8
     batch_size: int = 256
     learning_rate: float = 1e-3
     seed: int = 0
+
+
+@dataclass(frozen=True)
+class ShardVersion:
+    dvc_hash: str
+    run_id: str
+
+
+def latest_shard_versions(instance: dg.DagsterInstance, window_days: int) -> dict[str, ShardVersion]:
+    """The latest materialization of each of the newest `window_days` shard partitions with
+    samples, from Dagster's event log: what was last written is what the model must read."""
+    versions: dict[str, ShardVersion] = {}
+    for day in sorted(instance.get_materialized_partitions(SHARDS), reverse=True):
+        record = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=SHARDS, asset_partitions=[day]), limit=1
+        ).records[0]
+        metadata = record.asset_materialization.metadata
+        if metadata["samples"].value > 0:
+            versions[day] = ShardVersion(metadata["dvc_hash"].value, record.run_id)
+        if len(versions) == window_days:
+            break
+    return dict(sorted(versions.items()))
 
 
 @dg.asset(
@@ -31,32 +53,39 @@ class ModelConfig(dg.Config):
     group_name="models",
     kinds={"pytorch", "dvc"},
     description="MLP over image and title embeddings and tabular features; weights + manifest (DVC hash of every "
-    "shard used, git revision, code version, seed, packages, holdout metrics), pinned by DVC.",
+    "shard used, registry tag and commit, code version, seed, packages, holdout metrics), pinned and tagged.",
 )
 def popularity_model(
     context: dg.AssetExecutionContext, config: ModelConfig, lake: LakeResource, workspace: WorkspaceResource
 ) -> dg.MaterializeResult:
-    store = lake.store()
-    truth = store.read_parquet_if_exists(TRUTH_KEY)
+    registry = workspace.registry()
+    used = latest_shard_versions(context.instance, config.window_days)
+    truth = lake.store().read_parquet_if_exists(TRUTH_KEY)
     train = TrainConfig(config.epochs, config.batch_size, config.learning_rate, config.seed)
-    root = Path(workspace.root)
-    mid, manifest = train_model(root, config.window_days, train, truth)
-    pinned = pin(root / MODELS / mid, workspace.dvc_remote)
-    context.log.info(f"model {mid}: {manifest['metrics']}")
-    used = {}
-    for shard in manifest["shards"]:  # link the model to the shard materializations it was trained on
-        records = context.instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=SHARDS, asset_partitions=[shard["day"]]), limit=1
-        ).records
-        used[shard["day"]] = {"dvc_hash": shard["md5"], "run_id": records[0].run_id if records else None}
+    mid, manifest = train_model(registry, {day: v.dvc_hash for day, v in used.items()}, train, truth)
+    tag = model_tag(mid)
+    pinned = registry.pin_model(model_dir(mid), tag, f"model {mid}: {manifest['metrics']}",
+                                {shard_dir(day): v.dvc_hash for day, v in used.items()})
+    context.log.info(f"model {mid} tagged {tag} at {pinned.commit[:10]}: {manifest['metrics']}")
+    data_version = dg.MetadataValue.table(
+        records=[dg.TableRecord({"partition": day, "dvc_hash": v.dvc_hash, "tag": tag, "shard_run": v.run_id,
+                                 "materialization": f"/runs/{v.run_id}"}) for day, v in used.items()],
+        schema=dg.TableSchema(columns=[
+            dg.TableColumn("partition", "string", description="shards/training_shards partition (day)"),
+            dg.TableColumn("dvc_hash", "string", description="DVC hash of the partition: its data version"),
+            dg.TableColumn("tag", "string", description="registry tag: git checkout <tag> -- shards && dvc checkout"),
+            dg.TableColumn("shard_run", "string", description="run that materialized this version"),
+            dg.TableColumn("materialization", "string", description="that run's page in the UI"),
+        ]),
+    )
     return dg.MaterializeResult(
         data_version=dg.DataVersion(pinned.md5),
         metadata={
             "model_id": mid,
+            "registry_tag": tag,
+            "registry_commit": pinned.commit,
             "data_version": manifest["data_version"],
-            "shard_dvc_hashes": dg.MetadataValue.json({s["day"]: s["md5"] for s in manifest["shards"]}),
-            "shard_materializations": dg.MetadataValue.json(used),
-            "git_commit": str(manifest["git"]["commit"]),
+            "shard_versions": data_version,
             "code_version": manifest["code_version"],
             "seed": config.seed,
             "metrics": dg.MetadataValue.json(manifest["metrics"]),

@@ -2,7 +2,6 @@
 
 import time
 from datetime import date
-from pathlib import Path
 
 import dagster as dg
 import numpy as np
@@ -15,9 +14,9 @@ from platform_assets.defs.features.assets import TRAINING_SET
 from platform_assets.defs.partitions import daily
 from platform_assets.defs.resources import LakeResource, WorkspaceResource
 from platform_assets.defs.retry import IO_RETRY
-from platform_assets.lib.dvc_pin import pin
 from platform_assets.lib.embeddings.device import pick_device
 from platform_assets.lib.lake_layout import partition_key, staging_key
+from platform_assets.lib.registry import shard_dir
 from platform_assets.lib.shards.samples import build_samples
 from platform_assets.lib.shards.writer import write_shards
 
@@ -65,23 +64,24 @@ def training_shards(
         rows, store.read_many(rows["image_key"].to_pylist()), _vectors(image_emb, rows["photo_id"]),
         _vectors(title_emb, rows["photo_id"]), config.views, config.seed, device,
     )
-    shards = write_shards(out, f"shards/dt={day}", samples, config.target_shard_mb * 2**20, config.compression)
+    shards = write_shards(out, shard_dir(day), samples, config.target_shard_mb * 2**20, config.compression)
     seconds = time.perf_counter() - started
-    pinned = pin(Path(workspace.root) / "shards" / f"dt={day}", workspace.dvc_remote)
-    context.log.info(f"pinned {pinned.path} as {pinned.md5} in {pinned.seconds:.2f}s")
+    pinned = workspace.registry().pin(shard_dir(day), f"shards {day}: {samples.num_rows} samples, run {context.run_id}")
+    context.log.info(f"pinned {pinned.path} as {pinned.md5} (commit {pinned.commit[:10]}) in {pinned.seconds:.2f}s")
     if skipped:
         context.log.warning(f"{skipped} training rows without an image or title embedding (quarantined images) left out")
     total = sum(s.bytes for s in shards)
     return dg.MaterializeResult(
         data_version=dg.DataVersion(pinned.md5),  # the DVC hash: Dagster and `dvc status` agree
         metadata={
-            "dvc_hash": pinned.md5, "dvc_file": pinned.dvc_file, "dvc_remote": workspace.dvc_remote or "none",
+            "dvc_hash": pinned.md5, "dvc_file": pinned.dvc_file, "dvc_remote": workspace.dvc_remote,
+            "registry_commit": pinned.commit,
             "pin_seconds": round(pinned.seconds, 3),
             "samples": samples.num_rows, "views": config.views, "shards": len(shards), "bytes": total,
             "rows_without_embeddings": skipped, "device": str(device),
             "mb_per_second": round(total / 2**20 / seconds, 1) if seconds else 0.0,
             "index": dg.MetadataValue.json([s.__dict__ for s in shards]),
-            "dagster/uri": dg.MetadataValue.path(out.uri(f"shards/dt={day}/index.json")),
+            "dagster/uri": dg.MetadataValue.path(out.uri(f"{shard_dir(day)}/index.json")),
         }
     )
 

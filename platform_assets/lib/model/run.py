@@ -1,4 +1,4 @@
-"""Train on a window of pinned shard days, evaluate on the last, and reproduce a past model."""
+"""Train on a window of pinned shard days, evaluate on the last, and restore or reproduce a past model."""
 
 from __future__ import annotations
 
@@ -6,49 +6,52 @@ import contextlib
 import hashlib
 import io
 import json
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import torch
-import yaml
 
-from platform_assets.lib.dvc_pin import find_repo_root
+import platform_assets
 from platform_assets.lib.model.manifest import code_version, git_revision, model_id, package_versions
 from platform_assets.lib.model.train import TrainConfig, fit, holdout, spearman
-
-MODELS = "models/popularity"
+from platform_assets.lib.registry import (
+    Registry,
+    RegistryError,
+    RestoreError,
+    model_dir,
+    model_tag,
+    pinned_md5,
+    shard_dir,
+    verify,
+)
 
 
 class ReproductionError(RuntimeError):
-    """The restored data or the retrained metrics differ from the manifest."""
+    """The retrained metrics differ from the manifest."""
 
 
-def pinned_days(workspace: Path) -> list[str]:
-    """Days whose shard directory is pinned (has a .dvc file) and holds samples."""
-    days = sorted(p.name.removesuffix(".dvc").removeprefix("dt=") for p in (workspace / "shards").glob("dt=*.dvc"))
-    return [d for d in days if sum(s["samples"] for s in _index(workspace, d)) > 0]
+class MixedWorkspaceError(RegistryError):
+    """The workspace does not hold the versions a training run was asked to use."""
 
 
 def _index(workspace: Path, day: str) -> list[dict]:
-    return json.loads((workspace / "shards" / f"dt={day}" / "index.json").read_text())["shards"]
+    return json.loads((workspace / shard_dir(day) / "index.json").read_text())["shards"]
 
 
 def shard_entry(workspace: Path, day: str) -> dict:
-    directory = workspace / "shards" / f"dt={day}"
-    dvc_text = (directory.parent / f"dt={day}.dvc").read_text()
-    index = _index(workspace, day)
+    rel = shard_dir(day)
     return {
-        "day": day, "path": directory.relative_to(find_repo_root(workspace)).as_posix(),
-        "md5": yaml.safe_load(dvc_text)["outs"][0]["md5"], "dvc_file": dvc_text,
-        "files": [{"name": s["name"], "sha256": s["sha256"]} for s in index],
+        "day": day, "path": rel, "md5": pinned_md5(workspace, rel), "dvc_file": (workspace / f"{rel}.dvc").read_text(),
+        "files": [{"name": s["name"], "sha256": s["sha256"]} for s in _index(workspace, day)],
     }
 
 
 def evaluate(workspace: Path, days: list[str], config: TrainConfig, truth: pa.Table | None) -> tuple[dict, dict]:
     """(model state_dict, metrics) for training on days[:-1] and holding out days[-1]."""
-    dirs = [workspace / "shards" / f"dt={d}" for d in days]
+    dirs = [workspace / shard_dir(d) for d in days]
     model = fit(dirs[:-1], config, use_embeddings=True)
     baseline = fit(dirs[:-1], config, use_embeddings=False)
     ids, pred, label = holdout(dirs[-1], model, True)
@@ -63,11 +66,33 @@ def evaluate(workspace: Path, days: list[str], config: TrainConfig, truth: pa.Ta
     return model.state_dict(), metrics
 
 
-def train_model(workspace: Path, window_days: int, config: TrainConfig, truth: pa.Table | None) -> tuple[str, dict]:
-    """Train on the latest `window_days` pinned days; write weights and manifest; return (id, manifest)."""
-    days = pinned_days(workspace)[-window_days:]
+def check_workspace(registry: Registry, versions: dict[str, str]) -> None:
+    """Refuse to train unless every day holds, byte for byte, the version asked for (the latest
+    materialization) and the DVC remote has it: never a mix left by a manual checkout."""
+    rels = {day: shard_dir(day) for day in versions}
+    stale = [f"{day} (workspace {pinned_md5(registry.root, rel)}, latest {versions[day]})"
+             for day, rel in rels.items() if pinned_md5(registry.root, rel) != versions[day]]
+    damaged = [str(d) for d in verify(registry.root, registry.cache, list(rels.values()))] if not stale else []
+    if stale or damaged:
+        raise MixedWorkspaceError(
+            "the workspace does not hold the latest shards of these partitions, so training would read a mix: "
+            f"{stale or damaged}. Return it to the latest data with `git checkout HEAD -- shards && dvc checkout` "
+            f"in {registry.root}, then `platform-assets verify`"
+        )
+    if missing := registry.missing_on_remote(list(rels.values())):
+        raise RegistryError(f"the DVC remote {registry.remote_url} lacks {missing}: a model is only trained on "
+                            "data that can be restored; rerun their shard partitions to push them")
+
+
+def train_model(registry: Registry, versions: dict[str, str], config: TrainConfig,
+                truth: pa.Table | None) -> tuple[str, dict]:
+    """Train on the days of `versions` (day -> DVC hash; the last is the holdout) after checking
+    the workspace holds exactly them; write weights and manifest; return (id, manifest)."""
+    days = sorted(versions)
     if len(days) < 2:
-        raise ValueError(f"need shards of at least 2 pinned days (one to hold out), found {days}")
+        raise ValueError(f"need shards of at least 2 days with samples (one to hold out), found {days}")
+    check_workspace(registry, versions)
+    workspace = registry.root
     shards = [shard_entry(workspace, d) for d in days]
     code = code_version()
     mid = model_id(shards, code, config.seed, asdict(config))
@@ -76,47 +101,61 @@ def train_model(workspace: Path, window_days: int, config: TrainConfig, truth: p
     torch.save(state, buf)
     manifest = {
         "model_id": mid, "data_version": hashlib.sha256("".join(s["md5"] for s in shards).encode()).hexdigest()[:16],
-        "shards": shards, "code_version": code, "git": git_revision(find_repo_root(workspace)),
+        "shards": shards, "code_version": code, "source_git": git_revision(Path(platform_assets.__file__).parent),
+        "registry": {"tag": model_tag(mid), "data_commit": registry.head(), "dvc_remote": registry.remote_url},
         "seed": config.seed, "config": asdict(config), "packages": package_versions(), "metrics": metrics,
         "weights_sha256": hashlib.sha256(buf.getvalue()).hexdigest(),
     }
-    out = workspace / MODELS / mid
+    out = workspace / model_dir(mid)
     out.mkdir(parents=True, exist_ok=True)
     (out / "weights.pt").write_bytes(buf.getvalue())
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
     return mid, manifest
 
 
-def restore_shards(workspace: Path, manifest: dict, remote: str | None = None) -> list[str]:
-    """Put back the exact shard bytes a model was trained on, from the DVC cache (or remote),
-    and verify every file against the manifest; returns the restored directories."""
-    from dvc.repo import Repo
-
-    root = find_repo_root(workspace)
-    with contextlib.chdir(root), Repo(str(root)) as repo:  # DVC resolves targets from the working directory
-        for entry in manifest["shards"]:
-            (root / f"{entry['path']}.dvc").write_text(entry["dvc_file"])
-            target = f"{entry['path']}.dvc"
-            if remote:
-                repo.pull(targets=[target], remote=remote, force=True)
-            else:
-                repo.checkout(targets=[target], force=True)
-    bad = []
-    for entry in manifest["shards"]:
-        for f in entry["files"]:
-            path = root / entry["path"] / f["name"]
-            if not path.exists() or hashlib.sha256(path.read_bytes()).hexdigest() != f["sha256"]:
-                bad.append(str(path))
-    if bad:
-        raise ReproductionError(f"restored shards do not match the manifest's hashes (corrupt DVC cache?): {bad}")
-    return [e["path"] for e in manifest["shards"]]
+@contextlib.contextmanager
+def restored_model(registry: Registry, mid: str) -> Iterator[tuple[Path, dict, list[str]]]:
+    """A temporary checkout of the model's tag holding its manifest and the exact shards it was
+    trained on, each hashed against its DVC listing and the manifest's sha256 (healed from the
+    remote where the cache is bad). Yields (checkout, manifest, what was healed)."""
+    tag = model_tag(mid)
+    if not registry.has_tag(tag):
+        raise RegistryError(f"no model {mid!r} in the data registry {registry.root} (no tag {tag}); "
+                            "`git -C <registry> tag --list 'popularity-model/*'` lists the models")
+    with registry.checkout(tag) as checkout:
+        healed = registry.restore(checkout, [model_dir(mid)])
+        manifest = json.loads((checkout / model_dir(mid) / "manifest.json").read_text())
+        healed += registry.restore(checkout, [s["path"] for s in manifest["shards"]])
+        wrong = [str(checkout / s["path"] / f["name"]) for s in manifest["shards"] for f in s["files"]
+                 if hashlib.sha256((checkout / s["path"] / f["name"]).read_bytes()).hexdigest() != f["sha256"]]
+        if wrong:
+            raise RestoreError(f"restored shards differ from the manifest's sha256 although DVC's hashes match: {wrong}")
+        yield checkout, manifest, [str(d) for d in healed]
 
 
-def reproduce(workspace: Path, mid: str, truth: pa.Table | None, remote: str | None = None) -> dict:
-    """Restore a model's shards, retrain with its seed and config, and compare the metrics."""
-    manifest = json.loads((workspace / MODELS / mid / "manifest.json").read_text())
-    restore_shards(workspace, manifest, remote)
-    _, metrics = evaluate(workspace, [s["day"] for s in manifest["shards"]], TrainConfig(**manifest["config"]), truth)
+def verify_model(registry: Registry, mid: str) -> dict:
+    """Restore a model's data version in a temporary checkout and check every byte."""
+    with restored_model(registry, mid) as (_, manifest, healed):
+        files = sum(len(s["files"]) for s in manifest["shards"])
+        return {"model_id": mid, "tag": model_tag(mid), "partitions": len(manifest["shards"]), "files": files,
+                "healed": healed, "verified": True}
+
+
+def verify_workspace(registry: Registry) -> dict:
+    """Hash every pinned output in the workspace against its `.dvc` file, healing from the remote."""
+    registry.ensure()
+    rels = registry.pinned()
+    healed = registry.restore(registry.root, rels, checkout=False)
+    return {"registry": str(registry.root), "outputs": len(rels), "healed": [str(d) for d in healed], "verified": True}
+
+
+def reproduce(registry: Registry, mid: str, truth: pa.Table | None) -> dict:
+    """Restore a model's shards (in a temporary checkout: the workspace keeps the latest data),
+    retrain with its seed and config, and compare the metrics."""
+    with restored_model(registry, mid) as (checkout, manifest, healed):
+        days = [s["day"] for s in manifest["shards"]]
+        _, metrics = evaluate(checkout, days, TrainConfig(**manifest["config"]), truth)
     if metrics != manifest["metrics"]:
         raise ReproductionError(f"metrics differ: manifest {manifest['metrics']}, retrained {metrics}")
-    return {"model_id": mid, "restored": [s["path"] for s in manifest["shards"]], "metrics": metrics}
+    return {"model_id": mid, "tag": model_tag(mid), "restored": [s["path"] for s in manifest["shards"]],
+            "healed": healed, "metrics": metrics}

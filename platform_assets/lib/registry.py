@@ -1,0 +1,412 @@
+"""The data registry: a git repository whose history is the history of the data.
+
+DVC's data-registry pattern. Shards and models are DVC outputs of this repository (one `.dvc`
+file per partition or model); a pin is one commit of one `.dvc` file, made only after its
+objects are on the DVC remote, and a trained model is a tag. So any commit or tag names bytes
+the remote has, and `git checkout <tag> -- shards && dvc checkout` (or `dvc pull`) restores them.
+
+Why the registry is a repository of its own: pins are commits, and committing them into the
+project's source history would interleave data commits with the user's work (and pick up
+whatever they had staged). Why DVC runs as a command-line tool from its own environment and
+is never imported: its dependencies (hydra-core's antlr4 pin) break Dagster's selection parser.
+
+Why the cache type is `reflink,copy`: a hard-linked or symlinked workspace file *is* the cache
+object, so an in-place write corrupts the cache and every later checkout. Copies (or
+copy-on-write reflinks) keep the two apart. `dvc checkout` trusts the cache and re-hashes
+nothing, so `verify` here hashes every restored file against its DVC listing and heals a bad
+object from the remote.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from filelock import FileLock
+
+from platform_assets.lib.lake_store import TEMP_PREFIX
+
+DVC_ENV = "PLATFORM_ASSETS_DVC"  # the dvc executable, when it is not `.venv/bin/dvc` or on PATH
+REMOTE = "storage"  # the registry's one DVC remote
+BRANCH = "main"
+CACHE_TYPE = "reflink,copy"  # never hard links or symlinks: see the module docstring
+LOCK_TIMEOUT_S = 600
+GIT_PUSH_ATTEMPTS = 5
+IDENTITY = ("platform-assets", "platform-assets@localhost")  # used only where git has none configured
+SHARDS = "shards"
+MODELS = "models/popularity"
+# One wildcard pair per output folder instead of DVC's one line per output: DVC matches every
+# `.gitignore` line against every `.dvc` file, which makes thousands of partitions quadratic.
+GITIGNORES = {SHARDS: "/dt=*\n!/dt=*.dvc\n", MODELS: "/*\n!/*.dvc\n!/.gitignore\n"}
+ROOT_GITIGNORE = "/.platform-assets.lock\n"
+
+
+def shard_dir(day: str) -> str:
+    """A day's training shards, relative to the registry root (`shards/dt=YYYY-MM-DD`)."""
+    return f"{SHARDS}/dt={day}"
+
+
+def model_dir(model_id: str) -> str:
+    return f"{MODELS}/{model_id}"
+
+
+def model_tag(model_id: str) -> str:
+    """The git tag of a trained model: the commit whose `.dvc` files are its data version."""
+    return f"popularity-model/{model_id}"
+
+
+class RegistryError(RuntimeError):
+    """A registry operation that cannot succeed as configured (the message says what to do)."""
+
+
+class RegistryUnavailableError(RegistryError):
+    """The DVC remote or the git remote could not be reached: transient, worth a retry."""
+
+
+class RestoreError(RegistryError):
+    """Bytes that could not be restored to their recorded hashes from the cache or the remote."""
+
+
+@dataclass(frozen=True)
+class Pin:
+    path: str  # relative to the registry root
+    dvc_file: str
+    md5: str  # DVC's hash of the output: "<md5>.dir" for a directory
+    files: int
+    bytes: int
+    commit: str  # the registry commit that holds this `.dvc` file
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Damage:
+    """A workspace file whose bytes are not the ones its `.dvc` file records."""
+
+    file: Path
+    cache_object: Path
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.file} ({self.reason}; cache object {self.cache_object})"
+
+
+def dvc_executable() -> str:
+    """`$PLATFORM_ASSETS_DVC`, else the `dvc` beside this Python (the Makefile links the tool
+    environment's there), else `dvc` on PATH."""
+    for candidate in (os.environ.get(DVC_ENV), str(Path(sys.executable).with_name("dvc")), shutil.which("dvc")):
+        if candidate and Path(candidate).is_file():
+            return candidate
+    raise RegistryError(f"no dvc executable: run `make env` (it installs DVC in .venv-dvc/ and links .venv/bin/dvc), "
+                        f"or set {DVC_ENV} to a dvc 3.x executable")
+
+
+def _md5(path: Path) -> str:
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "md5").hexdigest()
+
+
+def _intact(obj: Path) -> bool:
+    """A cache object's name is the md5 of its bytes."""
+    return obj.is_file() and _md5(obj) == obj.parent.name + obj.name.removesuffix(".dir")
+
+
+def cache_object(cache: Path, md5: str) -> Path:
+    """Where DVC 3 keeps the object with this hash (a directory listing ends in `.dir`)."""
+    return cache / "files" / "md5" / md5[:2] / md5[2:]
+
+
+def read_dvc_file(path: Path) -> dict:
+    """The single output recorded by a `.dvc` file."""
+    return yaml.safe_load(path.read_text())["outs"][0]
+
+
+def pinned_md5(repo: Path, rel: str) -> str | None:
+    """The hash the checked-out `.dvc` file of `rel` records (None: not pinned)."""
+    path = repo / f"{rel}.dvc"
+    return read_dvc_file(path).get("md5") if path.exists() else None
+
+
+def verify(repo: Path, cache: Path, rels: Sequence[str]) -> list[Damage]:
+    """Hash every file of every output in `rels` against the listing its `.dvc` file names.
+
+    The listing itself is checked too: a `.dir` object's name is the md5 of its bytes."""
+    damage = []
+    for rel in rels:
+        md5 = pinned_md5(repo, rel)
+        if md5 is None:
+            damage.append(Damage(repo / rel, repo / f"{rel}.dvc", "not pinned: no .dvc file"))
+            continue
+        if not md5.endswith(".dir"):
+            entries, base = [{"relpath": "", "md5": md5}], repo / rel
+        else:
+            listing = cache_object(cache, md5)
+            if not _intact(listing):
+                state = "missing" if not listing.exists() else "corrupt"
+                damage.append(Damage(repo / rel, listing, f"directory listing {state} in the cache"))
+                continue
+            entries, base = json.loads(listing.read_bytes()), repo / rel
+        for entry in entries:
+            file = base / entry["relpath"] if entry["relpath"] else base
+            expected = entry["md5"]
+            if not file.is_file():
+                damage.append(Damage(file, cache_object(cache, expected), "missing from the workspace"))
+            elif (got := _md5(file)) != expected:
+                damage.append(Damage(file, cache_object(cache, expected), f"md5 {got}, recorded {expected}"))
+    return damage
+
+
+@dataclass
+class Registry:
+    """The registry at `root` (created on first use), pushing objects to `remote_url` (a
+    directory or s3://bucket/prefix) and, when `git_remote` is set, commits and tags there."""
+
+    root: Path
+    remote_url: str
+    s3_endpoint_url: str | None = None
+    git_remote: str | None = None
+    _ready: bool = field(default=False, repr=False)
+
+    @property
+    def cache(self) -> Path:
+        return self.root / ".dvc" / "cache"
+
+    # --- commands -------------------------------------------------------------------------
+
+    def _run(self, cmd: list[str], cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:
+        done = subprocess.run(cmd, cwd=cwd or self.root, capture_output=True, text=True)
+        if check and done.returncode:
+            raise RegistryError(f"`{' '.join(cmd[1:3])}` failed in {cwd or self.root}: {_tail(done)}")
+        return done
+
+    def git(self, *args: str, cwd: Path | None = None, check: bool = True) -> str:
+        return self._run(["git", *args], cwd, check).stdout.strip()
+
+    def dvc(self, *args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:
+        return self._run([dvc_executable(), *args], cwd, check)
+
+    @contextlib.contextmanager
+    def _lock(self) -> Iterator[None]:
+        """Pins, tags and registry set-up from parallel runs on one machine, one at a time."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(self.root / ".platform-assets.lock"), timeout=LOCK_TIMEOUT_S):
+            yield
+
+    # --- set-up ---------------------------------------------------------------------------
+
+    def ensure(self) -> None:
+        """Create the registry (or clone it from `git_remote`) and point it at the remote."""
+        if self._ready:
+            return
+        with self._lock():
+            if not (self.root / ".git").exists():
+                self.git("init", "-q", "-b", BRANCH)
+                if self.git_remote:
+                    self.git("remote", "add", "origin", self.git_remote)
+                    self._fetch_git()
+                    if self.git("ls-remote", "--heads", "origin", BRANCH):
+                        self.git("checkout", "-q", "-B", BRANCH, f"origin/{BRANCH}")
+            if not self.git("config", "user.email", check=False):
+                self.git("config", "user.name", IDENTITY[0])
+                self.git("config", "user.email", IDENTITY[1])
+            if not (self.root / ".dvc").is_dir():
+                self.dvc("init", "-q")
+                self.dvc("config", "cache.type", CACHE_TYPE)
+                for folder, patterns in GITIGNORES.items():
+                    (self.root / folder).mkdir(parents=True, exist_ok=True)
+                    (self.root / folder / ".gitignore").write_text(patterns)
+                (self.root / ".gitignore").write_text(ROOT_GITIGNORE)
+                (self.root / ".dvcignore").write_text(f"{TEMP_PREFIX}*\n")  # a killed writer's temp file
+                self._configure_remote()
+                self.git("add", "-A")
+                self._commit(["."], "data registry: DVC initialised, remote configured")
+                self._publish()
+            elif not self._remote_configured():
+                self._configure_remote()
+                self._commit([".dvc/config"], f"DVC remote {REMOTE} -> {self.remote_url}")
+                self._publish()
+        self._ready = True
+
+    def _remote_lines(self) -> list[str]:
+        lines = [f"url = {self.remote_url}"]
+        return lines + ([f"endpointurl = {self.s3_endpoint_url}"] if self.s3_endpoint_url else [])
+
+    def _remote_configured(self) -> bool:
+        config = (self.root / ".dvc" / "config").read_text()
+        return f"remote = {REMOTE}" in config and all(line in config for line in self._remote_lines())
+
+    def _configure_remote(self) -> None:
+        """The remote is committed in `.dvc/config` (its URL only; credentials come from the
+        environment), so a clone, `dvc pull` and `dvc get` find the bytes without set-up."""
+        self.dvc("remote", "add", "--force", "--default", REMOTE, self.remote_url)
+        if self.s3_endpoint_url:
+            self.dvc("remote", "modify", REMOTE, "endpointurl", self.s3_endpoint_url)
+
+    # --- pins -----------------------------------------------------------------------------
+
+    def pin(self, rel: str, message: str) -> Pin:
+        """Hash `rel` into the cache, push its objects to the remote, commit its `.dvc` file
+        (and push the commit). Done only at the end; a rerun after a crash finishes the job."""
+        self.ensure()
+        started = time.perf_counter()
+        with self._lock():
+            commit = self._pin_locked(rel, message)
+            self._publish()
+        return self._pin_result(rel, commit, time.perf_counter() - started)
+
+    def pin_model(self, rel: str, tag: str, message: str, shards: dict[str, str]) -> Pin:
+        """Pin a model directory and tag the commit. `shards` maps each shard output the model
+        was trained on to its DVC hash; the tagged commit must hold exactly those `.dvc` files,
+        so a partition re-pinned while the model trained fails the tag instead of lying."""
+        self.ensure()
+        started = time.perf_counter()
+        with self._lock():
+            moved = {rel_: md5 for rel_, md5 in shards.items() if self._committed_md5(rel_) != md5}
+            if moved:
+                raise RegistryError(f"shards re-pinned while the model trained (no tag made): {sorted(moved)}; "
+                                    "train again on the latest versions")
+            commit = self._pin_locked(rel, message)
+            if not self.git("tag", "--list", tag):
+                self.git("tag", "-a", tag, "-m", message)
+            self._publish(tags=[tag])
+        return self._pin_result(rel, commit, time.perf_counter() - started)
+
+    def _pin_locked(self, rel: str, message: str) -> str:
+        dvc_file = self.root / f"{rel}.dvc"
+        if not dvc_file.exists():  # `dvc commit` on a stub: unlike `dvc add`, it never loads every .dvc file
+            dvc_file.write_text(f"outs:\n- path: {Path(rel).name}\n")
+        self.dvc("commit", "--force", "--quiet", f"{rel}.dvc")
+        pushed = self.dvc("push", "--quiet", "--remote", REMOTE, f"{rel}.dvc", check=False)
+        if pushed.returncode:
+            raise RegistryUnavailableError(f"pushing {rel} to the DVC remote {self.remote_url} failed (the pin is "
+                                           f"not done; a rerun finishes it): {_tail(pushed)}")
+        return self._commit([f"{rel}.dvc"], message)
+
+    def _pin_result(self, rel: str, commit: str, seconds: float) -> Pin:
+        out = read_dvc_file(self.root / f"{rel}.dvc")
+        return Pin(rel, f"{rel}.dvc", out["md5"], out.get("nfiles", 1), out.get("size", 0), commit, seconds)
+
+    def _committed_md5(self, rel: str) -> str | None:
+        shown = self._run(["git", "show", f"HEAD:{rel}.dvc"], check=False)
+        return yaml.safe_load(shown.stdout)["outs"][0].get("md5") if shown.returncode == 0 else None
+
+    def _commit(self, paths: list[str], message: str) -> str:
+        """Commit exactly `paths` (never another run's files); nothing to commit is fine."""
+        self.git("add", "--", *paths)
+        if self._run(["git", "diff", "--cached", "--quiet", "--", *paths], check=False).returncode:
+            self.git("commit", "-q", "-m", message, "--", *paths)
+        return self.git("rev-parse", "HEAD")
+
+    def _fetch_git(self) -> None:
+        fetched = self._run(["git", "fetch", "-q", "--tags", "origin"], check=False)
+        if fetched.returncode:
+            raise RegistryUnavailableError(f"git remote {self.git_remote} unreachable: {_tail(fetched)}")
+
+    def _publish(self, tags: Sequence[str] = ()) -> None:
+        """Push the branch and `tags` to the git remote. Hosts pinning at once race: fetch,
+        rebase our one-file commits on theirs, re-point our tags, try again."""
+        if not self.git_remote:
+            return
+        for attempt in range(GIT_PUSH_ATTEMPTS):
+            pushed = self._run(["git", "push", "-q", "origin", f"{BRANCH}:{BRANCH}", *(f"refs/tags/{t}" for t in tags)],
+                               check=False)
+            if pushed.returncode == 0:
+                return
+            self._fetch_git()
+            if self._run(["git", "rebase", "-q", f"origin/{BRANCH}"], check=False).returncode:
+                self._run(["git", "rebase", "--abort"], check=False)
+                raise RegistryError(f"our pin conflicts with one on {self.git_remote} (the same output pinned twice "
+                                    "at once?): resolve it in the registry and rerun")
+            for tag in tags:
+                self.git("tag", "-f", "-a", tag, "-m", self.git("tag", "-l", "--format=%(contents)", tag))
+            time.sleep(0.2 * 2**attempt)
+        raise RegistryUnavailableError(f"pushing to git remote {self.git_remote} failed {GIT_PUSH_ATTEMPTS} times: "
+                                       f"{_tail(pushed)}")
+
+    # --- restores -------------------------------------------------------------------------
+
+    def head(self) -> str:
+        return self.git("rev-parse", "HEAD")
+
+    def has_tag(self, tag: str) -> bool:
+        return bool(self.git("tag", "--list", tag))
+
+    def pinned(self) -> list[str]:
+        """Every output pinned in the checked-out tree, shards then models."""
+        return [p.relative_to(self.root).as_posix().removesuffix(".dvc")
+                for folder in GITIGNORES for p in sorted((self.root / folder).glob("*.dvc"))]
+
+    @contextlib.contextmanager
+    def checkout(self, rev: str) -> Iterator[Path]:
+        """A temporary checkout of `rev` that shares this registry's cache and remote: restores
+        and retraining happen there, so the workspace stays on the latest data whatever fails."""
+        self.ensure()
+        (self.root / ".dvc" / "tmp").mkdir(parents=True, exist_ok=True)
+        where = Path(tempfile.mkdtemp(prefix="restore-", dir=self.root / ".dvc" / "tmp"))
+        try:
+            self.git("clone", "-q", "--shared", "--no-checkout", str(self.root), str(where))
+            found = self._run(["git", "checkout", "-q", rev], cwd=where, check=False)
+            if found.returncode:
+                raise RegistryError(f"{rev!r} is not a commit or tag of the data registry {self.root}")
+            remote = "\n".join(f"    {line}" for line in self._remote_lines())
+            (where / ".dvc" / "config.local").write_text(
+                f"[cache]\n    dir = {self.cache}\n['remote \"{REMOTE}\"']\n{remote}\n"
+            )
+            yield where
+        finally:
+            shutil.rmtree(where, ignore_errors=True)
+
+    def restore(self, repo: Path, rels: Sequence[str], checkout: bool = True) -> list[Damage]:
+        """Make the outputs `rels` in the checkout `repo` hold exactly their recorded bytes.
+
+        Check out from the cache, hash everything, and heal what differs: remove each cache
+        object whose bytes do not match its name, fetch it again from the remote and check out
+        again. Returns what was healed. With no good copy anywhere, removes the bad files (no
+        bad bytes stay in the workspace) and raises `RestoreError` naming each one."""
+        targets = [f"{rel}.dvc" for rel in rels]
+        if not rels:
+            return []
+        if checkout:  # objects missing from the cache fail here and are fetched below
+            self.dvc("checkout", "--quiet", "--force", *targets, cwd=repo, check=False)
+        damage = verify(repo, self.cache, rels)
+        if not damage:
+            return []
+        for d in damage:
+            if d.cache_object.is_file() and not _intact(d.cache_object):
+                d.cache_object.chmod(0o644)
+                d.cache_object.unlink()
+        fetched = self.dvc("fetch", "--quiet", "--remote", REMOTE, *targets, cwd=repo, check=False)
+        self.dvc("checkout", "--quiet", "--force", *targets, cwd=repo, check=False)
+        left = verify(repo, self.cache, rels)
+        if left:
+            for d in left:
+                if d.file.is_file():
+                    d.file.unlink()
+            lost = "\n  ".join(str(d) for d in left)
+            why = f"; the remote said: {_tail(fetched)}" if fetched.returncode else " (the remote's copy is bad too)"
+            raise RestoreError(f"no good copy in the cache or on the remote {self.remote_url}{why}; "
+                               f"removed from the workspace, so no bad bytes are used:\n  {lost}")
+        return damage
+
+    def missing_on_remote(self, rels: Sequence[str]) -> list[str]:
+        """Outputs among `rels` whose objects the DVC remote lacks."""
+        status = self.dvc("status", "--cloud", "--remote", REMOTE, "--json", *(f"{r}.dvc" for r in rels), check=False)
+        if status.returncode:
+            raise RegistryUnavailableError(f"cannot list the DVC remote {self.remote_url}: {_tail(status)}")
+        lacking = json.loads(status.stdout or "{}")
+        return sorted(rel for rel in rels if any(key == rel or key.startswith(f"{rel}/") for key in lacking))
+
+
+def _tail(done: subprocess.CompletedProcess, chars: int = 600) -> str:
+    text = (done.stderr or done.stdout or "").strip()
+    return text[-chars:] or f"exit status {done.returncode}"
