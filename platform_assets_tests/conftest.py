@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 from dataclasses import dataclass
 from datetime import date
@@ -92,9 +93,10 @@ def registry_resource(root: Path, **settings) -> WorkspaceResource:
     return WorkspaceResource(root=str(root / "registry"), dvc_remote=str(root / "dvc-remote"), **settings)
 
 
-def run_cli(cwd: Path, *cmd: str, check: bool = True) -> subprocess.CompletedProcess:
-    """A command as a user types it (git, .venv/bin/dvc, platform-assets), its output captured."""
-    done = subprocess.run(list(cmd), cwd=cwd, capture_output=True, text=True)
+def run_cli(cwd: Path, *cmd: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
+    """A command as a user types it (git, .venv/bin/dvc, platform-assets), its output captured;
+    `env` adds to the environment."""
+    done = subprocess.run(list(cmd), cwd=cwd, capture_output=True, text=True, env={**os.environ, **(env or {})})
     if check and done.returncode:
         raise AssertionError(f"{cmd} failed ({done.returncode}): {done.stdout}{done.stderr}")
     return done

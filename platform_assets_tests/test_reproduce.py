@@ -1,169 +1,267 @@
-"""End to end: data version 1 -> model A; new and late logs -> version 2 -> model B; then
-`reproduce A` and plain `git checkout` + `dvc checkout` restore version 1 byte for byte."""
+"""Data versions users can trust, end to end with real git, real DVC and a directory remote.
+
+Data version 1 -> model A; new and late logs -> version 2 -> model B. Then every model comes
+back by the README's plain recipe and by `reproduce`, in any order (A, B, A); after losing the
+whole cache; after a byte flips in a cache object (detected, named, healed; and with the remote
+gone too, a clear failure that leaves no bad bytes). The nightly model refuses a mixed
+workspace and, after `reproduce`, trains on the latest data."""
 
 import hashlib
 import json
-import multiprocessing
-import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import dagster as dg
 import pytest
-import yaml
 
 from platform_assets.defs.embeddings.assets import image_embeddings, image_encoder, title_embeddings
 from platform_assets.defs.features.assets import photo_features, popularity_labels, training_set, user_activity
 from platform_assets.defs.lake.raw_db import raw_photos, raw_users
 from platform_assets.defs.models.assets import popularity_model
-from platform_assets.defs.resources import WorkspaceResource
 from platform_assets.defs.shards.assets import training_shards
 from platform_assets.defs.staging.app_tables import stage_photos, stage_users
 from platform_assets.defs.staging.events import stage_events
-from platform_assets.lib.dvc_pin import pin
-from platform_assets.lib.model.run import MODELS, ReproductionError, reproduce
+from platform_assets.lib.model.run import MixedWorkspaceError, reproduce, verify_model, verify_workspace
+from platform_assets.lib.registry import RestoreError, cache_object, dvc_executable, model_dir, shard_dir
 from platform_assets.lib.simulator import LakeScale, append_hour
 from platform_assets.lib.simulator.generate import TRUTH_KEY
-from platform_assets_tests.conftest import dvc_repo, make_lake
+from platform_assets_tests.conftest import make_lake, registry_resource, run_cli
 
 SCALE = LakeScale(users=120, photos=500, days=3, events_per_day=6000, defect_rate=0.005, seed=21)
 DAYS = ["2026-11-01", "2026-11-02", "2026-11-03"]
 FAST = {"ops": {"embeddings__image_encoder": {"config": {"epochs": 1, "batch_size": 64}},
                 "embeddings__image_embeddings": {"config": {"workers": 0}}}}
 MODEL = {"ops": {"models__popularity_model": {"config": {"epochs": 3}}}}
+CLI = str(Path(sys.executable).with_name("platform-assets"))
 
 
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", "-c", "user.email=t@t", "-c", "user.name=t", *args], cwd=repo, check=True,
-                          capture_output=True, text=True).stdout.strip()
+def shard_bytes(root: Path) -> dict[str, str]:
+    """sha256 of every shard file under a registry checkout."""
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted((root / "shards").rglob("*.parquet"))}
 
 
-def dvc(repo: Path, *args: str) -> str:
-    return subprocess.run([str(Path(sys.executable).with_name("dvc")), *args], cwd=repo, check=True,
-                          capture_output=True, text=True).stdout
-
-
-def shard_bytes(workspace: Path) -> dict[str, str]:
-    return {str(p.relative_to(workspace)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted((workspace / "shards").rglob("*.parquet"))}
-
-
-def build_all(lake, resources) -> None:
+def build_all(resources, instance) -> None:
     for day in DAYS:
-        assert dg.materialize([stage_events], partition_key=day, resources=resources).success
-    assert dg.materialize([user_activity, popularity_labels, training_set], resources=resources,
-                          tags={"dagster/asset_partition_range_start": DAYS[0], "dagster/asset_partition_range_end": DAYS[-1]}).success
+        assert dg.materialize([stage_events], partition_key=day, resources=resources, instance=instance).success
+    assert dg.materialize([user_activity, popularity_labels, training_set], resources=resources, instance=instance,
+                          tags={"dagster/asset_partition_range_start": DAYS[0],
+                                "dagster/asset_partition_range_end": DAYS[-1]}).success
     for day in DAYS:
-        assert dg.materialize([training_shards], partition_key=day, resources=resources,
+        assert dg.materialize([training_shards], partition_key=day, resources=resources, instance=instance,
                               run_config={"ops": {"shards__training_shards": {"config": {"target_shard_mb": 1}}}}).success
 
 
-def test_models_map_to_exact_data_versions_and_reproduce(tmp_path) -> None:
-    lake = make_lake(tmp_path / "lake", SCALE)
-    repo = dvc_repo(tmp_path / "repo")
-    workspace = repo / "data"
-    resources = {**lake.resources(), "workspace": WorkspaceResource(root=str(workspace))}
-    assert dg.materialize([raw_users, raw_photos, stage_users, stage_photos, photo_features], resources=resources).success
-    assert dg.materialize([image_encoder, image_embeddings, title_embeddings], resources=resources, run_config=FAST).success
-    build_all(lake, resources)
-    v1 = shard_bytes(workspace)
-    model_a = dg.materialize([popularity_model], resources=resources, run_config=MODEL)
-    assert model_a.success
-    meta_a = model_a.get_asset_materialization_events()[0].materialization.metadata
-    a = meta_a["model_id"].value
-    manifest_a = json.loads((workspace / MODELS / a / "manifest.json").read_text())
-    assert manifest_a["metrics"]["holdout_photos"] > 20
-    assert set(manifest_a["metrics"]) >= {"spearman_model", "spearman_features_only", "spearman_planted_ground_truth"}
-    assert {s["day"]: s["md5"] for s in manifest_a["shards"]} == meta_a["shard_dvc_hashes"].value
-    assert {d: v["dvc_hash"] for d, v in meta_a["shard_materializations"].value.items()} == meta_a["shard_dvc_hashes"].value
-    assert json.loads(dvc(repo, "status", "--json")) == {}
-    git(repo, "add", "-A")
-    git(repo, "commit", "-qm", "data version 1, model A")
-    commit_a = git(repo, "rev-parse", "HEAD")
-
-    append_hour(lake.store, late_day=DAYS[0])  # new and late logs change the features, so the shards
-    build_all(lake, resources)
-    v2 = shard_bytes(workspace)
-    assert v2 != v1
-    model_b = dg.materialize([popularity_model], resources=resources, run_config=MODEL)
-    b = model_b.get_asset_materialization_events()[0].materialization.metadata["model_id"].value
-    assert b != a
-    git(repo, "add", "-A")
-    git(repo, "commit", "-qm", "data version 2, model B")
-
-    truth = lake.store.read_parquet(TRUTH_KEY)
-    report = reproduce(workspace, a, truth)
-    assert report["metrics"] == manifest_a["metrics"]
-    assert shard_bytes(workspace) == v1  # byte for byte
-
-    git(repo, "checkout", "-q", "HEAD", "--", "data")  # reproduce left A's .dvc files: back to B's ...
-    dvc(repo, "checkout", "--force")  # ... and version 2's bytes
-    assert shard_bytes(workspace) == v2
-    git(repo, "checkout", "-q", commit_a, "--", "data")  # the plain DVC workflow: the .dvc files of A ...
-    dvc(repo, "checkout", "--force")  # ... and `dvc checkout`
-    assert shard_bytes(workspace) == v1
+def train(resources, instance) -> dg.MaterializeResult:
+    result = dg.materialize([popularity_model], resources=resources, instance=instance, run_config=MODEL)
+    assert result.success
+    return result.get_asset_materialization_events()[0].materialization.metadata
 
 
-def test_a_corrupted_cache_file_is_detected_not_used(tmp_path) -> None:
-    repo = dvc_repo(tmp_path / "repo")
-    shards = repo / "data" / "shards" / "dt=2026-11-01"
-    shards.mkdir(parents=True)
-    (shards / "shard-00000.parquet").write_bytes(b"version one" * 1000)
-    (shards / "index.json").write_text(json.dumps({"shards": [{"name": "shard-00000.parquet", "samples": 1}]}))
-    pinned = pin(shards)
-    manifest = {"shards": [{
-        "day": "2026-11-01", "path": pinned.path, "md5": pinned.md5,
-        "dvc_file": (repo / pinned.dvc_file).read_text(),
-        "files": [{"name": "shard-00000.parquet", "sha256": hashlib.sha256(b"version one" * 1000).hexdigest()}],
-    }]}
-    for cached in (repo / ".dvc" / "cache").rglob("*"):
-        if cached.is_file() and cached.read_bytes() == b"version one" * 1000:
-            cached.chmod(0o644)
-            cached.write_bytes(b"version 0ne" * 1000)  # bit rot in the cache
-    (shards / "shard-00000.parquet").write_bytes(b"something else")
-    from platform_assets.lib.model.run import restore_shards
-
-    with pytest.raises(ReproductionError, match="shard-00000.parquet"):
-        restore_shards(repo / "data", manifest)
-
-
-def _pin_one(directory: str) -> str:
-    return pin(Path(directory)).md5
+@pytest.fixture(scope="module")
+def two_models(tmp_path_factory):
+    """Version 1 -> model A, then new and late logs -> version 2 -> model B, on one instance."""
+    tmp = tmp_path_factory.mktemp("registry")
+    lake = make_lake(tmp / "lake", SCALE)
+    workspace = registry_resource(tmp)
+    resources = {**lake.resources(), "workspace": workspace}
+    with dg.instance_for_test() as instance:
+        assert dg.materialize([raw_users, raw_photos, stage_users, stage_photos, photo_features], resources=resources,
+                              instance=instance).success
+        assert dg.materialize([image_encoder, image_embeddings, title_embeddings], resources=resources,
+                              instance=instance, run_config=FAST).success
+        build_all(resources, instance)
+        v1, meta_a = shard_bytes(Path(workspace.root)), train(resources, instance)
+        append_hour(lake.store, late_day=DAYS[0])  # new and late logs change the features, so the shards
+        build_all(resources, instance)
+        v2, meta_b = shard_bytes(Path(workspace.root)), train(resources, instance)
+        yield {"lake": lake, "workspace": workspace, "registry": workspace.registry(), "resources": resources,
+               "instance": instance, "v1": v1, "v2": v2, "a": meta_a, "b": meta_b,
+               "truth": lake.store.read_parquet(TRUTH_KEY), "tmp": tmp}
 
 
-def test_parallel_pins_neither_fail_nor_corrupt(tmp_path) -> None:
-    repo = dvc_repo(tmp_path / "repo")
-    dirs = []
-    for d in range(6):
-        path = repo / "data" / "shards" / f"dt=2026-11-0{d + 1}"
-        path.mkdir(parents=True)
-        (path / "shard-00000.parquet").write_bytes(bytes([d]) * 100_000)
-        dirs.append(str(path))
-    with multiprocessing.get_context("spawn").Pool(6) as pool:
-        hashes = pool.map(_pin_one, dirs)
-    assert len(set(hashes)) == 6
-    for path, md5 in zip(dirs, hashes):
-        assert yaml.safe_load(Path(f"{path}.dvc").read_text())["outs"][0]["md5"] == md5
-    assert json.loads(dvc(repo, "status", "--json")) == {}
+def manifest_of(registry, meta) -> dict:
+    """The model's manifest as committed at its tag (the workspace copy may be gone)."""
+    mid = meta["model_id"].value
+    with registry.checkout(meta["registry_tag"].value) as checkout:
+        registry.restore(checkout, [model_dir(mid)])
+        return json.loads((checkout / model_dir(mid) / "manifest.json").read_text())
 
 
-def test_pins_are_pushed_and_restored_from_the_remote_alone(tmp_path) -> None:
-    from platform_assets.lib.model.run import restore_shards
+def expected_bytes(manifest: dict) -> dict[str, str]:
+    return {f"{s['path']}/{f['name']}": f["sha256"] for s in manifest["shards"] for f in s["files"]
+            if f["name"].endswith(".parquet")}
 
-    repo = dvc_repo(tmp_path / "repo")
-    dvc(repo, "remote", "add", "store", str(tmp_path / "remote"))
-    shards = repo / "data" / "shards" / "dt=2026-11-01"
-    shards.mkdir(parents=True)
-    data = os.urandom(300_000)
-    (shards / "shard-00000.parquet").write_bytes(data)
-    pinned = pin(shards, remote="store")
-    assert any(p.is_file() for p in (tmp_path / "remote").rglob("*"))
-    manifest = {"shards": [{"day": "2026-11-01", "path": pinned.path, "md5": pinned.md5,
-                            "dvc_file": (repo / pinned.dvc_file).read_text(),
-                            "files": [{"name": "shard-00000.parquet", "sha256": hashlib.sha256(data).hexdigest()}]}]}
-    shutil.rmtree(repo / ".dvc" / "cache")  # a fresh machine: no cache, no workspace copy
-    shutil.rmtree(shards)
-    restore_shards(repo / "data", manifest, remote="store")
-    assert (shards / "shard-00000.parquet").read_bytes() == data
+
+def cli_env(two_models) -> dict:
+    """The settings `platform-assets` reads: the registry, its remote, the lake."""
+    registry = two_models["registry"]
+    return {"PLATFORM_ASSETS_WORKSPACE": str(registry.root), "PLATFORM_ASSETS_DVC_REMOTE": registry.remote_url,
+            "PLATFORM_ASSETS_LAKE": two_models["lake"].store.root}
+
+
+def test_every_pin_is_a_commit_and_every_model_a_tag(two_models) -> None:
+    registry, a, b = two_models["registry"], two_models["a"], two_models["b"]
+    assert two_models["v1"] != two_models["v2"] and a["model_id"].value != b["model_id"].value
+    git = registry.git
+    assert git("status", "--porcelain") == ""  # nothing half-committed, nothing left out
+    versions = {day: set() for day in DAYS}
+    for meta in (a, b):
+        for shard in manifest_of(registry, meta)["shards"]:
+            versions[shard["day"]].add(shard["md5"])
+    assert any(len(v) == 2 for v in versions.values())  # version 2 changed shards
+    for day, seen in versions.items():  # one commit per new version of a partition's .dvc file
+        commits = len(git("log", "--format=%H", "--", f"{shard_dir(day)}.dvc").splitlines())
+        assert commits == len(seen) if seen else commits >= 1  # (a day without labelled photos trains nothing)
+    for meta, version in ((a, "v1"), (b, "v2")):
+        tag = meta["registry_tag"].value
+        manifest = manifest_of(registry, meta)
+        assert manifest["registry"]["tag"] == tag
+        assert git("rev-list", "-n1", tag) == meta["registry_commit"].value
+        for shard in manifest["shards"]:  # the tagged commit holds exactly the .dvc files trained on
+            assert git("show", f"{tag}:{shard['path']}.dvc") == shard["dvc_file"].strip()
+        assert set(expected_bytes(manifest).items()) <= set(two_models[version].items())
+        table = meta["shard_versions"].value  # the UI shows the data version as a table
+        assert [r.data["partition"] for r in table.records] == [s["day"] for s in manifest["shards"]]
+        assert {r.data["dvc_hash"] for r in table.records} == {s["md5"] for s in manifest["shards"]}
+        assert all(r.data["tag"] == tag and r.data["shard_run"] for r in table.records)
+    assert "in sync" in run_cli(registry.root, dvc_executable(), "status", "--cloud").stdout  # all on the remote
+
+
+def test_the_readme_recipe_restores_any_model_in_any_order(two_models) -> None:
+    """`git checkout <tag> -- shards && dvc checkout` in the registry, A, B, A; then back to the latest."""
+    registry, root = two_models["registry"], two_models["registry"].root
+    dvc = dvc_executable()
+    for meta in (two_models["a"], two_models["b"], two_models["a"]):
+        run_cli(root, "git", "checkout", meta["registry_tag"].value, "--", "shards")
+        run_cli(root, dvc, "checkout")
+        want = expected_bytes(manifest_of(registry, meta))
+        got = shard_bytes(root)
+        assert {k: got[k] for k in want} == want
+    run_cli(root, "git", "checkout", "HEAD", "--", "shards")  # and back to the latest data
+    run_cli(root, dvc, "checkout")
+    assert shard_bytes(root) == two_models["v2"]
+    assert registry.git("status", "--porcelain") == ""
+
+
+def test_dvc_get_from_another_directory_at_a_tag(two_models, tmp_path) -> None:
+    registry, a = two_models["registry"], two_models["a"]
+    manifest = manifest_of(registry, a)
+    shard = manifest["shards"][0]
+    run_cli(tmp_path, dvc_executable(), "get", str(registry.root), shard["path"], "--rev", a["registry_tag"].value,
+            "-o", "got")
+    for f in shard["files"]:
+        assert hashlib.sha256((tmp_path / "got" / f["name"]).read_bytes()).hexdigest() == f["sha256"]
+
+
+def test_reproduce_in_any_order_leaves_the_workspace_on_the_latest_data(two_models) -> None:
+    registry, truth = two_models["registry"], two_models["truth"]
+    for meta in (two_models["a"], two_models["b"], two_models["a"]):
+        report = reproduce(registry, meta["model_id"].value, truth)
+        assert report["metrics"] == meta["metrics"].value and report["healed"] == []
+        assert shard_bytes(registry.root) == two_models["v2"]  # reproduce works in a temporary checkout
+    # ... so the next nightly run trains on the latest versions: the same data, code and seed as B
+    again = train(two_models["resources"], two_models["instance"])
+    assert again["model_id"].value == two_models["b"]["model_id"].value
+
+
+def test_a_mixed_workspace_is_refused_naming_the_partitions(two_models) -> None:
+    registry, root = two_models["registry"], two_models["registry"].root
+    run_cli(root, "git", "checkout", two_models["a"]["registry_tag"].value, "--", "shards")
+    run_cli(root, dvc_executable(), "checkout")
+    try:
+        result = dg.materialize([popularity_model], resources=two_models["resources"], instance=two_models["instance"],
+                                run_config=MODEL, raise_on_error=False)
+        assert not result.success
+        error = str(result.failure_data_for_node("models__popularity_model").error)
+        assert MixedWorkspaceError.__name__ in error and "2026-11-01" in error
+    finally:
+        run_cli(root, "git", "checkout", "HEAD", "--", "shards")
+        run_cli(root, dvc_executable(), "checkout")
+    assert shard_bytes(root) == two_models["v2"]
+
+
+def test_losing_the_whole_cache_restores_both_models_from_the_remote(two_models) -> None:
+    registry, truth = two_models["registry"], two_models["truth"]
+    shutil.rmtree(registry.cache)
+    for meta in (two_models["b"], two_models["a"]):
+        assert reproduce(registry, meta["model_id"].value, truth)["metrics"] == meta["metrics"].value
+    root = registry.root  # and by the plain recipe: `dvc pull --force` instead of `dvc checkout`
+    shutil.rmtree(registry.cache)  # (--force: DVC guards workspace files it has no cached copy of; the remote has)
+    run_cli(root, "git", "checkout", two_models["a"]["registry_tag"].value, "--", "shards")
+    run_cli(root, dvc_executable(), "pull", "--force")
+    want = expected_bytes(manifest_of(registry, two_models["a"]))
+    assert {k: shard_bytes(root)[k] for k in want} == want
+    run_cli(root, "git", "checkout", "HEAD", "--", "shards")
+    run_cli(root, dvc_executable(), "pull")  # the latest version's objects come back from the remote too
+    assert shard_bytes(root) == two_models["v2"]
+
+
+def _flip_a_byte_in_a_cache_object(registry, manifest: dict) -> tuple[Path, str]:
+    """Bit rot in the cache object of the manifest's first shard file."""
+    shard = manifest["shards"][0]
+    name = next(f["name"] for f in shard["files"] if f["name"].endswith(".parquet"))
+    listing = json.loads(cache_object(registry.cache, shard["md5"]).read_bytes())
+    md5 = next(e["md5"] for e in listing if e["relpath"] == name)
+    obj = cache_object(registry.cache, md5)
+    flip_a_byte(obj)
+    return obj, f"{shard['path']}/{name}"
+
+
+def flip_a_byte(path: Path) -> None:
+    """One bit changed in place, in the middle of the file."""
+    path.chmod(0o644)
+    with path.open("r+b") as f:
+        f.seek(path.stat().st_size // 2)
+        byte = f.read(1)[0]
+        f.seek(-1, 1)
+        f.write(bytes([byte ^ 0x01]))
+
+
+def test_a_flipped_byte_in_the_cache_is_detected_named_and_healed(two_models) -> None:
+    registry, a = two_models["registry"], two_models["a"]
+    manifest = manifest_of(registry, a)
+    obj, file = _flip_a_byte_in_a_cache_object(registry, manifest)
+    done = run_cli(registry.root, CLI, "verify", a["model_id"].value, check=False, env=cli_env(two_models))
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert any(str(obj) in h and file in h for h in report["healed"])  # names the file and the cache object
+    assert hashlib.md5(obj.read_bytes()).hexdigest() == obj.parent.name + obj.name  # healed from the remote
+    assert verify_model(registry, a["model_id"].value)["healed"] == []
+
+
+def test_with_no_good_copy_anywhere_the_restore_fails_clearly_and_leaves_no_bad_bytes(two_models) -> None:
+    registry, a = two_models["registry"], two_models["a"]
+    manifest = manifest_of(registry, a)
+    remote = Path(registry.remote_url)
+    hidden = remote.with_name("dvc-remote-gone")
+    remote.rename(hidden)
+    try:
+        obj, file = _flip_a_byte_in_a_cache_object(registry, manifest)
+        with pytest.raises(RestoreError) as failed:
+            verify_model(registry, a["model_id"].value)
+        assert file in str(failed.value) and str(obj) in str(failed.value)
+        assert not obj.exists()  # the bad object is gone: no later checkout can use it
+        done = run_cli(registry.root, CLI, "reproduce", a["model_id"].value, check=False, env=cli_env(two_models))
+        assert done.returncode == 2 and "Traceback" not in done.stderr and "no good copy" in done.stderr
+        assert shard_bytes(registry.root) == two_models["v2"]  # the workspace is as it was
+    finally:
+        hidden.rename(remote)
+    assert verify_model(registry, a["model_id"].value)["verified"]
+
+
+def test_verify_heals_the_workspace_in_place(two_models) -> None:
+    registry = two_models["registry"]
+    shard = next(iter(sorted(two_models["v2"])))
+    flip_a_byte(registry.root / shard)  # an in-place write into a workspace file: the cache holds a copy
+    report = verify_workspace(registry)
+    assert any(shard in h for h in report["healed"])
+    assert shard_bytes(registry.root) == two_models["v2"]
+
+
+def test_the_cli_runs_against_the_registry_from_the_environment(two_models, tmp_path) -> None:
+    done = run_cli(tmp_path, CLI, "verify", env=cli_env(two_models))
+    assert json.loads(done.stdout)["outputs"] == len(DAYS) + 2  # every shard partition and both models
+    missing = run_cli(tmp_path, CLI, "verify", "0123456789ab", check=False, env=cli_env(two_models))
+    assert missing.returncode == 2 and "no model '0123456789ab'" in missing.stderr and "Traceback" not in missing.stderr

@@ -284,7 +284,7 @@ class Registry:
     def _pin_locked(self, rel: str, message: str) -> str:
         dvc_file = self.root / f"{rel}.dvc"
         if not dvc_file.exists():  # `dvc commit` on a stub: unlike `dvc add`, it never loads every .dvc file
-            dvc_file.write_text(f"outs:\n- path: {Path(rel).name}\n")
+            dvc_file.write_text(yaml.safe_dump({"outs": [{"path": Path(rel).name}]}))  # quoted: ids like 1e5 are floats
         self.dvc("commit", "--force", "--quiet", f"{rel}.dvc")
         pushed = self.dvc("push", "--quiet", "--remote", REMOTE, f"{rel}.dvc", check=False)
         if pushed.returncode:
@@ -381,10 +381,12 @@ class Registry:
         damage = verify(repo, self.cache, rels)
         if not damage:
             return []
-        for d in damage:
+        for d in damage:  # DVC re-creates neither: it trusts an object that exists, and a file its state knows
             if d.cache_object.is_file() and not _intact(d.cache_object):
                 d.cache_object.chmod(0o644)
                 d.cache_object.unlink()
+            if d.file.is_file():
+                d.file.unlink()
         fetched = self.dvc("fetch", "--quiet", "--remote", REMOTE, *targets, cwd=repo, check=False)
         self.dvc("checkout", "--quiet", "--force", *targets, cwd=repo, check=False)
         left = verify(repo, self.cache, rels)
