@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# DVC lives in its own environment (requirements-dvc.lock says why); .venv/bin/dvc links to it.
+DVC_VENV := .venv-dvc
+DVC_STAMP := $(DVC_VENV)/.installed
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
 .PHONY: env demo test ui validate bench clean
@@ -12,7 +15,14 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev]'
 	touch $(STAMP)
 
-env: $(STAMP)
+$(DVC_STAMP): requirements-dvc.lock
+	$(PYTHON) -m venv $(DVC_VENV)
+	$(DVC_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dvc.lock
+	touch $(DVC_STAMP)
+
+# Linked on every run, once both environments exist: also replaces a dvc that an older .venv installed itself.
+env: $(STAMP) $(DVC_STAMP)
+	ln -sf ../../$(DVC_VENV)/bin/dvc $(BIN)/dvc
 
 $(DAGSTER_HOME)/dagster.yaml: deploy/local/dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
