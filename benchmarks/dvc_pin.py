@@ -1,11 +1,15 @@
-"""Benchmark: pinning a partition of new shards with DVC vs `md5sum` of the same bytes, and
-re-pinning unchanged shards.
+"""Benchmark: the data registry's cost as history grows, against plain DVC in the same run.
 
-    .venv/bin/python benchmarks/dvc_pin.py [--mb 512] [--repeats 3] [--cache-type hardlink]
+    .venv/bin/python -m benchmarks.dvc_pin [--partitions 10,300,1000,2000] [--repeats 3] [--window 14]
 
-Each repeat makes a fresh git + DVC repository, writes `--mb` of new shard files (64 MB each)
-under data/shards/dt=…, then times `pin` (dvc add through the platform) and `md5sum` over
-the same files in the same run, then `pin` again with nothing changed (DVC's state cache).
+For each history size N, two repositories hold N pinned daily partitions (two files each):
+- platform: `Registry` (wildcard `.gitignore`s, `dvc commit` on a stub `.dvc` file, push, git commit);
+- plain DVC: the documented workflow, `dvc add` (one `.gitignore` line per output) + `dvc push` +
+  `git commit`.
+Then, in each, one new partition is pinned (timed, end to end: hash, cache, remote, commit), and
+`dvc status shards` is timed. For the platform it also times restoring a model's window (`--window`
+partitions) in a temporary checkout of its tag, verified byte for byte. The medians of
+`--repeats` runs are printed with the ratios: pin at N / pin at the smallest N, platform / plain DVC.
 """
 
 from __future__ import annotations
@@ -16,62 +20,136 @@ import platform
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
+from datetime import date, timedelta
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.common import bench_parser
+from platform_assets.lib.registry import Registry, dvc_executable, shard_dir, write_stub
 
-from benchmarks.common import bench_parser  # noqa: E402
-from platform_assets.lib.dvc_pin import pin  # noqa: E402
-
-DVC = str(Path(sys.executable).with_name("dvc"))
+SHARD_BYTES = 64 * 1024
 
 
-def fresh_repo(base: Path, cache_type: str) -> Path:
-    repo = Path(tempfile.mkdtemp(dir=base))
-    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
-    subprocess.run([DVC, "init", "-q"], cwd=repo, check=True)
-    if cache_type != "default":
-        subprocess.run([DVC, "config", "cache.type", cache_type], cwd=repo, check=True)
+def write_partition(root: Path, day: str) -> str:
+    rel = shard_dir(day)
+    (root / rel).mkdir(parents=True, exist_ok=True)
+    (root / rel / "shard-00000.parquet").write_bytes(os.urandom(SHARD_BYTES))
+    (root / rel / "index.json").write_text(json.dumps({"day": day}))
+    return rel
+
+
+def days(n: int) -> list[str]:
+    return [(date(2000, 1, 1) + timedelta(days=i)).isoformat() for i in range(n)]
+
+
+def run(cwd: Path, *cmd: str) -> None:
+    subprocess.run(list(cmd), cwd=cwd, check=True, capture_output=True)
+
+
+def timed(fn) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+def platform_history(base: Path, n: int) -> Registry:
+    """N partitions pinned the platform's way, seeded in bulk (one dvc commit, one push, one git commit)."""
+    registry = Registry(base / "registry", str(base / "remote"))
+    registry.ensure()
+    rels = [write_partition(registry.root, d) for d in days(n)]
+    for rel in rels:
+        write_stub(registry.root, rel)
+    dvc = dvc_executable()
+    run(registry.root, dvc, "commit", "--force", "--quiet", *(f"{r}.dvc" for r in rels))
+    run(registry.root, dvc, "push", "--quiet")
+    run(registry.root, "git", "add", "-A")
+    run(registry.root, "git", "commit", "-qm", f"{n} partitions")
+    run(registry.root, "git", "tag", "model-window")
+    return registry
+
+
+def plain_dvc_history(base: Path, n: int) -> Path:
+    repo = base / "plain"
+    repo.mkdir()
+    dvc = dvc_executable()
+    run(repo, "git", "init", "-q")
+    run(repo, dvc, "init", "-q")
+    run(repo, dvc, "remote", "add", "-d", "storage", str(base / "plain-remote"))
+    rels = [write_partition(repo, d) for d in days(n)]
+    run(repo, dvc, "add", "--quiet", *rels)
+    run(repo, dvc, "push", "--quiet")
+    run(repo, "git", "add", "-A")
+    run(repo, "git", "-c", "user.email=b@b", "-c", "user.name=b", "commit", "-qm", f"{n} partitions")
     return repo
+
+
+def plain_dvc_pin(repo: Path, rel: str) -> None:
+    dvc = dvc_executable()
+    run(repo, dvc, "add", "--quiet", rel)
+    run(repo, dvc, "push", "--quiet", f"{rel}.dvc")
+    run(repo, "git", "add", f"{rel}.dvc", str(Path(rel).parent / ".gitignore"))
+    run(repo, "git", "-c", "user.email=b@b", "-c", "user.name=b", "commit", "-qm", f"pin {rel}")
+
+
+def status_seconds(repo: Path) -> float:
+    """`dvc status` in the repository, which must also say the workspace matches its pins."""
+    started = time.perf_counter()
+    done = subprocess.run([dvc_executable(), "status"], cwd=repo, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if done.returncode or "up to date" not in done.stdout:
+        raise RuntimeError(f"dvc status in {repo}: {done.stdout}{done.stderr}")
+    return seconds
+
+
+def measure(base: Path, n: int, window: int) -> dict[str, float]:
+    registry, plain = platform_history(base, n), plain_dvc_history(base, n)
+    new = "2999-12-31"
+    write_partition(registry.root, new)
+    write_partition(plain, new)
+    out = {
+        "pin": timed(lambda: registry.pin(shard_dir(new), "one new partition")),
+        "plain_dvc_pin": timed(lambda: plain_dvc_pin(plain, shard_dir(new))),
+        "status": status_seconds(registry.root),
+        "plain_dvc_status": status_seconds(plain),
+    }
+    rels = [shard_dir(d) for d in days(n)[-window:]]
+
+    def restore() -> None:
+        with registry.checkout("model-window") as checkout:
+            assert registry.restore(checkout, rels) == []
+
+    out["model_restore"] = timed(restore)
+    return out
 
 
 def main() -> None:
     parser = bench_parser()
-    parser.add_argument("--mb", type=int, default=512)
-    parser.add_argument("--cache-type", default="default", help="DVC cache.type: default (reflink,copy), hardlink, ...")
+    parser.add_argument("--partitions", default="10,300,1000,2000")
+    parser.add_argument("--window", type=int, default=14)
     args = parser.parse_args()
+    sizes = [int(n) for n in args.partitions.split(",")]
     base = Path(args.base)
     base.mkdir(parents=True, exist_ok=True)
-    runs: dict[str, list[float]] = {"pin_new": [], "md5sum": [], "repin_unchanged": []}
+    runs: dict[int, list[dict]] = {n: [] for n in sizes}
     for _ in range(args.repeats):
-        repo = fresh_repo(base, args.cache_type)
-        shards = repo / "data" / "shards" / "dt=2026-11-01"
-        shards.mkdir(parents=True)
-        files = []
-        for i in range(max(1, args.mb // 64)):
-            path = shards / f"shard-{i:05d}.parquet"
-            path.write_bytes(os.urandom(64 * 2**20))
-            files.append(str(path))
-        subprocess.run(["sync"], check=True)
-        t = time.perf_counter()
-        subprocess.run(["md5sum", *files], stdout=subprocess.DEVNULL, check=True)
-        runs["md5sum"].append(time.perf_counter() - t)
-        t = time.perf_counter()
-        pin(shards)
-        runs["pin_new"].append(time.perf_counter() - t)
-        t = time.perf_counter()
-        pin(shards)
-        runs["repin_unchanged"].append(time.perf_counter() - t)
-        shutil.rmtree(repo, ignore_errors=True)
-    med = {k: statistics.median(v) for k, v in runs.items()}
-    print(json.dumps({
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores", "mb": args.mb, "cache_type": args.cache_type,
-        "median_seconds": {k: round(v, 3) for k, v in med.items()},
-        "pin_vs_md5sum": round(med["pin_new"] / med["md5sum"], 2),
-    }, indent=2))
+        for n in sizes:
+            where = Path(tempfile.mkdtemp(dir=base))
+            try:
+                runs[n].append(measure(where, n, args.window))
+            finally:
+                shutil.rmtree(where, ignore_errors=True)
+    med = {n: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for n, rs in runs.items()}
+    first = med[sizes[0]]
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores; dvc: {dvc_executable()}; median of {args.repeats}")
+    print("| partitions | pin one new | x pin at %d | plain DVC pin | status shards | plain DVC status | "
+          "restore %d-day model |" % (sizes[0], args.window))
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for n in sizes:
+        m = med[n]
+        print(f"| {n:,} | {m['pin']:.2f} s | {m['pin'] / first['pin']:.2f}x | {m['plain_dvc_pin']:.2f} s | "
+              f"{m['status']:.2f} s | {m['plain_dvc_status']:.2f} s | {m['model_restore']:.2f} s |")
+    print(json.dumps({str(n): {k: round(v, 3) for k, v in m.items()} for n, m in med.items()}))
 
 
 if __name__ == "__main__":

@@ -126,6 +126,12 @@ def cache_object(cache: Path, md5: str) -> Path:
     return cache / "files" / "md5" / md5[:2] / md5[2:]
 
 
+def write_stub(repo: Path, rel: str) -> None:
+    """A `.dvc` file naming an output not yet hashed. `dvc commit` fills it in and, unlike
+    `dvc add`, never loads every other `.dvc` file to do so: pin cost stays flat with history."""
+    (repo / f"{rel}.dvc").write_text(yaml.safe_dump({"outs": [{"path": Path(rel).name}]}))  # quoted: ids like 1e5 are floats
+
+
 def read_dvc_file(path: Path) -> dict:
     """The single output recorded by a `.dvc` file."""
     return yaml.safe_load(path.read_text())["outs"][0]
@@ -282,9 +288,8 @@ class Registry:
         return self._pin_result(rel, commit, time.perf_counter() - started)
 
     def _pin_locked(self, rel: str, message: str) -> str:
-        dvc_file = self.root / f"{rel}.dvc"
-        if not dvc_file.exists():  # `dvc commit` on a stub: unlike `dvc add`, it never loads every .dvc file
-            dvc_file.write_text(yaml.safe_dump({"outs": [{"path": Path(rel).name}]}))  # quoted: ids like 1e5 are floats
+        if not (self.root / f"{rel}.dvc").exists():
+            write_stub(self.root, rel)
         self.dvc("commit", "--force", "--quiet", f"{rel}.dvc")
         pushed = self.dvc("push", "--quiet", "--remote", REMOTE, f"{rel}.dvc", check=False)
         if pushed.returncode:
