@@ -10,13 +10,14 @@ export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
 .PHONY: env demo test ui validate bench clean
 
+# --clear: a changed lock gives exactly the locked environment, nothing left over from the last one.
 $(STAMP): pyproject.toml requirements.lock
-	$(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv --clear $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev]'
 	touch $(STAMP)
 
 $(DVC_STAMP): requirements-dvc.lock
-	$(PYTHON) -m venv $(DVC_VENV)
+	$(PYTHON) -m venv --clear $(DVC_VENV)
 	$(DVC_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dvc.lock
 	touch $(DVC_STAMP)
 
@@ -43,5 +44,6 @@ ui: env $(DAGSTER_HOME)/dagster.yaml
 bench: env
 	$(BIN)/python benchmarks/events_transform.py
 
+# The data registry (data/) and its DVC remote (.dvc-remote/) are kept: they are the data's history.
 clean:
 	rm -rf .demo $(DAGSTER_HOME)
