@@ -1,6 +1,6 @@
 """Benchmark: the data registry's cost as history grows, against plain DVC in the same run.
 
-    .venv/bin/python -m benchmarks.dvc_pin [--partitions 10,300,1000,2000] [--repeats 3] [--window 14]
+    .venv/bin/python -m benchmarks.dvc_pin [--partitions 10,300,1000,2000] [--repeats 3] [--window 14] [--mb 512]
 
 For each history size N, two repositories hold N pinned daily partitions (two files each):
 - platform: `Registry` (wildcard `.gitignore`s, `dvc commit` on a stub `.dvc` file, push, git commit);
@@ -10,6 +10,10 @@ Then, in each, one new partition is pinned (timed, end to end: hash, cache, remo
 `dvc status shards` is timed. For the platform it also times restoring a model's window (`--window`
 partitions) in a temporary checkout of its tag, verified byte for byte. The medians of
 `--repeats` runs are printed with the ratios: pin at N / pin at the smallest N, platform / plain DVC.
+
+With data size: a new partition of `--mb` MB (64 MB shard files) pinned into a fresh registry
+against `md5sum` of the same files in the same run (DVC reads every byte once and, with the
+`reflink,copy` cache type on a filesystem without reflinks, copies it into the cache).
 """
 
 from __future__ import annotations
@@ -123,16 +127,38 @@ def measure(base: Path, n: int, window: int) -> dict[str, float]:
     return out
 
 
+def measure_size(base: Path, mb: int) -> dict[str, float]:
+    registry = Registry(base / "registry", str(base / "remote"))
+    registry.ensure()
+    rel = shard_dir("2026-11-01")
+    (registry.root / rel).mkdir(parents=True)
+    files = []
+    for i in range(max(1, mb // 64)):
+        files.append(registry.root / rel / f"shard-{i:05d}.parquet")
+        files[-1].write_bytes(os.urandom(64 * 2**20))
+    subprocess.run(["sync"], check=True)
+    md5sum = timed(lambda: subprocess.run(["md5sum", *map(str, files)], stdout=subprocess.DEVNULL, check=True))
+    return {"md5sum": md5sum, "pin": timed(lambda: registry.pin(rel, "big partition")),
+            "repin_unchanged": timed(lambda: registry.pin(rel, "unchanged"))}
+
+
 def main() -> None:
     parser = bench_parser()
     parser.add_argument("--partitions", default="10,300,1000,2000")
     parser.add_argument("--window", type=int, default=14)
+    parser.add_argument("--mb", type=int, default=512)
     args = parser.parse_args()
     sizes = [int(n) for n in args.partitions.split(",")]
     base = Path(args.base)
     base.mkdir(parents=True, exist_ok=True)
     runs: dict[int, list[dict]] = {n: [] for n in sizes}
+    by_size: list[dict] = []
     for _ in range(args.repeats):
+        where = Path(tempfile.mkdtemp(dir=base))
+        try:
+            by_size.append(measure_size(where, args.mb))
+        finally:
+            shutil.rmtree(where, ignore_errors=True)
         for n in sizes:
             where = Path(tempfile.mkdtemp(dir=base))
             try:
@@ -149,7 +175,11 @@ def main() -> None:
         m = med[n]
         print(f"| {n:,} | {m['pin']:.2f} s | {m['pin'] / first['pin']:.2f}x | {m['plain_dvc_pin']:.2f} s | "
               f"{m['status']:.2f} s | {m['plain_dvc_status']:.2f} s | {m['model_restore']:.2f} s |")
-    print(json.dumps({str(n): {k: round(v, 3) for k, v in m.items()} for n, m in med.items()}))
+    size = {k: statistics.median(r[k] for r in by_size) for k in by_size[0]}
+    print(f"\n{args.mb} MB partition: pin {size['pin']:.2f} s, md5sum {size['md5sum']:.2f} s "
+          f"(**{size['pin'] / size['md5sum']:.2f}x**), re-pin unchanged {size['repin_unchanged']:.2f} s")
+    print(json.dumps({"history": {str(n): {k: round(v, 3) for k, v in m.items()} for n, m in med.items()},
+                      "size": {k: round(v, 3) for k, v in size.items()}}))
 
 
 if __name__ == "__main__":
