@@ -234,8 +234,9 @@ class Registry:
                 (self.root / ".gitignore").write_text(ROOT_GITIGNORE)
                 (self.root / ".dvcignore").write_text(f"{TEMP_PREFIX}*\n")  # a killed writer's temp file
                 self._configure_remote()
-                self.git("add", "-A")
-                self._commit(["."], "data registry: DVC initialised, remote configured")
+                ours = [".dvc/config", ".dvc/.gitignore", ".dvcignore", ".gitignore",
+                        *(f"{folder}/.gitignore" for folder in GITIGNORES)]  # never a file we did not write
+                self._commit(ours, "data registry: DVC initialised, remote configured")
                 self._publish()
             elif not self._remote_configured():
                 self._configure_remote()
