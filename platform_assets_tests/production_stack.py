@@ -1,7 +1,8 @@
 """The production deployment on one machine, for end-to-end tests and the latency benchmark:
-PostgreSQL (instance storage and app database), an S3 API server (lake, compute logs), the
-shipped `deploy/production/dagster.yaml`, and real `dagster-daemon` and `dagster-webserver`
-processes on 127.0.0.1."""
+PostgreSQL (instance storage and app database), an S3 API server (lake, compute logs, the data
+registry's DVC remote), a bare git repository (the registry's git remote), the shipped
+`deploy/production/dagster.yaml`, and real `dagster-daemon` and `dagster-webserver` processes
+on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -22,7 +23,6 @@ import sqlalchemy as sa
 
 from platform_assets.lib.lake_store import LakeStore
 from platform_assets.lib.simulator import LakeScale, generate_lake
-from platform_assets_tests.conftest import dvc_repo
 from platform_assets_tests.pg_server import postgres_server
 from platform_assets_tests.s3_server import make_bucket, s3_server
 
@@ -36,6 +36,8 @@ class Stack:
     instance: dg.DagsterInstance
     lake: LakeStore
     env: dict[str, str]
+    registry: Path  # the data registry's checkout (PLATFORM_ASSETS_WORKSPACE)
+    registry_git_remote: Path  # the bare repository its commits and tags are pushed to
     webserver_url: str
     start_daemon: Callable[[], subprocess.Popen]
     daemon: subprocess.Popen | None = None
@@ -84,6 +86,9 @@ def production_stack(tmp: Path, scale: LakeScale) -> Iterator[Stack]:
     with postgres_server() as pg_url, s3_server() as endpoint:
         make_bucket(endpoint, "lake")
         make_bucket(endpoint, "logs-bucket")
+        make_bucket(endpoint, "dvc-store")
+        git_remote = tmp / "registry.git"
+        subprocess.run(["git", "init", "-q", "--bare", str(git_remote)], check=True)
         engine = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
         with engine.connect() as conn:
             conn.execute(sa.text("CREATE DATABASE dagster"))
@@ -99,7 +104,8 @@ def production_stack(tmp: Path, scale: LakeScale) -> Iterator[Stack]:
         env = {
             "PLATFORM_ASSETS_DEPLOYMENT": "production", "PLATFORM_ASSETS_LAKE": lake.root,
             "PLATFORM_ASSETS_S3_ENDPOINT_URL": endpoint, "PLATFORM_ASSETS_APP_DB_URL": app_db,
-            "PLATFORM_ASSETS_WORKSPACE": str(dvc_repo(tmp / "repo") / "data"),
+            "PLATFORM_ASSETS_WORKSPACE": str(tmp / "registry"), "PLATFORM_ASSETS_DVC_REMOTE": "s3://dvc-store/registry",
+            "PLATFORM_ASSETS_REGISTRY_GIT_REMOTE": str(git_remote),
             "DAGSTER_HOME": str(home), "DAGSTER_PG_USERNAME": "platform", "DAGSTER_PG_PASSWORD": "",
             "DAGSTER_PG_HOST": host, "DAGSTER_PG_PORT": port, "DAGSTER_PG_DB": "dagster",
             "DAGSTER_COMPUTE_LOG_BUCKET": "logs-bucket",
@@ -125,7 +131,8 @@ def production_stack(tmp: Path, scale: LakeScale) -> Iterator[Stack]:
                     web = subprocess.Popen([str(bin_dir / "dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1",
                                             "-p", str(port)], cwd=ROOT, env=dict(os.environ), stdout=log,
                                            stderr=subprocess.STDOUT, start_new_session=True)
-                    stack = Stack(instance, lake, env, f"http://127.0.0.1:{port}", start_daemon)
+                    stack = Stack(instance, lake, env, tmp / "registry", git_remote, f"http://127.0.0.1:{port}",
+                                  start_daemon)
                     stack.restart_daemon()
                     try:
                         yield stack

@@ -1,14 +1,18 @@
 """Production end to end with real processes: `dagster-daemon` on a PostgreSQL instance, the
 lake on S3, the webserver beside it. New log files land; the sensors launch the runs; events,
 features and shards update within a bounded time; the daemon restarts with its cursors kept
-in PostgreSQL; a redelivered file launches nothing."""
+in PostgreSQL; a redelivered file launches nothing; each shard pin is a commit on the data
+registry's git remote, its objects on the S3 DVC remote."""
 
+import json
 import time
 
 import dagster as dg
 import requests
 
+from platform_assets.lib.registry import dvc_executable
 from platform_assets.lib.simulator import LakeScale, append_hour
+from platform_assets_tests.conftest import run_cli
 from platform_assets_tests.production_stack import production_stack, wait_for
 
 SCALE = LakeScale(users=60, photos=200, days=2, events_per_day=3000, defect_rate=0.005, seed=9)
@@ -38,3 +42,7 @@ def test_daemon_runs_the_graph_from_new_files_on_s3_and_postgres(tmp_path) -> No
         response = requests.post(f"{stack.webserver_url}/graphql", json=query, timeout=30).json()
         served = {r["runId"] for r in response["data"]["runsOrError"]["results"]}
         assert served == {r.dagster_run.run_id for r in instance.get_run_records()}  # the webserver reads the same instance
+        dvc_file = "shards/dt=2026-11-01.dvc"
+        assert run_cli(stack.registry_git_remote, "git", "log", "--oneline", "main", "--", dvc_file).stdout.strip()
+        cloud = run_cli(stack.registry, dvc_executable(), "status", "--cloud", "--json", dvc_file).stdout
+        assert json.loads(cloud or "{}") == {}  # every object of the pin is on the S3 remote

@@ -59,38 +59,35 @@ def test_s3_key_validation_blocks_traversal(s3_lake) -> None:
 
 
 def test_dvc_remote_on_s3_and_pull_into_a_fresh_clone(tmp_path) -> None:
-    """Pins pushed to an S3 DVC remote come back byte for byte in a fresh clone with `dvc pull`."""
+    """Pins pushed to an S3 DVC remote come back byte for byte in a fresh clone of the data
+    registry with `dvc pull`: the remote's URL and endpoint are committed, credentials come
+    from the environment."""
     import os
-    import subprocess
-    import sys
 
-    from platform_assets.lib.dvc_pin import pin
-    from platform_assets_tests.conftest import dvc_repo
-
-    dvc = str(Path(sys.executable).with_name("dvc"))
-
-    def run(cwd, *args):
-        return subprocess.run(list(args), cwd=cwd, check=True, capture_output=True, text=True)
+    from platform_assets.lib.registry import Registry, dvc_executable, shard_dir
+    from platform_assets_tests.conftest import run_cli
 
     with s3_server() as endpoint:
         make_bucket(endpoint, "dvc-store")
-        repo = dvc_repo(tmp_path / "repo")
-        run(repo, dvc, "remote", "add", "-d", "store", "s3://dvc-store/platform")
-        run(repo, dvc, "remote", "modify", "store", "endpointurl", endpoint)
-        shards = repo / "data" / "shards" / "dt=2026-11-01"
+        registry = Registry(tmp_path / "registry", "s3://dvc-store/platform", s3_endpoint_url=endpoint)
+        shards = registry.root / shard_dir("2026-11-01")
         shards.mkdir(parents=True)
         blobs = {f"shard-{i:05d}.parquet": os.urandom(200_000) for i in range(3)}
         for name, data in blobs.items():
             (shards / name).write_bytes(data)
-        pin(shards, remote="store")
-        run(repo, "git", "add", "-A")
-        run(repo, "git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "pinned shards")
+        pin = registry.pin(shard_dir("2026-11-01"), "pinned shards")
+        assert pin.files == 3 and pin.bytes == 600_000 and pin.md5.endswith(".dir")
+        assert pin.commit == run_cli(registry.root, "git", "rev-parse", "HEAD").stdout.strip()
+        assert run_cli(registry.root, "git", "status", "--porcelain").stdout == ""
+        assert registry.missing_on_remote([shard_dir("2026-11-01")]) == []
         clone = tmp_path / "clone"
-        run(tmp_path, "git", "clone", "-q", str(repo), str(clone))
-        assert not (clone / "data" / "shards" / "dt=2026-11-01").exists()
-        run(clone, dvc, "pull")
+        run_cli(tmp_path, "git", "clone", "-q", str(registry.root), str(clone))
+        assert (clone / f"{shard_dir('2026-11-01')}.dvc").read_text() == (registry.root / pin.dvc_file).read_text()
+        assert not (clone / shard_dir("2026-11-01")).exists()
+        run_cli(clone, dvc_executable(), "pull")  # no cache shared with the registry: only S3 has the bytes
         for name, data in blobs.items():
-            assert (clone / "data" / "shards" / "dt=2026-11-01" / name).read_bytes() == data
+            assert (clone / shard_dir("2026-11-01") / name).read_bytes() == data
+        assert sorted(p.name for p in (clone / shard_dir("2026-11-01")).iterdir()) == sorted(blobs)
 
 
 def test_sensor_on_s3_ignores_a_redelivery_of_the_same_bytes(s3_lake) -> None:

@@ -5,8 +5,6 @@ import json
 import multiprocessing
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -21,14 +19,14 @@ from torch.utils.data import DataLoader
 from platform_assets.defs.embeddings.assets import image_embeddings, image_encoder, title_embeddings
 from platform_assets.defs.features.assets import photo_features, popularity_labels, training_set, user_activity
 from platform_assets.defs.lake.raw_db import raw_photos, raw_users
-from platform_assets.defs.resources import WorkspaceResource
 from platform_assets.defs.shards.assets import training_shards
 from platform_assets.defs.staging.app_tables import stage_photos, stage_users
 from platform_assets.defs.staging.events import stage_events
 from platform_assets.lib.lake_store import LakeStore
 from platform_assets.lib.shards.reader import ShardDataset, shard_paths
 from platform_assets.lib.shards.writer import write_shards
-from platform_assets_tests.conftest import dvc_repo, make_lake
+from platform_assets.lib.registry import dvc_executable
+from platform_assets_tests.conftest import make_lake, registry_resource, run_cli
 
 DAY = "2026-11-01"
 RANGE = {"dagster/asset_partition_range_start": "2026-11-01", "dagster/asset_partition_range_end": "2026-11-02"}
@@ -40,9 +38,7 @@ FAST = {"ops": {"embeddings__image_encoder": {"config": {"epochs": 1, "batch_siz
 def shard_lake(tmp_path_factory):
     root = tmp_path_factory.mktemp("shards")
     lake = make_lake(root)
-    for name in ("ws1", "a", "b", "c", "r"):
-        dvc_repo(root / name)
-    resources = {**lake.resources(), "workspace": WorkspaceResource(root=str(root / "ws1" / "data"))}
+    resources = {**lake.resources(), "workspace": registry_resource(root / "ws1")}
     assert dg.materialize([raw_users, raw_photos, stage_users, stage_photos, photo_features], resources=resources).success
     for day in ("2026-11-01", "2026-11-02"):
         assert dg.materialize([stage_events], partition_key=day, resources=resources).success
@@ -52,40 +48,60 @@ def shard_lake(tmp_path_factory):
     return lake, root, resources
 
 
-def build(resources, repo: Path, **config) -> dg.ExecuteInProcessResult:
-    res = {**resources, "workspace": WorkspaceResource(root=str(repo / "data"))}
+def build(resources, where: Path, **config) -> dg.ExecuteInProcessResult:
+    """Build the day into a registry of its own at `where/registry` (remote `where/dvc-remote`)."""
+    res = {**resources, "workspace": registry_resource(where)}
     return dg.materialize([training_shards], partition_key=DAY, resources=res,
                           run_config={"ops": {"shards__training_shards": {"config": {"target_shard_mb": 1, **config}}}})
+
+
+def assert_pinned_as_a_commit(registry: Path, day: str, commit: str) -> None:
+    """The pin is a commit of the registry holding the day's `.dvc` file, nothing is left
+    uncommitted, and every object of it is on the DVC remote."""
+    assert run_cli(registry, "git", "log", "--oneline", "--", f"shards/dt={day}.dvc").stdout.strip()
+    assert run_cli(registry, "git", "status", "--porcelain").stdout == ""
+    assert run_cli(registry, "git", "rev-parse", "HEAD").stdout.strip() == commit
+    committed = run_cli(registry, "git", "show", f"HEAD:shards/dt={day}.dvc").stdout
+    assert committed == (registry / f"shards/dt={day}.dvc").read_text()
+    status = run_cli(registry, dvc_executable(), "status", "--json")
+    assert json.loads(status.stdout) == {}  # the workspace holds what the .dvc file records
+    cloud = run_cli(registry, dvc_executable(), "status", "--cloud", "--json")
+    assert json.loads(cloud.stdout or "{}") == {}  # and the remote holds every object of it
 
 
 def test_shards_are_byte_identical_across_builds_and_indexed(shard_lake) -> None:
     lake, root, resources = shard_lake
     first, second = build(resources, root / "a"), build(resources, root / "b")
     assert first.success and second.success
-    index_a = json.loads((root / "a" / f"data/shards/dt={DAY}/index.json").read_text())
-    index_b = json.loads((root / "b" / f"data/shards/dt={DAY}/index.json").read_text())
+    shards_a, shards_b = root / "a" / "registry" / f"shards/dt={DAY}", root / "b" / "registry" / f"shards/dt={DAY}"
+    index_a = json.loads((shards_a / "index.json").read_text())
+    index_b = json.loads((shards_b / "index.json").read_text())
     assert index_a == index_b and len(index_a["shards"]) >= 2  # 1 MB target: several shards
     for shard in index_a["shards"]:
-        data = (root / "a" / f"data/shards/dt={DAY}" / shard["name"]).read_bytes()
+        data = (shards_a / shard["name"]).read_bytes()
         assert hashlib.sha256(data).hexdigest() == shard["sha256"] and len(data) == shard["bytes"]
     meta = [m.materialization.metadata for m in first.get_asset_materialization_events()][0]
     assert meta["rows_without_embeddings"].value >= 0
-    table = pa.concat_tables(pq.read_table(p) for p in shard_paths([root / "a" / f"data/shards/dt={DAY}"]))
+    table = pa.concat_tables(pq.read_table(p) for p in shard_paths([shards_a]))
     assert table.num_rows == sum(s["samples"] for s in index_a["shards"]) == meta["samples"].value
     assert 2 not in table["photo_id"].to_pylist()  # the broken image's photo is left out, the rest ship
     views = table.group_by("photo_id").aggregate([("view", "count")])
     assert set(views["view_count"].to_pylist()) == {2}
     # pinned by DVC: the .dvc hash is the data version, equal across identical builds, status clean
     mats = [r.get_asset_materialization_events()[0].materialization for r in (first, second)]
-    dvc_a = yaml.safe_load((root / "a" / f"data/shards/dt={DAY}.dvc").read_text())["outs"][0]["md5"]
-    assert mats[0].tags["dagster/data_version"] == mats[1].tags["dagster/data_version"] == dvc_a
-    assert meta["dvc_hash"].value == dvc_a
-    status = subprocess.run([str(Path(sys.executable).with_name("dvc")), "status", "--json"], cwd=root / "a",
-                            capture_output=True, text=True, check=True)
-    assert json.loads(status.stdout) == {}
+    dvc_a = yaml.safe_load((root / "a" / "registry" / f"shards/dt={DAY}.dvc").read_text())["outs"][0]["md5"]
+    dvc_b = yaml.safe_load((root / "b" / "registry" / f"shards/dt={DAY}.dvc").read_text())["outs"][0]["md5"]
+    assert mats[0].tags["dagster/data_version"] == mats[1].tags["dagster/data_version"] == dvc_a == dvc_b
+    assert meta["dvc_hash"].value == dvc_a and meta["dvc_file"].value == f"shards/dt={DAY}.dvc"
+    # each pin is a commit of its registry, made after the push: the remote has the objects
+    for where, mat in zip(("a", "b"), mats):
+        assert_pinned_as_a_commit(root / where / "registry", DAY, mat.metadata["registry_commit"].value)
     other_seed = build(resources, root / "c", seed=1)
-    index_c = json.loads((root / "c" / f"data/shards/dt={DAY}/index.json").read_text())
+    index_c = json.loads((root / "c" / "registry" / f"shards/dt={DAY}/index.json").read_text())
     assert other_seed.success and index_c["shards"][0]["sha256"] != index_a["shards"][0]["sha256"]
+    meta_c = other_seed.get_asset_materialization_events()[0].materialization.metadata
+    assert meta_c["dvc_hash"].value != dvc_a  # other bytes, another data version
+    assert_pinned_as_a_commit(root / "c" / "registry", DAY, meta_c["registry_commit"].value)
 
 
 class _SlowDisk:
@@ -141,8 +157,8 @@ def test_a_killed_write_leaves_no_shard_that_looks_complete(tmp_path) -> None:
 
 def test_reader_order_is_a_function_of_seed_and_epoch_and_resumes(shard_lake) -> None:
     lake, root, resources = shard_lake
-    build(resources, root / "r")
-    paths = shard_paths([root / "r" / f"data/shards/dt={DAY}"])
+    assert build(resources, root / "r").success
+    paths = shard_paths([root / "r" / "registry" / f"shards/dt={DAY}"])
     ids = lambda ds: [(s["photo_id"], s["view"]) for s in ds]  # noqa: E731
     a = ids(ShardDataset(paths, seed=3, epoch=0, shuffle_buffer=64))
     assert a == ids(ShardDataset(paths, seed=3, epoch=0, shuffle_buffer=64))

@@ -1,6 +1,6 @@
 """The Dagster UI in a real browser: headless Chromium (Debian's package) driven by
 Playwright opens the webserver, finds the asset layers, and opens a shard materialization
-whose metadata shows the DVC hash. Screenshots go to test-artifacts/."""
+whose metadata shows the DVC hash and the registry commit. Screenshots go to test-artifacts/."""
 
 import os
 import shutil
@@ -13,7 +13,7 @@ from pathlib import Path
 import dagster as dg
 import yaml
 
-from platform_assets_tests.conftest import dvc_repo, make_lake
+from platform_assets_tests.conftest import make_lake, run_cli
 from platform_assets_tests.production_stack import FAST_EMBEDDINGS, free_port, stop_process_group, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,7 +42,7 @@ def test_ui_shows_the_layers_and_a_shard_materialization_with_its_dvc_hash(tmp_p
     home.mkdir()
     shutil.copy(ROOT / "deploy" / "local" / "dagster.yaml", home)
     env = {"DAGSTER_HOME": str(home), "PLATFORM_ASSETS_LAKE": lake.store.root, "PLATFORM_ASSETS_APP_DB_URL": lake.app_db_url,
-           "PLATFORM_ASSETS_WORKSPACE": str(dvc_repo(tmp_path / "repo") / "data")}
+           "PLATFORM_ASSETS_WORKSPACE": str(tmp_path / "registry"), "PLATFORM_ASSETS_DVC_REMOTE": str(tmp_path / "dvc-remote")}
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     from platform_assets.definitions import defs
@@ -55,7 +55,10 @@ def test_ui_shows_the_layers_and_a_shard_materialization_with_its_dvc_hash(tmp_p
         assert d.resolve_job_def("features_job").execute_in_process(instance=instance, tags=RANGE).success
         assert d.resolve_job_def("embeddings_job").execute_in_process(instance=instance, run_config=FAST_EMBEDDINGS).success
         assert d.resolve_job_def("shards_job").execute_in_process(instance=instance, partition_key="2026-11-01").success
-    dvc_hash = yaml.safe_load(Path(env["PLATFORM_ASSETS_WORKSPACE"], "shards", "dt=2026-11-01.dvc").read_text())["outs"][0]["md5"]
+    registry = Path(env["PLATFORM_ASSETS_WORKSPACE"])
+    dvc_hash = yaml.safe_load((registry / "shards" / "dt=2026-11-01.dvc").read_text())["outs"][0]["md5"]
+    commit = run_cli(registry, "git", "rev-parse", "HEAD").stdout.strip()  # the pin's commit in the registry
+    assert run_cli(registry, "git", "log", "--oneline", "--", "shards/dt=2026-11-01.dvc").stdout.strip()
 
     port = free_port()
     web = subprocess.Popen([str(Path(sys.executable).with_name("dagster-webserver")), "-w", "workspace.yaml",
@@ -86,6 +89,7 @@ def test_ui_shows_the_layers_and_a_shard_materialization_with_its_dvc_hash(tmp_p
             page.goto(f"http://127.0.0.1:{port}/assets/shards/training_shards?partition=2026-11-01",
                       wait_until="networkidle", timeout=120_000)
             page.get_by_text(dvc_hash).first.wait_for(timeout=60_000)
+            page.get_by_text(commit).first.wait_for(timeout=60_000)
             page.screenshot(path=str(ARTIFACTS / "shard-materialization.png"), full_page=True)
             browser.close()
     finally:
