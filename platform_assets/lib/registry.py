@@ -211,38 +211,49 @@ class Registry:
     # --- set-up ---------------------------------------------------------------------------
 
     def ensure(self) -> None:
-        """Create the registry (or clone it from `git_remote`) and point it at the remote."""
+        """Create the registry (or clone it from `git_remote`) and point it at the remote.
+
+        It counts as set up only once its first commit exists; until then every step is
+        repeated (each is safe to repeat), so a run killed mid set-up is finished by the next."""
         if self._ready:
             return
         with self._lock():
-            if not (self.root / ".git").exists():
-                self.git("init", "-q", "-b", BRANCH)
-                if self.git_remote:
-                    self.git("remote", "add", "origin", self.git_remote)
-                    self._fetch_git()
-                    if self.git("ls-remote", "--heads", "origin", BRANCH):
-                        self.git("checkout", "-q", "-B", BRANCH, f"origin/{BRANCH}")
-            if not self.git("config", "user.email", check=False):
-                self.git("config", "user.name", IDENTITY[0])
-                self.git("config", "user.email", IDENTITY[1])
-            if not (self.root / ".dvc").is_dir():
-                self.dvc("init", "-q")
-                self.dvc("config", "cache.type", CACHE_TYPE)
-                for folder, patterns in GITIGNORES.items():
-                    (self.root / folder).mkdir(parents=True, exist_ok=True)
-                    (self.root / folder / ".gitignore").write_text(patterns)
-                (self.root / ".gitignore").write_text(ROOT_GITIGNORE)
-                (self.root / ".dvcignore").write_text(f"{TEMP_PREFIX}*\n")  # a killed writer's temp file
-                self._configure_remote()
-                ours = [".dvc/config", ".dvc/.gitignore", ".dvcignore", ".gitignore",
-                        *(f"{folder}/.gitignore" for folder in GITIGNORES)]  # never a file we did not write
-                self._commit(ours, "data registry: DVC initialised, remote configured")
-                self._publish()
+            if not self._has_commit():
+                self._set_up()
             elif not self._remote_configured():
                 self._configure_remote()
                 self._commit([".dvc/config"], f"DVC remote {REMOTE} -> {self.remote_url}")
                 self._publish()
         self._ready = True
+
+    def _has_commit(self) -> bool:
+        return (self.root / ".git").exists() and self._run(["git", "rev-parse", "-q", "--verify", "HEAD"],
+                                                           check=False).returncode == 0
+
+    def _set_up(self) -> None:
+        self.git("init", "-q", "-b", BRANCH)  # also repairs a .git left half-made by a kill
+        if not self.git("config", "user.email", check=False):
+            self.git("config", "user.name", IDENTITY[0])
+            self.git("config", "user.email", IDENTITY[1])
+        if self.git_remote:
+            if self._run(["git", "remote", "get-url", "origin"], check=False).returncode:
+                self.git("remote", "add", "origin", self.git_remote)
+            self._fetch_git()
+            if self.git("ls-remote", "--heads", "origin", BRANCH):  # the registry exists: this host joins it
+                self.git("checkout", "-q", "-B", BRANCH, f"origin/{BRANCH}")
+                return
+        self.dvc("init", "-q", "--force")  # --force: over a .dvc/ a killed set-up left
+        self.dvc("config", "cache.type", CACHE_TYPE)
+        for folder, patterns in GITIGNORES.items():
+            (self.root / folder).mkdir(parents=True, exist_ok=True)
+            (self.root / folder / ".gitignore").write_text(patterns)
+        (self.root / ".gitignore").write_text(ROOT_GITIGNORE)
+        (self.root / ".dvcignore").write_text(f"{TEMP_PREFIX}*\n")  # a killed writer's temp file
+        self._configure_remote()
+        ours = [".dvc/config", ".dvc/.gitignore", ".dvcignore", ".gitignore",
+                *(f"{folder}/.gitignore" for folder in GITIGNORES)]  # never a file we did not write
+        self._commit(ours, "data registry: DVC initialised, remote configured")
+        self._publish()
 
     def _remote_lines(self) -> list[str]:
         lines = [f"url = {self.remote_url}"]
@@ -289,8 +300,7 @@ class Registry:
         return self._pin_result(rel, commit, time.perf_counter() - started)
 
     def _pin_locked(self, rel: str, message: str) -> str:
-        if not (self.root / f"{rel}.dvc").exists():
-            write_stub(self.root, rel)
+        write_stub(self.root, rel)  # always: a `.dvc` file a killed `dvc commit` left half-written is replaced
         self.dvc("commit", "--force", "--quiet", f"{rel}.dvc")
         pushed = self.dvc("push", "--quiet", "--remote", REMOTE, f"{rel}.dvc", check=False)
         if pushed.returncode:
@@ -348,9 +358,10 @@ class Registry:
         return bool(self.git("tag", "--list", tag))
 
     def pinned(self) -> list[str]:
-        """Every output pinned in the checked-out tree, shards then models."""
-        return [p.relative_to(self.root).as_posix().removesuffix(".dvc")
-                for folder in GITIGNORES for p in sorted((self.root / folder).glob("*.dvc"))]
+        """Every output whose `.dvc` file is committed, shards then models (a killed pin's
+        uncommitted stub is not a pin)."""
+        listed = self.git("ls-files", "--", *(f"{folder}/*.dvc" for folder in GITIGNORES)).splitlines()
+        return [path.removesuffix(".dvc") for path in listed]
 
     @contextlib.contextmanager
     def checkout(self, rev: str) -> Iterator[Path]:

@@ -186,19 +186,7 @@ KILL_POINTS: dict[str, Callable[[Path, Path], bool]] = {
 }
 
 
-# Known bug (platform_assets/lib/registry.py, Registry.ensure): a registry is taken as set up once
-# `.git` (and `.dvc`) exist, so a kill inside set-up (mid `git init`; or after `dvc init`, before
-# the ignore files, the remote and the first commit) leaves one that every rerun fails on or
-# leaves dirty. Remove these marks once set-up is judged by its first commit and redone when absent.
-SETUP_BUG = {
-    # strict: the kill always lands inside set-up (a second or more of DVC and git commands)
-    "dvc-init": pytest.mark.xfail(strict=True, raises=AssertionError, reason="Registry.ensure: half-made registry"),
-    # not strict: only a kill inside `git init` (a few ms) breaks it; one just after is repaired
-    "registry-init": pytest.mark.xfail(strict=False, raises=AssertionError, reason="Registry.ensure: half-made .git"),
-}
-
-
-@pytest.mark.parametrize("stage", [pytest.param(s, marks=SETUP_BUG.get(s, ())) for s in KILL_POINTS])
+@pytest.mark.parametrize("stage", list(KILL_POINTS))
 def test_killed_shard_write_and_pin_leave_the_registry_working_and_rerun_byte_identical(
     graph, shard_reference, stage
 ) -> None:
