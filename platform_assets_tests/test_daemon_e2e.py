@@ -20,6 +20,12 @@ SHARDS = dg.AssetKey(["shards", "training_shards"])
 EVENTS = dg.AssetKey(["staging", "events"])
 
 
+def failure_messages(instance: dg.DagsterInstance, run_id: str) -> list[str]:
+    """What a failed run's steps said: the test names the error, not only that a run failed."""
+    return [str(e.dagster_event.event_specific_data.error.message)
+            for e in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE)]
+
+
 def test_daemon_runs_the_graph_from_new_files_on_s3_and_postgres(tmp_path) -> None:
     with production_stack(tmp_path, SCALE) as stack:
         instance, lake = stack.instance, stack.lake
@@ -36,7 +42,10 @@ def test_daemon_runs_the_graph_from_new_files_on_s3_and_postgres(tmp_path) -> No
         events_runs = [r for r in instance.get_run_records() if r.dagster_run.job_name == "events_job"]
         assert sorted(r.dagster_run.tags.get("dagster/partition") for r in events_runs) == [
             "2026-11-01", "2026-11-02", "2026-11-03"]
-        assert all(r.dagster_run.is_success for r in instance.get_run_records() if r.dagster_run.is_finished)
+        failed = [r.dagster_run for r in instance.get_run_records() if r.dagster_run.is_finished
+                  and not r.dagster_run.is_success]
+        assert not failed, [(run.job_name, run.tags.get("dagster/partition"), failure_messages(instance, run.run_id))
+                            for run in failed]
         assert len(instance.get_run_records()) > runs_before
         query = {"query": "{ runsOrError { ... on Runs { results { runId status } } } }"}
         response = requests.post(f"{stack.webserver_url}/graphql", json=query, timeout=30).json()

@@ -72,7 +72,7 @@ def test_two_hosts_pinning_to_one_git_remote_both_land_and_tags_follow(tmp_path)
     model.mkdir(parents=True)
     (model / "weights.pt").write_bytes(b"w")
     host_b.pin(shard_dir("2026-11-02"), "b pins day 2")  # b is behind: rejected, fetch, rebase, push
-    day2 = host_b._committed_md5(shard_dir("2026-11-02"))
+    day2 = host_b.committed_md5(shard_dir("2026-11-02"))
     host_b.pin_model("models/popularity/m1", "popularity-model/m1", "model m1", {shard_dir("2026-11-02"): day2})
     subjects = run_cli(tmp_path, "git", "--git-dir", str(bare), "log", "--format=%s", "main").stdout.splitlines()
     assert subjects[:3] == ["model m1", "b pins day 2", "a pins day 1"]

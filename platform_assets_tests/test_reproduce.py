@@ -3,8 +3,9 @@
 Data version 1 -> model A; new and late logs -> version 2 -> model B. Then every model comes
 back by the README's plain recipe and by `reproduce`, in any order (A, B, A); after losing the
 whole cache; after a byte flips in a cache object (detected, named, healed; and with the remote
-gone too, a clear failure that leaves no bad bytes). The nightly model refuses a mixed
-workspace and, after `reproduce`, trains on the latest data."""
+gone too, a clear failure that leaves no bad bytes). The nightly model trains on the latest
+data whatever the workspace holds (after `reproduce`, after a manual checkout) and refuses,
+naming the partition, when the registry and Dagster's event log disagree."""
 
 import hashlib
 import json
@@ -22,7 +23,7 @@ from platform_assets.defs.models.assets import popularity_model
 from platform_assets.defs.shards.assets import training_shards
 from platform_assets.defs.staging.app_tables import stage_photos, stage_users
 from platform_assets.defs.staging.events import stage_events
-from platform_assets.lib.model.run import MixedWorkspaceError, reproduce, verify_model, verify_workspace
+from platform_assets.lib.model.run import StaleRegistryError, reproduce, verify_model, verify_workspace
 from platform_assets.lib.registry import RestoreError, cache_object, dvc_executable, model_dir, shard_dir
 from platform_assets.lib.simulator import LakeScale, append_hour
 from platform_assets.lib.simulator.generate import TRUTH_KEY
@@ -166,16 +167,19 @@ def test_reproduce_in_any_order_leaves_the_workspace_on_the_latest_data(two_mode
     assert again["model_id"].value == two_models["b"]["model_id"].value
 
 
-def test_a_mixed_workspace_is_refused_naming_the_partitions(two_models) -> None:
+def test_a_manual_checkout_in_the_workspace_does_not_change_what_trains(two_models) -> None:
+    """The nightly model reads a verified snapshot of the registry's last commit, never the
+    live workspace: after the README recipe left model A's shards there, it still trains on
+    the latest data (B's inputs, so B's id) and leaves the user's checkout alone."""
     registry, root = two_models["registry"], two_models["registry"].root
     run_cli(root, "git", "checkout", two_models["a"]["registry_tag"].value, "--", "shards")
     run_cli(root, dvc_executable(), "checkout")
+    mixed = shard_bytes(root)
+    assert mixed != two_models["v2"]
     try:
-        result = dg.materialize([popularity_model], resources=two_models["resources"], instance=two_models["instance"],
-                                run_config=MODEL, raise_on_error=False)
-        assert not result.success
-        error = str(result.failure_data_for_node("models__popularity_model").error)
-        assert MixedWorkspaceError.__name__ in error and "2026-11-01" in error
+        assert train(two_models["resources"], two_models["instance"])["model_id"].value == \
+            two_models["b"]["model_id"].value
+        assert shard_bytes(root) == mixed
     finally:
         run_cli(root, "git", "checkout", "HEAD", "--", "shards")
         run_cli(root, dvc_executable(), "checkout")
@@ -265,3 +269,26 @@ def test_the_cli_runs_against_the_registry_from_the_environment(two_models, tmp_
     assert json.loads(done.stdout)["outputs"] == len(DAYS) + 2  # every shard partition and both models
     missing = run_cli(tmp_path, CLI, "verify", "0123456789ab", check=False, env=cli_env(two_models))
     assert missing.returncode == 2 and "no model '0123456789ab'" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_a_registry_that_disagrees_with_the_event_log_is_refused_naming_the_partition(two_models) -> None:
+    """A partition pinned outside Dagster (so the event log's latest is not what the registry
+    holds) stops training with the partition's name; re-pinning the latest bytes clears it."""
+    registry, day = two_models["registry"], DAYS[0]
+    rel = shard_dir(day)
+    original = registry.committed_md5(rel)
+    index = registry.root / rel / "index.json"
+    saved = index.read_bytes()
+    index.chmod(0o644)
+    index.write_bytes(saved + b"\n")
+    registry.pin(rel, "pinned by hand, outside Dagster")
+    try:
+        result = dg.materialize([popularity_model], resources=two_models["resources"], instance=two_models["instance"],
+                                run_config=MODEL, raise_on_error=False)
+        assert not result.success
+        error = str(result.failure_data_for_node("models__popularity_model").error)
+        assert StaleRegistryError.__name__ in error and day in error and original in error
+    finally:
+        index.write_bytes(saved)
+        registry.pin(rel, "the latest materialization again")
+    assert registry.committed_md5(rel) == original

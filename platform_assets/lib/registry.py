@@ -42,6 +42,7 @@ REMOTE = "storage"  # the registry's one DVC remote
 BRANCH = "main"
 CACHE_TYPE = "reflink,copy"  # never hard links or symlinks: see the module docstring
 LOCK_TIMEOUT_S = 600
+HEAL_PASSES = 3
 GIT_PUSH_ATTEMPTS = 5
 IDENTITY = ("platform-assets", "platform-assets@localhost")  # used only where git has none configured
 SHARDS = "shards"
@@ -129,7 +130,8 @@ def cache_object(cache: Path, md5: str) -> Path:
 def write_stub(repo: Path, rel: str) -> None:
     """A `.dvc` file naming an output not yet hashed. `dvc commit` fills it in and, unlike
     `dvc add`, never loads every other `.dvc` file to do so: pin cost stays flat with history."""
-    (repo / f"{rel}.dvc").write_text(yaml.safe_dump({"outs": [{"path": Path(rel).name}]}))  # quoted: ids like 1e5 are floats
+    # JSON is YAML with every string quoted: an id like 1e5 or 0123 stays a name, not a number
+    (repo / f"{rel}.dvc").write_text(json.dumps({"outs": [{"path": Path(rel).name}]}) + "\n")
 
 
 def read_dvc_file(path: Path) -> dict:
@@ -183,6 +185,9 @@ class Registry:
     git_remote: str | None = None
     _ready: bool = field(default=False, repr=False)
 
+    def __post_init__(self) -> None:
+        self.root = Path(self.root).resolve()  # clones and config.local need an absolute path
+
     @property
     def cache(self) -> Path:
         return self.root / ".dvc" / "cache"
@@ -199,10 +204,10 @@ class Registry:
         return self._run(["git", *args], cwd, check).stdout.strip()
 
     def dvc(self, *args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:
-        return self._run([dvc_executable(), *args], cwd, check)
+        return self._run([dvc_executable(), "--wait-for-lock", *args], cwd, check)
 
     @contextlib.contextmanager
-    def _lock(self) -> Iterator[None]:
+    def locked(self) -> Iterator[None]:
         """Pins, tags and registry set-up from parallel runs on one machine, one at a time."""
         self.root.mkdir(parents=True, exist_ok=True)
         with FileLock(str(self.root / ".platform-assets.lock"), timeout=LOCK_TIMEOUT_S):
@@ -217,10 +222,13 @@ class Registry:
         repeated (each is safe to repeat), so a run killed mid set-up is finished by the next."""
         if self._ready:
             return
-        with self._lock():
+        with self.locked():
             if not self._has_commit():
                 self._set_up()
-            elif not self._remote_configured():
+            elif self.git_remote and self._run(["git", "remote", "get-url", "origin"], check=False).returncode:
+                self.git("remote", "add", "origin", self.git_remote)  # a registry that gets a git remote later
+                self._publish()
+            if not self._remote_configured():
                 self._configure_remote()
                 self._commit([".dvc/config"], f"DVC remote {REMOTE} -> {self.remote_url}")
                 self._publish()
@@ -238,8 +246,11 @@ class Registry:
         if self.git_remote:
             if self._run(["git", "remote", "get-url", "origin"], check=False).returncode:
                 self.git("remote", "add", "origin", self.git_remote)
-            self._fetch_git()
-            if self.git("ls-remote", "--heads", "origin", BRANCH):  # the registry exists: this host joins it
+            listed = self._run(["git", "ls-remote", "--heads", "origin", BRANCH], check=False)
+            if listed.returncode:
+                raise RegistryUnavailableError(f"git remote {self.git_remote} unreachable: {_tail(listed)}")
+            if listed.stdout.strip():  # the registry exists: this host joins it
+                self._fetch_git()
                 self.git("checkout", "-q", "-B", BRANCH, f"origin/{BRANCH}")
                 return
         self.dvc("init", "-q", "--force")  # --force: over a .dvc/ a killed set-up left
@@ -260,7 +271,7 @@ class Registry:
         return lines + ([f"endpointurl = {self.s3_endpoint_url}"] if self.s3_endpoint_url else [])
 
     def _remote_configured(self) -> bool:
-        config = (self.root / ".dvc" / "config").read_text()
+        config = {line.strip() for line in (self.root / ".dvc" / "config").read_text().splitlines()}
         return f"remote = {REMOTE}" in config and all(line in config for line in self._remote_lines())
 
     def _configure_remote(self) -> None:
@@ -277,10 +288,10 @@ class Registry:
         (and push the commit). Done only at the end; a rerun after a crash finishes the job."""
         self.ensure()
         started = time.perf_counter()
-        with self._lock():
-            commit = self._pin_locked(rel, message)
+        with self.locked():
+            self._pin_locked(rel, message)
             self._publish()
-        return self._pin_result(rel, commit, time.perf_counter() - started)
+        return self._pin_result(rel, self.head(), time.perf_counter() - started)
 
     def pin_model(self, rel: str, tag: str, message: str, shards: dict[str, str]) -> Pin:
         """Pin a model directory and tag the commit. `shards` maps each shard output the model
@@ -288,16 +299,21 @@ class Registry:
         so a partition re-pinned while the model trained fails the tag instead of lying."""
         self.ensure()
         started = time.perf_counter()
-        with self._lock():
-            moved = {rel_: md5 for rel_, md5 in shards.items() if self._committed_md5(rel_) != md5}
-            if moved:
-                raise RegistryError(f"shards re-pinned while the model trained (no tag made): {sorted(moved)}; "
-                                    "train again on the latest versions")
-            commit = self._pin_locked(rel, message)
-            if not self.git("tag", "--list", tag):
+        with self.locked():
+            self._check_unmoved(shards)
+            self._pin_locked(rel, message)
+            self._publish()  # may rebase onto another host's pins: check again before tagging
+            self._check_unmoved(shards)
+            if not self.has_tag(tag):
                 self.git("tag", "-a", tag, "-m", message)
-            self._publish(tags=[tag])
-        return self._pin_result(rel, commit, time.perf_counter() - started)
+            self._publish_tag(tag)
+        return self._pin_result(rel, self.git("rev-list", "-n1", tag), time.perf_counter() - started)
+
+    def _check_unmoved(self, shards: dict[str, str]) -> None:
+        moved = sorted(rel for rel, md5 in shards.items() if self.committed_md5(rel) != md5)
+        if moved:
+            raise RegistryError(f"shards re-pinned while the model trained (no tag made): {moved}; "
+                                "train again on the latest versions")
 
     def _pin_locked(self, rel: str, message: str) -> str:
         write_stub(self.root, rel)  # always: a `.dvc` file a killed `dvc commit` left half-written is replaced
@@ -312,8 +328,9 @@ class Registry:
         out = read_dvc_file(self.root / f"{rel}.dvc")
         return Pin(rel, f"{rel}.dvc", out["md5"], out.get("nfiles", 1), out.get("size", 0), commit, seconds)
 
-    def _committed_md5(self, rel: str) -> str | None:
-        shown = self._run(["git", "show", f"HEAD:{rel}.dvc"], check=False)
+    def committed_md5(self, rel: str, rev: str = "HEAD") -> str | None:
+        """The hash `rel`'s `.dvc` file records at `rev` (None: not pinned there)."""
+        shown = self._run(["git", "show", f"{rev}:{rel}.dvc"], check=False)
         return yaml.safe_load(shown.stdout)["outs"][0].get("md5") if shown.returncode == 0 else None
 
     def _commit(self, paths: list[str], message: str) -> str:
@@ -324,30 +341,36 @@ class Registry:
         return self.git("rev-parse", "HEAD")
 
     def _fetch_git(self) -> None:
-        fetched = self._run(["git", "fetch", "-q", "--tags", "origin"], check=False)
+        fetched = self._run(["git", "fetch", "-q", "origin", BRANCH], check=False)
         if fetched.returncode:
             raise RegistryUnavailableError(f"git remote {self.git_remote} unreachable: {_tail(fetched)}")
 
-    def _publish(self, tags: Sequence[str] = ()) -> None:
-        """Push the branch and `tags` to the git remote. Hosts pinning at once race: fetch,
-        rebase our one-file commits on theirs, re-point our tags, try again."""
+    def _publish(self) -> None:
+        """Push the branch to the git remote. Hosts pinning at once race: fetch, rebase our
+        one-file commits on theirs (a user's uncommitted checkout of old `.dvc` files is
+        stashed around it), try again."""
         if not self.git_remote:
             return
         for attempt in range(GIT_PUSH_ATTEMPTS):
-            pushed = self._run(["git", "push", "-q", "origin", f"{BRANCH}:{BRANCH}", *(f"refs/tags/{t}" for t in tags)],
-                               check=False)
+            pushed = self._run(["git", "push", "-q", "origin", f"{BRANCH}:{BRANCH}"], check=False)
             if pushed.returncode == 0:
                 return
             self._fetch_git()
-            if self._run(["git", "rebase", "-q", f"origin/{BRANCH}"], check=False).returncode:
+            if self._run(["git", "rebase", "-q", "--autostash", f"origin/{BRANCH}"], check=False).returncode:
                 self._run(["git", "rebase", "--abort"], check=False)
-                raise RegistryError(f"our pin conflicts with one on {self.git_remote} (the same output pinned twice "
-                                    "at once?): resolve it in the registry and rerun")
-            for tag in tags:
-                self.git("tag", "-f", "-a", tag, "-m", self.git("tag", "-l", "--format=%(contents)", tag))
+                raise RegistryError(f"our pin conflicts with one on {self.git_remote} (the same output pinned on two "
+                                    f"hosts at once?): resolve it in {self.root} and rerun")
             time.sleep(0.2 * 2**attempt)
         raise RegistryUnavailableError(f"pushing to git remote {self.git_remote} failed {GIT_PUSH_ATTEMPTS} times: "
                                        f"{_tail(pushed)}")
+
+    def _publish_tag(self, tag: str) -> None:
+        """Push a tag once its commit is on the remote's branch (a tag is never moved once pushed)."""
+        if not self.git_remote:
+            return
+        pushed = self._run(["git", "push", "-q", "origin", f"refs/tags/{tag}"], check=False)
+        if pushed.returncode:
+            raise RegistryUnavailableError(f"pushing tag {tag} to git remote {self.git_remote} failed: {_tail(pushed)}")
 
     # --- restores -------------------------------------------------------------------------
 
@@ -395,34 +418,40 @@ class Registry:
             return []
         if checkout:  # objects missing from the cache fail here and are fetched below
             self.dvc("checkout", "--quiet", "--force", *targets, cwd=repo, check=False)
+        healed: list[Damage] = []
         damage = verify(repo, self.cache, rels)
-        if not damage:
-            return []
-        for d in damage:  # DVC re-creates neither: it trusts an object that exists, and a file its state knows
-            if d.cache_object.is_file() and not _intact(d.cache_object):
-                d.cache_object.chmod(0o644)
-                d.cache_object.unlink()
-            if d.file.is_file():
-                d.file.unlink()
-        fetched = self.dvc("fetch", "--quiet", "--remote", REMOTE, *targets, cwd=repo, check=False)
-        self.dvc("checkout", "--quiet", "--force", *targets, cwd=repo, check=False)
-        left = verify(repo, self.cache, rels)
-        if left:
-            for d in left:
+        for _ in range(HEAL_PASSES):  # a corrupt listing hides its files' damage until it is healed
+            if not damage:
+                return healed
+            healed += damage
+            for d in damage:  # DVC re-creates neither: it trusts an object that exists, and a file its state knows
+                if d.cache_object.is_file() and not _intact(d.cache_object):
+                    d.cache_object.chmod(0o644)
+                    d.cache_object.unlink()
                 if d.file.is_file():
                     d.file.unlink()
-            lost = "\n  ".join(str(d) for d in left)
-            why = f"; the remote said: {_tail(fetched)}" if fetched.returncode else " (the remote's copy is bad too)"
-            raise RestoreError(f"no good copy in the cache or on the remote {self.remote_url}{why}; "
-                               f"removed from the workspace, so no bad bytes are used:\n  {lost}")
-        return damage
+            fetched = self.dvc("fetch", "--quiet", "--remote", REMOTE, *targets, cwd=repo, check=False)
+            self.dvc("checkout", "--quiet", "--force", *targets, cwd=repo, check=False)
+            left = verify(repo, self.cache, rels)
+            if {str(d) for d in left} == {str(d) for d in damage}:
+                break  # no progress: the remote has no better copy
+            damage = left
+        for d in damage:
+            if d.file.is_file():
+                d.file.unlink()
+        lost = "\n  ".join(str(d) for d in damage)
+        why = f"; the remote said: {_tail(fetched)}" if fetched.returncode else " (the remote's copy is bad too)"
+        raise RestoreError(f"no good copy in the cache or on the remote {self.remote_url}{why}; "
+                           f"removed from the workspace, so no bad bytes are used:\n  {lost}")
 
-    def missing_on_remote(self, rels: Sequence[str]) -> list[str]:
-        """Outputs among `rels` whose objects the DVC remote lacks."""
-        status = self.dvc("status", "--cloud", "--remote", REMOTE, "--json", *(f"{r}.dvc" for r in rels), check=False)
+    def missing_on_remote(self, rels: Sequence[str], repo: Path | None = None) -> list[str]:
+        """Outputs among `rels` (as checked out in `repo`, default the registry) whose objects
+        the DVC remote lacks."""
+        status = self.dvc("status", "--cloud", "--remote", REMOTE, "--json", *(f"{r}.dvc" for r in rels), cwd=repo,
+                          check=False)
         if status.returncode:
             raise RegistryUnavailableError(f"cannot list the DVC remote {self.remote_url}: {_tail(status)}")
-        lacking = json.loads(status.stdout or "{}")
+        lacking = [key for key, state in json.loads(status.stdout or "{}").items() if state in ("new", "missing")]
         return sorted(rel for rel in rels if any(key == rel or key.startswith(f"{rel}/") for key in lacking))
 
 

@@ -25,7 +25,6 @@ from platform_assets.lib.registry import (
     model_tag,
     pinned_md5,
     shard_dir,
-    verify,
 )
 
 
@@ -33,8 +32,8 @@ class ReproductionError(RuntimeError):
     """The retrained metrics differ from the manifest."""
 
 
-class MixedWorkspaceError(RegistryError):
-    """The workspace does not hold the versions a training run was asked to use."""
+class StaleRegistryError(RegistryError):
+    """The registry's last commit does not hold the versions a training run was asked to use."""
 
 
 def _index(workspace: Path, day: str) -> list[dict]:
@@ -66,47 +65,44 @@ def evaluate(workspace: Path, days: list[str], config: TrainConfig, truth: pa.Ta
     return model.state_dict(), metrics
 
 
-def check_workspace(registry: Registry, versions: dict[str, str]) -> None:
-    """Refuse to train unless every day holds, byte for byte, the version asked for (the latest
-    materialization) and the DVC remote has it: never a mix left by a manual checkout."""
-    rels = {day: shard_dir(day) for day in versions}
-    stale = [f"{day} (workspace {pinned_md5(registry.root, rel)}, latest {versions[day]})"
-             for day, rel in rels.items() if pinned_md5(registry.root, rel) != versions[day]]
-    damaged = [str(d) for d in verify(registry.root, registry.cache, list(rels.values()))] if not stale else []
-    if stale or damaged:
-        raise MixedWorkspaceError(
-            "the workspace does not hold the latest shards of these partitions, so training would read a mix: "
-            f"{stale or damaged}. Return it to the latest data with `git checkout HEAD -- shards && dvc checkout` "
-            f"in {registry.root}, then `platform-assets verify`"
-        )
-    if missing := registry.missing_on_remote(list(rels.values())):
-        raise RegistryError(f"the DVC remote {registry.remote_url} lacks {missing}: a model is only trained on "
-                            "data that can be restored; rerun their shard partitions to push them")
-
-
 def train_model(registry: Registry, versions: dict[str, str], config: TrainConfig,
                 truth: pa.Table | None) -> tuple[str, dict]:
-    """Train on the days of `versions` (day -> DVC hash; the last is the holdout) after checking
-    the workspace holds exactly them; write weights and manifest; return (id, manifest)."""
+    """Train on the days of `versions` (day -> DVC hash of its latest materialization; the last
+    day is the holdout); write weights and manifest into the registry; return (id, manifest).
+
+    Training reads a snapshot: a temporary checkout of the registry's last commit, every byte
+    verified against DVC's records (healed from the remote), never the live workspace, which a
+    manual `git checkout` of an old model or a shard run in progress may have mixed. The
+    registry must hold exactly the asked-for versions, and the remote must have them."""
     days = sorted(versions)
     if len(days) < 2:
         raise ValueError(f"need shards of at least 2 days with samples (one to hold out), found {days}")
-    check_workspace(registry, versions)
-    workspace = registry.root
-    shards = [shard_entry(workspace, d) for d in days]
-    code = code_version()
-    mid = model_id(shards, code, config.seed, asdict(config))
-    state, metrics = evaluate(workspace, days, config, truth)
+    rels = [shard_dir(day) for day in days]
+    head = registry.head()
+    stale = [f"{day} (registry {registry.committed_md5(rel, head)}, latest materialization {versions[day]})"
+             for day, rel in zip(days, rels) if registry.committed_md5(rel, head) != versions[day]]
+    if stale:
+        raise StaleRegistryError(f"the data registry's last commit does not hold the latest materialization of "
+                                 f"{stale}: materialize those shards partitions again, then train")
+    with registry.checkout(head) as snapshot:
+        registry.restore(snapshot, rels)
+        if missing := registry.missing_on_remote(rels, snapshot):
+            raise RegistryError(f"the DVC remote {registry.remote_url} lacks {missing}: a model is only trained on "
+                                "data that can be restored; rerun their shard partitions to push them")
+        shards = [shard_entry(snapshot, d) for d in days]
+        code = code_version()
+        mid = model_id(shards, code, config.seed, asdict(config))
+        state, metrics = evaluate(snapshot, days, config, truth)
     buf = io.BytesIO()
     torch.save(state, buf)
     manifest = {
         "model_id": mid, "data_version": hashlib.sha256("".join(s["md5"] for s in shards).encode()).hexdigest()[:16],
         "shards": shards, "code_version": code, "source_git": git_revision(Path(platform_assets.__file__).parent),
-        "registry": {"tag": model_tag(mid), "data_commit": registry.head(), "dvc_remote": registry.remote_url},
+        "registry": {"tag": model_tag(mid), "data_commit": head, "dvc_remote": registry.remote_url},
         "seed": config.seed, "config": asdict(config), "packages": package_versions(), "metrics": metrics,
         "weights_sha256": hashlib.sha256(buf.getvalue()).hexdigest(),
     }
-    out = workspace / model_dir(mid)
+    out = registry.root / model_dir(mid)
     out.mkdir(parents=True, exist_ok=True)
     (out / "weights.pt").write_bytes(buf.getvalue())
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
@@ -142,10 +138,12 @@ def verify_model(registry: Registry, mid: str) -> dict:
 
 
 def verify_workspace(registry: Registry) -> dict:
-    """Hash every pinned output in the workspace against its `.dvc` file, healing from the remote."""
+    """Hash every pinned output in the workspace against its `.dvc` file, healing from the remote
+    (holding the registry's lock: a pin in progress is never healed away under its writer)."""
     registry.ensure()
-    rels = registry.pinned()
-    healed = registry.restore(registry.root, rels, checkout=False)
+    with registry.locked():
+        rels = registry.pinned()
+        healed = registry.restore(registry.root, rels, checkout=False)
     return {"registry": str(registry.root), "outputs": len(rels), "healed": [str(d) for d in healed], "verified": True}
 
 
