@@ -18,6 +18,8 @@ from platform_assets_tests.production_stack import production_stack, wait_for
 SCALE = LakeScale(users=60, photos=200, days=2, events_per_day=3000, defect_rate=0.005, seed=9)
 SHARDS = dg.AssetKey(["shards", "training_shards"])
 EVENTS = dg.AssetKey(["staging", "events"])
+IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+             dg.DagsterRunStatus.STARTED]
 
 
 def failure_messages(instance: dg.DagsterInstance, run_id: str) -> list[str]:
@@ -30,9 +32,12 @@ def test_daemon_runs_the_graph_from_new_files_on_s3_and_postgres(tmp_path) -> No
     with production_stack(tmp_path, SCALE) as stack:
         instance, lake = stack.instance, stack.lake
         wait_for(lambda: len(instance.get_materialized_partitions(EVENTS)) == 2, 240, "events of both days")
-        wait_for(lambda: "2026-11-01" in instance.get_materialized_partitions(SHARDS), 300,
-                 "shards of the first day (events -> features -> shards, all by sensors)")
+        wait_for(lambda: {"2026-11-01", "2026-11-02"} <= instance.get_materialized_partitions(SHARDS)
+                 and not instance.get_run_records(dg.RunsFilter(statuses=IN_FLIGHT)), 420,
+                 "shards of both days (events -> features -> shards, all by sensors), no run in flight")
         runs_before = len(instance.get_run_records())
+        # Restarted between runs: the default run launcher's runs are the daemon's children (in
+        # production the ECS or Kubernetes launcher runs them apart, and a restart leaves them be).
         stack.restart_daemon()  # the sensors' cursors live in PostgreSQL: nothing seen is requested again
         key = "logs/dt=2026-11-02/hour=05/part-00.jsonl.gz"
         lake.write_bytes(key, lake.read_bytes(key))  # the same file delivered twice
