@@ -45,7 +45,10 @@ BAD_LINES = [
         (ev(photo_id=None), "missing_field: photo_id (required for view)"),
         (ev(ts="2026-11-02T00:00:00Z"), "timestamp_outside_partition: 2026-11-02T00:00:00Z"),
         (ev(ts="1970-01-01T00:00:00Z"), "timestamp_outside_partition: 1970-01-01T00:00:00Z"),
-        ("", "malformed_json"),
+        (ev(event_id=""), "missing_event_id: empty or whitespace only"),
+        (ev(event_id=" \t "), "missing_event_id: empty or whitespace only"),
+        (ev(ts="2026-11-01"), "bad_timestamp: 2026-11-01"),  # a date is not a time
+        (ev(ts="2026-10-31T24:00:00Z"), "bad_timestamp: 2026-10-31T24:00:00Z"),  # not 11-01 00:00: hours are 00-23
 ]
 
 
@@ -154,3 +157,25 @@ def test_zero_byte_file_is_reported(tmp_path) -> None:
     result = run(tmp_path, {"p": b"", "q": [ev("a")]})
     assert result.events["event_id"].to_pylist() == ["a"]
     assert result.quarantine["reason"].to_pylist() == ["empty file: zero bytes is not a gzip stream"]
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_record(tmp_path) -> None:
+    result = run(tmp_path, {"p": gzip.compress(b"\xef\xbb\xbf" + (ev("a") + "\n" + ev("b") + "\n").encode())})
+    assert result.events["event_id"].to_pylist() == ["a", "b"] and result.quarantine.num_rows == 0
+
+
+def test_blank_lines_are_counted_not_quarantined(tmp_path) -> None:
+    result = run(tmp_path, {"p": ["", ev("a"), "   ", "\t", ev("b", compact=False), ""]})
+    assert sorted(result.events["event_id"].to_pylist()) == ["a", "b"]
+    assert result.quarantine.num_rows == 0 and result.stats["quarantined"] == 0
+    assert result.stats["blank_lines"] == 4
+
+
+def test_a_timestamp_without_a_zone_is_read_as_utc_and_counted(tmp_path) -> None:
+    result = run(tmp_path, {"p": [ev("naive", ts="2026-11-01T10:00:00"), ev("spaced", ts="2026-11-01 23:30:00.5"),
+                                  ev("zoned", ts="2026-11-01T10:00:00+01:00")]})
+    ts = dict(zip(result.events["event_id"].to_pylist(), result.events["ts"].to_pylist()))
+    assert ts == {"naive": datetime(2026, 11, 1, 10, tzinfo=timezone.utc),
+                  "spaced": datetime(2026, 11, 1, 23, 30, 0, 500000, tzinfo=timezone.utc),
+                  "zoned": datetime(2026, 11, 1, 9, tzinfo=timezone.utc)}
+    assert result.stats["timestamps_without_zone"] == 2

@@ -48,7 +48,7 @@ def brute_force(photo, photos, events) -> dict:
         "author_likes_received_7d": sum(
             e["event_type"] == "like" and e["photo_id"] in authored and in_days(e, 7) for e in events
         ),
-        "author_posts_30d": sum(e["event_type"] == "post" and in_days(e, 30) for e in own),
+        "author_posts_30d": sum(q["user_id"] == author and p - timedelta(days=30) <= q["posted_at"] <= p for q in photos),
         "author_sessions_7d": sum(in_days(e, 7) for e in starts),
     }
 
@@ -86,7 +86,21 @@ def test_edges_match_the_brute_force_reference() -> None:
             assert got == brute_force(photo, photos, events), photo
     assert rows[2]["author_logins_today"] == 1 and rows[2]["author_likes_received_7d"] == 3
     assert rows[2]["features_as_of"] == p_at and rows[2]["views"] == 1
-    assert rows[3]["features_as_of"] is None and rows[3]["author_posts_30d"] == 0
+    assert rows[3]["features_as_of"] == p_at and rows[3]["author_posts_30d"] == 1  # its own post is its only activity
+
+
+def test_posts_30d_counts_the_authors_photos_in_the_app_database_not_post_events() -> None:
+    users = [{"user_id": 1, "username": "u1", "signup_at": T0 - timedelta(days=10), "timezone": "UTC"}]
+    p_at = T0 + timedelta(days=20)
+    photos = [
+        {"photo_id": 1, "user_id": 1, "posted_at": T0 + timedelta(days=1), "image_key": "images/1.jpg"},  # no post event
+        {"photo_id": 2, "user_id": 1, "posted_at": p_at, "image_key": "images/2.jpg"},
+        {"photo_id": 3, "user_id": 1, "posted_at": p_at - timedelta(days=30) - US, "image_key": "images/3.jpg"},
+    ]
+    events = [ev(1, 1, T0 + timedelta(days=5), "post", 99),  # a post event for no photo in the app database
+              ev(2, 1, p_at + timedelta(hours=30), "view", 2)]  # closes photo 2's label window
+    rows = {r["photo_id"]: r for r in build(users, photos, events).to_pylist()}
+    assert rows[2]["author_posts_30d"] == 2  # photos 1 and 2; photo 3 is 1 µs older than 30 days
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

@@ -1,5 +1,8 @@
 """Materialize the lake and staging layers on a small generated lake and check the values."""
 
+import gzip
+import os
+
 import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -140,3 +143,33 @@ def test_missing_lake_is_a_clear_configuration_error(tmp_path) -> None:
             partition_key="2026-11-01",
             resources={"lake": LakeResource(root=str(tmp_path / "nope")), "app_db": AppDatabaseResource(url="sqlite://")},
         )
+
+
+def test_a_redelivered_file_credits_the_first_delivery_whatever_its_name(fresh_lake) -> None:
+    (redelivered,) = fresh_lake.manifest["redelivered_files"]
+    original = redelivered.replace("-redelivery.jsonl.gz", ".jsonl.gz")
+    assert redelivered < original  # the redelivery's name sorts first: the order of names would credit it
+    landed = os.stat(fresh_lake.store.path(original)).st_mtime_ns
+    os.utime(fresh_lake.store.path(redelivered), ns=(landed + 60 * 10**9, landed + 60 * 10**9))  # it landed a minute later
+    day = redelivered.split("dt=")[1][:10]
+    assert materialize_day(fresh_lake, day).success
+    sources = set(fresh_lake.store.read_parquet(partition_key("staging/events", day))["source_file"].to_pylist())
+    assert original in sources and redelivered not in sources
+
+
+def test_files_outside_the_layout_and_an_empty_day_are_reported_not_silent(fresh_lake) -> None:
+    day = min(fresh_lake.manifest["days"])
+    strays = [f"logs/dt={day}/stray.jsonl.gz", f"logs/dt={day}/hour=24/part-00.jsonl.gz",
+              f"logs/dt={day}/hour=01/part-09.json.gz"]
+    for key in strays:
+        fresh_lake.store.write_bytes(key, b"")
+    mats = {m.asset_key.path[-1]: m.materialization.metadata for m in materialize_day(fresh_lake, day).get_asset_materialization_events()}
+    assert sorted(mats["events"]["skipped_files"].value) == sorted(strays)
+    assert mats["events"]["empty_day"].value is False
+    empty = "2026-10-15"  # a day folder holding only blank lines
+    fresh_lake.store.write_bytes(f"logs/dt={empty}/hour=00/part-00.jsonl.gz", gzip.compress(b"\n  \n"))
+    result = materialize_day(fresh_lake, empty)
+    assert result.success
+    mats = {m.asset_key.path[-1]: m.materialization.metadata for m in result.get_asset_materialization_events()}
+    assert mats["events"]["empty_day"].value is True and mats["events"]["dagster/row_count"].value == 0
+    assert mats["events"]["blank_lines"].value == 2 and mats["events"]["quarantined_lines"].value == 0

@@ -43,6 +43,13 @@ class AppDatabaseUnavailableError(RuntimeError):
     """The app database could not be read after every retry (the message names it, without password)."""
 
 
+def _transient(exc: BaseException) -> bool:
+    """A dropped or refused connection, or a busy SQLite file, can heal; a missing table cannot."""
+    if not isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError)):
+        return False
+    return "no such table" not in str(exc.orig) and "no such column" not in str(exc.orig)
+
+
 class AppDatabaseResource(dg.ConfigurableResource):
     """The photo app's database, read through SQLAlchemy (SQLite or PostgreSQL)."""
 
@@ -59,7 +66,15 @@ class AppDatabaseResource(dg.ConfigurableResource):
     def read_only_connection(self) -> Iterator[sa.Connection]:
         """A connection that cannot write: a read-only transaction on PostgreSQL, `query_only` on
         SQLite. The extract never needs more, whatever the credentials allow."""
-        engine = sa.create_engine(self.url)
+        url = sa.make_url(self.url)
+        if url.get_backend_name() == "sqlite":  # opened read-only by URI: a wrong path is never created
+            path = Path(url.database or "")
+            if not path.is_file():
+                raise ValueError(f"app database file {path} does not exist: set PLATFORM_ASSETS_APP_DB_URL to an "
+                                 "existing database (sqlite:///path or postgresql://...), or run `platform-assets "
+                                 "lake generate` for the sample one")
+            url = url.set(database=f"file:{path.resolve()}?mode=ro", query={"uri": "true"})
+        engine = sa.create_engine(url)
         try:
             with engine.connect() as conn:
                 if conn.dialect.name == "postgresql":
@@ -78,12 +93,15 @@ class AppDatabaseResource(dg.ConfigurableResource):
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(self.attempts),
             wait=tenacity.wait_exponential_jitter(initial=0.5, max=self.max_backoff_s),
-            retry=tenacity.retry_if_exception_type((sa.exc.OperationalError, sa.exc.InterfaceError)),
+            retry=tenacity.retry_if_exception(_transient),
             reraise=True,
         )
         try:
             return retrying(self._read_table, table)
         except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+            if not _transient(exc):
+                raise ValueError(f"app database {self.describe()}: reading {table!r} failed: {str(exc.orig).strip()}"
+                                 ) from None
             raise AppDatabaseUnavailableError(
                 f"app database {self.describe()} unavailable: reading {table!r} failed {self.attempts} times; "
                 f"last error: {str(exc.orig).strip()}"

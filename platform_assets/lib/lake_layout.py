@@ -12,7 +12,7 @@ import pyarrow as pa
 from platform_assets.lib.lake_store import FileEntry, LakeStore
 
 LOGS_PREFIX = "logs"
-_LOG_KEY = re.compile(r"^logs/dt=(\d{4}-\d{2}-\d{2})/hour=(\d{2})/[^/]+\.jsonl\.gz$")
+_LOG_KEY = re.compile(r"^logs/dt=(\d{4}-\d{2}-\d{2})/hour=([01]\d|2[0-3])/[^/]+\.jsonl\.gz$")
 
 
 def raw_snapshot_key(table: str) -> str:

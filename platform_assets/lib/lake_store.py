@@ -103,6 +103,7 @@ class FileEntry:
     key: str
     size: int
     version: str  # S3: the ETag (same bytes, same tag); local: the modification time
+    landed_ns: int = 0  # when the file landed (S3: LastModified, to the second; local: mtime)
 
 
 @dataclass(frozen=True)
@@ -226,6 +227,7 @@ class LakeStore:
                 key=info.path[len(base) + 1 :],
                 size=info.size,
                 version=str(info.mtime_ns or 0),
+                landed_ns=info.mtime_ns or 0,
             )
             for info in infos
             if info.type == pafs.FileType.File and not info.base_name.startswith(".")
@@ -243,7 +245,8 @@ class LakeStore:
             for obj in page.get("Contents", []):
                 key = obj["Key"][len(root) + 1 :] if root else obj["Key"]
                 if not posixpath.basename(key).startswith("."):
-                    entries.append(FileEntry(key=key, size=obj["Size"], version=obj["ETag"].strip('"')))
+                    entries.append(FileEntry(key=key, size=obj["Size"], version=obj["ETag"].strip('"'),
+                                             landed_ns=int(obj["LastModified"].timestamp() * 1e9)))
         return sorted(entries, key=lambda e: e.key)
 
     @_names_the_lake("deleting")

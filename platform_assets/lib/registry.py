@@ -139,10 +139,18 @@ def read_dvc_file(path: Path) -> dict:
     return yaml.safe_load(path.read_text())["outs"][0]
 
 
-def pinned_md5(repo: Path, rel: str) -> str | None:
-    """The hash the checked-out `.dvc` file of `rel` records (None: not pinned)."""
+def pinned_md5(repo: Path, rel: str, strict: bool = True) -> str | None:
+    """The hash the checked-out `.dvc` file of `rel` records (None: not pinned; with `strict`
+    False, also None for a file that is not a `.dvc` file, e.g. one cut short by a kill)."""
     path = repo / f"{rel}.dvc"
-    return read_dvc_file(path).get("md5") if path.exists() else None
+    if not path.exists():
+        return None
+    try:
+        return read_dvc_file(path).get("md5")
+    except (yaml.YAMLError, KeyError, IndexError, TypeError, AttributeError):
+        if strict:
+            raise
+        return None
 
 
 def verify(repo: Path, cache: Path, rels: Sequence[str]) -> list[Damage]:
@@ -316,7 +324,8 @@ class Registry:
                                 "train again on the latest versions")
 
     def _pin_locked(self, rel: str, message: str) -> str:
-        write_stub(self.root, rel)  # always: a `.dvc` file a killed `dvc commit` left half-written is replaced
+        if pinned_md5(self.root, rel, strict=False) is None:  # a `.dvc` file a killed `dvc commit` left half-written too
+            write_stub(self.root, rel)  # a complete one is kept: DVC's state then skips re-hashing unchanged files
         self.dvc("commit", "--force", "--quiet", f"{rel}.dvc")
         pushed = self.dvc("push", "--quiet", "--remote", REMOTE, f"{rel}.dvc", check=False)
         if pushed.returncode:

@@ -16,7 +16,7 @@ from pydantic import Field
 
 from platform_assets.defs.metadata import table_metadata
 from platform_assets.defs.resources import LakeResource
-from platform_assets.defs.retry import IO_RETRY
+from platform_assets.defs.retry import IO_RETRY, transient_retries
 from platform_assets.lib.embeddings.device import inference_mode, pick_device, to_device
 from platform_assets.lib.embeddings.image_encoder import load_encoder, load_weights, train_simclr, weights_version
 from platform_assets.lib.embeddings.images import as_float, decode, image_batches
@@ -60,6 +60,7 @@ class EmbeddingConfig(dg.Config):
     kinds={"pytorch"},
     description="ResNet-style image encoder trained on the lake's images with SimCLR (or weights from a file).",
 )
+@transient_retries
 def image_encoder(context: dg.AssetExecutionContext, config: ImageEncoderConfig, lake: LakeResource) -> dg.MaterializeResult:
     store = lake.store()
     device = pick_device(config.device)
@@ -104,6 +105,7 @@ def image_encoder(context: dg.AssetExecutionContext, config: ImageEncoderConfig,
     kinds={"pytorch", "parquet"},
     description="One vector per photo from the image encoder; unreadable images go to `image_quarantine` in the lake.",
 )
+@transient_retries
 def image_embeddings(context: dg.AssetExecutionContext, config: EmbeddingConfig, lake: LakeResource) -> dg.MaterializeResult:
     store = lake.store()
     device = pick_device(config.device)
@@ -153,6 +155,7 @@ def image_embeddings(context: dg.AssetExecutionContext, config: EmbeddingConfig,
     kinds={"pytorch", "parquet"},
     description="all-MiniLM-L6-v2 embedding of each photo's title (384 floats, L2-normalised).",
 )
+@transient_retries
 def title_embeddings(config: EmbeddingConfig, lake: LakeResource) -> dg.MaterializeResult:
     store = lake.store()
     device = pick_device(config.device)

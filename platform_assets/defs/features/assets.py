@@ -12,7 +12,7 @@ import dagster as dg
 from platform_assets.defs.metadata import column_schema, table_metadata
 from platform_assets.defs.partitions import daily
 from platform_assets.defs.resources import LakeResource
-from platform_assets.defs.retry import IO_RETRY
+from platform_assets.defs.retry import IO_RETRY, transient_retries
 from platform_assets.defs.staging.events import EVENTS
 from platform_assets.lib.features.labels import LABELS_SCHEMA, compute_labels
 from platform_assets.lib.features.photo_features import PHOTO_FEATURES_SCHEMA, compute_photo_features
@@ -69,6 +69,7 @@ def _write_days(context: dg.AssetExecutionContext, store: LakeStore, dataset: st
     metadata={"dagster/column_schema": column_schema(USER_ACTIVITY_SCHEMA), "time_semantics": "as-of: value at ts until the user's next row"},
     **_RANGED,
 )
+@transient_retries
 def user_activity(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     store = lake.store()
     first, last = _window(context)
@@ -92,6 +93,7 @@ def user_activity(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.M
     metadata={"dagster/column_schema": column_schema(LABELS_SCHEMA)},
     **_RANGED,
 )
+@transient_retries
 def popularity_labels(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     store = lake.store()
     first, last = _window(context)
@@ -114,6 +116,7 @@ def popularity_labels(context: dg.AssetExecutionContext, lake: LakeResource) -> 
     description="Posting hour and weekday in the author's time zone, title length, location cell, author tenure.",
     metadata={"dagster/column_schema": column_schema(PHOTO_FEATURES_SCHEMA)},
 )
+@transient_retries
 def photo_features(lake: LakeResource) -> dg.MaterializeResult:
     store = lake.store()
     table = compute_photo_features(store.read_parquet(staging_key("photos")), store.read_parquet(staging_key("users")))
@@ -141,6 +144,7 @@ def photo_features(lake: LakeResource) -> dg.MaterializeResult:
     ],
     **_RANGED,
 )
+@transient_retries
 def training_set(context: dg.AssetExecutionContext, lake: LakeResource):
     store = lake.store()
     first, last = _window(context)

@@ -5,7 +5,7 @@ import dagster as dg
 
 from platform_assets.defs.metadata import table_metadata
 from platform_assets.defs.resources import AppDatabaseResource, LakeResource
-from platform_assets.defs.retry import IO_RETRY
+from platform_assets.defs.retry import IO_RETRY, transient_retries
 from platform_assets.lib.lake_layout import raw_snapshot_key
 
 
@@ -18,6 +18,7 @@ def _raw_snapshot(table: str, description: str) -> dg.AssetsDefinition:
         kinds={"sql", "parquet"},
         description=description,
     )
+    @transient_retries
     def _extract(context: dg.AssetExecutionContext, lake: LakeResource, app_db: AppDatabaseResource) -> dg.MaterializeResult:
         store = lake.store()
         data = app_db.read_table(table)

@@ -7,7 +7,7 @@ import dagster as dg
 from pydantic import Field
 
 from platform_assets.defs.resources import LakeResource, WorkspaceResource
-from platform_assets.defs.retry import IO_RETRY
+from platform_assets.defs.retry import IO_RETRY, transient_retries
 from platform_assets.lib.model.run import train_model
 from platform_assets.lib.model.train import TrainConfig
 from platform_assets.lib.registry import model_dir, model_tag, shard_dir
@@ -55,6 +55,7 @@ def latest_shard_versions(instance: dg.DagsterInstance, window_days: int) -> dic
     description="MLP over image and title embeddings and tabular features; weights + manifest (DVC hash of every "
     "shard used, registry tag and commit, code version, seed, packages, holdout metrics), pinned and tagged.",
 )
+@transient_retries
 def popularity_model(
     context: dg.AssetExecutionContext, config: ModelConfig, lake: LakeResource, workspace: WorkspaceResource
 ) -> dg.MaterializeResult:

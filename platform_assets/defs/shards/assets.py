@@ -1,7 +1,6 @@
 """`training_shards`: one day of the training set as augmented, fixed-size, deterministic shards."""
 
 import time
-from datetime import date
 
 import dagster as dg
 import numpy as np
@@ -11,9 +10,9 @@ from pydantic import Field
 
 from platform_assets.defs.embeddings.assets import IMAGE_EMBEDDINGS_FILE, TITLE_EMBEDDINGS_FILE
 from platform_assets.defs.features.assets import TRAINING_SET
-from platform_assets.defs.partitions import daily
+from platform_assets.defs.partitions import daily, partition_day
 from platform_assets.defs.resources import LakeResource, WorkspaceResource
-from platform_assets.defs.retry import IO_RETRY
+from platform_assets.defs.retry import IO_RETRY, transient_retries
 from platform_assets.lib.embeddings.device import pick_device
 from platform_assets.lib.lake_layout import partition_key, staging_key
 from platform_assets.lib.registry import shard_dir
@@ -46,11 +45,12 @@ def _vectors(table: pa.Table, ids: pa.Array) -> np.ndarray:
     "dropout/swaps) in fixed-size Parquet shards with an index of names, counts, sizes and sha256; pinned "
     "by DVC, whose hash is the data version.",
 )
+@transient_retries
 def training_shards(
     context: dg.AssetExecutionContext, config: ShardConfig, lake: LakeResource, workspace: WorkspaceResource
 ) -> dg.MaterializeResult:
+    day = partition_day(context).isoformat()
     store, out = lake.store(), workspace.store()
-    day = date.fromisoformat(context.partition_key).isoformat()
     rows = store.read_parquet(partition_key("features/training_set", day))
     photos = store.read_parquet(staging_key("photos")).select(["photo_id", "title", "image_key"])
     image_emb, title_emb = store.read_parquet(IMAGE_EMBEDDINGS_FILE), store.read_parquet(TITLE_EMBEDDINGS_FILE)

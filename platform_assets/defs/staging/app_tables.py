@@ -6,7 +6,7 @@ import dagster as dg
 from platform_assets.defs.lake.raw_db import raw_photos, raw_users
 from platform_assets.defs.metadata import column_schema, table_metadata
 from platform_assets.defs.resources import LakeResource
-from platform_assets.defs.retry import IO_RETRY
+from platform_assets.defs.retry import IO_RETRY, transient_retries
 from platform_assets.lib.lake_layout import raw_snapshot_key, staging_key
 from platform_assets.lib.staging.app_tables import DB_QUARANTINE_SCHEMA, PHOTOS_SCHEMA, USERS_SCHEMA, stage
 
@@ -36,6 +36,7 @@ def _staged(table: str, raw: dg.AssetsDefinition, description: str, extra_deps: 
             ),
         ],
     )
+    @transient_retries
     def _stage(context: dg.AssetExecutionContext, lake: LakeResource):
         store = lake.store()
         users = store.read_parquet(staging_key("users")) if table == "photos" else None

@@ -2,18 +2,17 @@
 
 
 import tempfile
-from datetime import date
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 from pydantic import Field
 
 from platform_assets.defs.lake.raw_logs import raw_logs
 from platform_assets.defs.metadata import column_schema, table_metadata
-from platform_assets.defs.partitions import daily
+from platform_assets.defs.partitions import daily, partition_day
 from platform_assets.defs.resources import LakeResource
-from platform_assets.defs.retry import IO_RETRY
+from platform_assets.defs.retry import IO_RETRY, transient_retries
+from platform_assets.lib import duck
 from platform_assets.lib.lake_layout import LOGS_PREFIX, log_day, partition_key
 from platform_assets.lib.staging.events import (
     DUCKDB_MEMORY_LIMIT,
@@ -81,16 +80,23 @@ class EventsConfig(dg.Config):
         ),
     ],
 )
+@transient_retries
 def stage_events(context: dg.AssetExecutionContext, config: EventsConfig, lake: LakeResource):
-    day = date.fromisoformat(context.partition_key)
+    day = partition_day(context)
     store = lake.store()
-    keys = [f.key for f in store.list_files(f"{LOGS_PREFIX}/dt={day.isoformat()}") if log_day(f.key)]
+    listed = store.list_files(f"{LOGS_PREFIX}/dt={day.isoformat()}")
+    # In landing order: a duplicate event is credited to its first delivery, not to a redelivery whose name sorts first.
+    keys = [f.key for f in sorted(listed, key=lambda f: (f.landed_ns, f.key)) if log_day(f.key)]
+    skipped = [f.key for f in listed if not log_day(f.key)]
+    if skipped:
+        context.log.warning(f"{day}: {len(skipped)} files outside the lake layout "
+                            f"(logs/dt=YYYY-MM-DD/hour=00..23/*.jsonl.gz) skipped: {skipped[:20]}")
     lines = read_log_lines(store, keys)
     with tempfile.TemporaryDirectory(prefix="events-") as tmp, transform_events(lines, day, config.duckdb_memory_limit) as result:
         events_file = Path(tmp) / "events.parquet"
         events_head = write_events(result.events, events_file)
         start, end = day_bounds(day)
-        with duckdb.connect() as con:  # the checks read the file as written, before it is published
+        with duck.connect() as con:  # the checks read the file as written, before it is published
             null_keys, outside_day, duplicate_ids = con.sql(
                 CHECKS_SQL, params={"path": str(events_file), "day_start": start, "day_end": end}
             ).fetchall()[0]
@@ -100,6 +106,8 @@ def stage_events(context: dg.AssetExecutionContext, config: EventsConfig, lake: 
         events_size = store.put_file(events_key, events_file)
     stats = result.stats
     context.log.info(f"{day}: {len(keys)} files, {stats}")
+    if stats["events"] == 0:
+        context.log.warning(f"{day}: no valid events ({len(keys)} log files): is the upstream dump empty?")
     if result.unexpected_fields:
         context.log.warning(f"schema drift: unexpected fields {result.unexpected_fields} kept in extra_json")
 
@@ -111,6 +119,10 @@ def stage_events(context: dg.AssetExecutionContext, config: EventsConfig, lake: 
             "lines_read": stats["lines"],
             "quarantined_lines": stats["quarantined"],
             "duplicates_removed": stats["duplicates_removed"],
+            "blank_lines": stats["blank_lines"],
+            "timestamps_without_zone": stats["timestamps_without_zone"],
+            "skipped_files": dg.MetadataValue.json(skipped),
+            "empty_day": stats["events"] == 0,
             "drift_unexpected_fields": dg.MetadataValue.json(result.unexpected_fields),
         },
     )

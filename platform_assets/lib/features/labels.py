@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import duckdb
 import pyarrow as pa
 
+from platform_assets.lib import duck
 from platform_assets.lib.staging.arrow_utils import conform_to, described_schema
 
 LABEL_HOURS = 24
@@ -42,7 +42,7 @@ ORDER BY p.photo_id
 def compute_labels(photos: pa.Table, events: pa.Table, range_start: datetime, range_end: datetime) -> pa.Table:
     """Labels of photos posted in [range_start, range_end); `events` must cover range_end + 24 h
     as far as it has arrived (the latest event is the watermark that closes label windows)."""
-    with duckdb.connect() as con:
+    with duck.connect() as con:
         con.register("photos", photos)
         con.register("events", events)
         table = con.sql(LABELS_SQL, params={"range_start": range_start, "range_end": range_end}).to_arrow_table()

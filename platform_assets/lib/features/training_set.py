@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import duckdb
 import pyarrow as pa
 
+from platform_assets.lib import duck
 from platform_assets.lib.features.labels import LABELS_SCHEMA
 from platform_assets.lib.features.photo_features import PHOTO_FEATURES_SCHEMA
 from platform_assets.lib.features.user_activity import USER_ACTIVITY_SCHEMA
@@ -21,9 +21,8 @@ LABEL_COLUMNS = ["views", "likes", "comments", "shares", "popularity_score"]
 
 TRAINING_SET_SCHEMA = described_schema(
     *[(f.name, f.type, f.metadata[b"description"].decode()) for f in PHOTO_FEATURES_SCHEMA],
-    *[(f"author_{f.name}", f.type, f"Author's {f.metadata[b'description'].decode()[0].lower()}"
-       f"{f.metadata[b'description'].decode()[1:]} As of posted_at.") for f in USER_ACTIVITY_SCHEMA
-      if f.name in ACTIVITY_FEATURES],
+    *[(f"author_{f.name}", f.type, f"The author's `{f.name}` as of posted_at (the user is the author, ts is "
+       f"posted_at): {f.metadata[b'description'].decode()}") for f in USER_ACTIVITY_SCHEMA if f.name in ACTIVITY_FEATURES],
     ("features_as_of", pa.timestamp("us", tz="UTC"), "ts of the joined user_activity row (NULL: no activity in 31 days); always <= posted_at."),
     *[(f.name, f.type, f.metadata[b"description"].decode()) for f in LABELS_SCHEMA if f.name in LABEL_COLUMNS],
 )
@@ -52,7 +51,7 @@ def compute_training_set(
 ) -> pa.Table:
     """`user_activity` must hold every row from range_start - 31 days on: a user with no row in
     that span has had no activity for over 30 days, so every window feature is exactly 0."""
-    with duckdb.connect() as con:
+    with duck.connect() as con:
         for name, table in (("photo_features", photo_features), ("labels", labels), ("user_activity", user_activity)):
             con.register(name, table)
         table = con.sql(TRAINING_SET_SQL, params={"range_start": range_start, "range_end": range_end}).to_arrow_table()
@@ -65,6 +64,6 @@ SELECT count(*) FILTER (features_as_of > posted_at) AS violations, count(*) AS r
 
 
 def point_in_time_violations(training_set: pa.Table) -> int:
-    with duckdb.connect() as con:
+    with duck.connect() as con:
         con.register("training_set", training_set)
         return int(con.sql(POINT_IN_TIME_SQL).fetchall()[0][0])

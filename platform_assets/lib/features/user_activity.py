@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import duckdb
 import pyarrow as pa
 
+from platform_assets.lib import duck
 from platform_assets.lib.staging.arrow_utils import conform_to, described_schema
 
 UTC = pa.timestamp("us", tz="UTC")
@@ -26,7 +26,7 @@ USER_ACTIVITY_SCHEMA = described_schema(
     ("logins_today", pa.int64(), "Logins on ts's UTC calendar day, at or before ts."),
     ("likes_given_7d", pa.int64(), "Likes the user gave in [ts - 7 days, ts]."),
     ("likes_received_7d", pa.int64(), "Likes on the user's photos in [ts - 7 days, ts]."),
-    ("posts_30d", pa.int64(), "Photos the user posted in [ts - 30 days, ts]."),
+    ("posts_30d", pa.int64(), "Photos the user posted in [ts - 30 days, ts], by posted_at in the app database's photos."),
     ("sessions_7d", pa.int64(), f"Sessions started in [ts - 7 days, ts]; a session starts after {SESSION_GAP.lower()} without events."),
     ("days_since_signup", pa.float64(), "Days from signup to ts."),
 )
@@ -34,8 +34,10 @@ USER_ACTIVITY_SCHEMA = described_schema(
 ACTS_SQL = f"""
 CREATE TEMP TABLE acts AS  -- activities that move a feature, attributed to the user whose feature moves
 SELECT user_id, ts::TIMESTAMP AS ts, event_type = 'login' AS login, event_type = 'like' AS like_given,
-       false AS like_received, event_type = 'post' AS post, false AS session
-FROM events WHERE event_type IN ('login', 'like', 'post')
+       false AS like_received, false AS post, false AS session
+FROM events WHERE event_type IN ('login', 'like')
+UNION ALL  -- posts from the app database, the source of truth for photos (a `post` log event can be lost or late)
+SELECT user_id, posted_at::TIMESTAMP, false, false, false, true, false FROM photos
 UNION ALL
 SELECT p.user_id, e.ts::TIMESTAMP, false, false, true, false, false
 FROM events AS e JOIN photos AS p USING (photo_id) WHERE e.event_type = 'like'
@@ -89,7 +91,7 @@ def compute_user_activity(
     events: pa.Table, photos: pa.Table, users: pa.Table, range_start: datetime, range_end: datetime
 ) -> pa.Table:
     """Feature rows with ts in [range_start, range_end) from events since range_start - 30 days."""
-    with duckdb.connect() as con:
+    with duck.connect() as con:
         for name, table in (("events", events), ("photos", photos), ("users", users)):
             con.register(name, table)
         con.execute(ACTS_SQL)

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import duckdb
 import pyarrow as pa
 
+from platform_assets.lib import duck
 from platform_assets.lib.staging.arrow_utils import conform_to, described_schema
 
 UTC = pa.timestamp("us", tz="UTC")
@@ -132,7 +132,7 @@ def stage(raw: pa.Table, table: str, users: pa.Table | None = None) -> StagedTab
         (USERS_COLUMNS, USERS_SQL, USERS_SCHEMA) if table == "users" else (PHOTOS_COLUMNS, PHOTOS_SQL, PHOTOS_SCHEMA)
     )
     conformed, missing, unexpected = conform(raw, columns, table)
-    con = duckdb.connect()
+    con = duck.connect()
     try:
         con.register("raw", conformed)
         if users is not None:

@@ -2,7 +2,7 @@
 
 Two DuckDB passes: a fast one types the lines written as the producer writes them, and one
 over the few remaining lines gives every rejected line exactly one reason. Together they
-keep every valid event exactly once (first delivery wins: lowest source file, then line).
+keep every valid event exactly once (first delivery wins: the order the files are given in, then line).
 Fields outside the known schema (schema drift), or a known field repeated, do not reject a
 line: the event is kept (a repeated field's first value counts) and its whole original record
 is preserved in `extra_json`.
@@ -22,6 +22,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from platform_assets.lib import duck
 from platform_assets.lib.staging.arrow_utils import conform_to, described_schema
 from platform_assets.lib.staging.log_lines import LogLines
 
@@ -49,6 +50,9 @@ DUCKDB_MEMORY_LIMIT = "1GB"  # DuckDB's own share; a day at benchmark scale peak
 ROW_GROUP_ROWS = 122_880  # DuckDB's own row-group size; fixed, so a rerun writes the same bytes
 KNOWN_FIELDS = ("event_id", "ts", "event_type", "user_id", "photo_id", "client")
 EVENT_TYPES = ("login", "view", "like", "comment", "share", "post")
+# A time of day ending in Z or an offset. Timestamps without one are read as UTC and counted
+# (`timestamps_without_zone`); a date without a time, or hour 24, is a bad timestamp.
+ZONE_SUFFIX = r"\d{2}:\d{2}(:\d{2}(\.\d*)?)?\s*(Z|z|[+-]\d{2}(:?\d{2})?)$"
 
 # Helpers over a field's JSON text (as json_extract returns it): its kind read off the first
 # character, and a string's value without a second parse unless it holds escapes.
@@ -78,7 +82,8 @@ WITH parsed AS (
            CASE WHEN read_error IS NULL AND json_valid(raw) THEN from_json(raw, $typed_fields) END AS s
     FROM lines
 ), canonical AS (
-    SELECT file_index, line_number, raw, read_error, s.event_id, TRY_CAST(s.ts AS TIMESTAMPTZ) AS ts, s.event_type,
+    SELECT file_index, line_number, raw, read_error, s.event_id, s.ts AS ts_text, TRY_CAST(s.ts AS TIMESTAMPTZ) AS ts,
+           s.event_type,
            s.user_id, s.photo_id, s.client,
            concat('{"event_id":"', s.event_id, '","ts":"', s.ts, '","event_type":"', s.event_type,
                   '","user_id":', s.user_id, ',"photo_id":', coalesce(s.photo_id::VARCHAR, 'null'),
@@ -90,7 +95,8 @@ WITH parsed AS (
                 ELSE false END AS drifted
     FROM canonical
 ), checked AS (
-    SELECT *, coalesce((exact OR drifted) AND event_id <> '' AND user_id IS NOT NULL AND client IS NOT NULL
+    SELECT *, coalesce((exact OR drifted) AND ascii(event_id) > 32 AND user_id IS NOT NULL AND client IS NOT NULL
+                       AND ends_with(ts_text, 'Z') AND substr(ts_text, 12, 2) <> '24'
                        AND event_type IN $event_types
                        AND (photo_id IS NOT NULL OR event_type = 'login') AND ts >= $day_start AND ts < $day_end,
                        false) AS ok
@@ -106,7 +112,7 @@ FROM checked
 # The suspects, judged field by field: json_extract pulls the six known fields as JSON text
 # and every rejected line gets exactly one reason. A suspect can still be valid (an escaped
 # string, other key order, whitespace, a missing photo_id on a login).
-JUDGE_SQL = """
+JUDGE_SQL = r"""
 WITH fields AS (
     SELECT file_index, line_number, raw, read_error, j, j IS NOT NULL AS is_json,
            CASE WHEN starts_with(raw, '{') THEN j IS NOT NULL ELSE json_type(j) = 'OBJECT' END AS is_object,
@@ -114,13 +120,15 @@ WITH fields AS (
     FROM (SELECT *, CASE WHEN read_error IS NULL THEN TRY_CAST(raw AS JSON) END AS j
           FROM classified WHERE suspect)
 ), typed AS (
-    SELECT *, json_str(v[1]) AS event_id, TRY_CAST(json_str(v[2]) AS TIMESTAMPTZ) AS ts, json_str(v[3]) AS event_type,
+    SELECT *, json_str(v[1]) AS event_id, json_str(v[2]) AS ts_text, TRY_CAST(json_str(v[2]) AS TIMESTAMPTZ) AS ts,
+           json_str(v[3]) AS event_type,
            json_int(v[4]) AS user_id, json_int(v[5]) AS photo_id, json_str(v[6]) AS client,
            CASE WHEN is_object THEN json_keys(j) END AS keys
     FROM fields
 ), judged AS (
     SELECT *, CASE
            WHEN read_error IS NOT NULL THEN read_error
+           WHEN regexp_full_match(raw, '\s*') THEN 'blank_line'
            WHEN NOT is_json THEN 'malformed_json'
            WHEN NOT is_object THEN 'not_an_object'
            WHEN json_missing(v[1]) THEN 'missing_field: event_id'
@@ -128,14 +136,16 @@ WITH fields AS (
            WHEN json_missing(v[3]) THEN 'missing_field: event_type'
            WHEN json_missing(v[4]) THEN 'missing_field: user_id'
            WHEN json_missing(v[6]) THEN 'missing_field: client'
-           WHEN event_id IS NULL OR event_id = '' THEN 'wrong_type: event_id must be a non-empty string, got ' || json_kind(v[1])
+           WHEN event_id IS NULL THEN 'wrong_type: event_id must be a non-empty string, got ' || json_kind(v[1])
+           WHEN regexp_full_match(event_id, '\s*') THEN 'missing_event_id: empty or whitespace only'
            WHEN json_str(v[2]) IS NULL THEN 'wrong_type: ts must be an ISO-8601 string, got ' || json_kind(v[2])
            WHEN event_type IS NULL THEN 'wrong_type: event_type must be a string, got ' || json_kind(v[3])
            WHEN user_id IS NULL THEN 'wrong_type: user_id must be an integer, got ' || json_kind(v[4])
            WHEN photo_id IS NULL AND NOT json_missing(v[5])
                THEN 'wrong_type: photo_id must be an integer, got ' || json_kind(v[5])
            WHEN client IS NULL THEN 'wrong_type: client must be a string, got ' || json_kind(v[6])
-           WHEN ts IS NULL THEN 'bad_timestamp: ' || left(json_str(v[2]), 64)
+           WHEN ts IS NULL OR regexp_full_match(ts_text, '\d{4}-\d{2}-\d{2}') OR regexp_matches(ts_text, '[Tt ]24:')
+               THEN 'bad_timestamp: ' || left(ts_text, 64)
            WHEN event_type NOT IN $event_types THEN 'unknown_event_type: ' || left(event_type, 64)
            WHEN event_type <> 'login' AND photo_id IS NULL THEN 'missing_field: photo_id (required for ' || event_type || ')'
            WHEN ts < $day_start OR ts >= $day_end
@@ -147,7 +157,8 @@ SELECT file_index, line_number, reason, event_id, ts, event_type, user_id, photo
        CASE WHEN reason IS NULL AND (len(list_filter(keys, lambda k: k NOT IN $known_fields)) > 0
                                      OR len(keys) > len(list_distinct(keys)))
             THEN raw END AS extra_json,
-       raw
+       raw,
+       reason IS NULL AND NOT regexp_matches(ts_text, $zone_suffix) AS without_zone
 FROM judged
 """
 
@@ -181,20 +192,22 @@ SELECT_QUARANTINE_SQL = """
 SELECT $day::DATE AS partition_date, files.source_file, line_number, reason,
        left(raw, 65536) AS raw, length(raw) > 65536 AS raw_truncated
 FROM judged JOIN files USING (file_index)
-WHERE reason IS NOT NULL
+WHERE reason IS NOT NULL AND reason <> 'blank_line'
 ORDER BY source_file, line_number
 """
 
 STATS_SQL = """
 SELECT (SELECT count(*) FROM classified) AS lines,
        (SELECT count(*) FROM valid) AS valid_lines,
-       (SELECT count(*) FROM judged WHERE reason IS NOT NULL) AS quarantined,
+       (SELECT count(*) FROM judged WHERE reason IS NOT NULL AND reason <> 'blank_line') AS quarantined,
+       (SELECT count(*) FROM judged WHERE reason = 'blank_line') AS blank_lines,
+       (SELECT count(*) FROM judged WHERE without_zone) AS timestamps_without_zone,
        (SELECT coalesce(sum(deliveries - 1), 0) FROM repeated) AS duplicates_removed
 """
 
 REASONS_SQL = """
 SELECT split_part(reason, ':', 1) AS reason, count(*) AS n FROM judged
-WHERE reason IS NOT NULL GROUP BY ALL ORDER BY n DESC, reason
+WHERE reason IS NOT NULL AND reason <> 'blank_line' GROUP BY ALL ORDER BY n DESC, reason
 """
 
 DRIFT_SQL = """
@@ -218,6 +231,7 @@ def _inline(sql: str) -> str:
     """Constants of the schema written into the SQL as literals (they are ours, not data)."""
     typed = {f: "BIGINT" if f.endswith("_id") and f != "event_id" else "VARCHAR" for f in KNOWN_FIELDS}
     return (sql.replace("$event_types", repr(EVENT_TYPES))
+            .replace("$zone_suffix", f"'{ZONE_SUFFIX}'")
             .replace("$known_fields", f"[{', '.join(map(repr, KNOWN_FIELDS))}]")
             .replace("$typed_fields", repr(json.dumps(typed, separators=(",", ":")))))
 
@@ -239,8 +253,8 @@ def transform_events(log_lines: LogLines, day: date, memory_limit: str = DUCKDB_
     instead of failing.
     """
     spill = tempfile.TemporaryDirectory(prefix="events-spill-")
-    con = duckdb.connect(config={"memory_limit": memory_limit, "temp_directory": spill.name,
-                                 **({"threads": threads} if threads else {})})
+    con = duck.connect({"memory_limit": memory_limit, "temp_directory": spill.name,
+                        **({"threads": threads} if threads else {})})
     try:
         day_params = dict(zip(("day_start", "day_end"), day_bounds(day)))
         con.execute(MACROS_SQL)
@@ -256,8 +270,9 @@ def transform_events(log_lines: LogLines, day: date, memory_limit: str = DUCKDB_
         quarantine = conform_to(
             con.sql(SELECT_QUARANTINE_SQL, params={"day": day.isoformat()}).to_arrow_table(), QUARANTINE_SCHEMA
         )
-        (stats_row,) = con.sql(STATS_SQL).fetchall()
-        stats = dict(zip(("lines", "valid_lines", "quarantined", "duplicates_removed"), map(int, stats_row)))
+        stats_query = con.sql(STATS_SQL)
+        (stats_row,) = stats_query.fetchall()
+        stats = dict(zip(stats_query.columns, map(int, stats_row)))
         stats["events"] = stats["valid_lines"] - stats["duplicates_removed"]
         reasons = dict(con.sql(REASONS_SQL).fetchall())
         drift = dict(con.sql(_inline(DRIFT_SQL)).fetchall())
