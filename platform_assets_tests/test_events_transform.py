@@ -179,3 +179,8 @@ def test_a_timestamp_without_a_zone_is_read_as_utc_and_counted(tmp_path) -> None
                   "spaced": datetime(2026, 11, 1, 23, 30, 0, 500000, tzinfo=timezone.utc),
                   "zoned": datetime(2026, 11, 1, 9, tzinfo=timezone.utc)}
     assert result.stats["timestamps_without_zone"] == 2
+
+
+def test_a_field_that_does_not_belong_to_the_event_type_is_kept_as_delivered(tmp_path) -> None:
+    result = run(tmp_path, {"p": [ev("a", event_type="login", photo_id=7)]})  # README: kept; features ignore it
+    assert result.events.to_pylist()[0]["photo_id"] == 7 and result.quarantine.num_rows == 0

@@ -130,8 +130,11 @@ def cache_object(cache: Path, md5: str) -> Path:
 def write_stub(repo: Path, rel: str) -> None:
     """A `.dvc` file naming an output not yet hashed. `dvc commit` fills it in and, unlike
     `dvc add`, never loads every other `.dvc` file to do so: pin cost stays flat with history."""
+    target = repo / f"{rel}.dvc"
+    temp = target.with_name(f"{TEMP_PREFIX}{target.name}")  # written whole, then renamed: a kill never leaves it torn
     # JSON is YAML with every string quoted: an id like 1e5 or 0123 stays a name, not a number
-    (repo / f"{rel}.dvc").write_text(json.dumps({"outs": [{"path": Path(rel).name}]}) + "\n")
+    temp.write_text(json.dumps({"outs": [{"path": Path(rel).name}]}) + "\n")
+    temp.replace(target)
 
 
 def read_dvc_file(path: Path) -> dict:

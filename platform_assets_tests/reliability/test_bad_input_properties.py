@@ -27,8 +27,8 @@ def dumps(record: dict, i: int) -> str:
     return json.dumps(record, separators=(",", ":") if i % 3 else None)
 
 
-def line(kind: str, i: int, draw_text: str) -> tuple[bytes, bool]:
-    """(line bytes without newline, whether it is a valid event)."""
+def line(kind: str, i: int, draw_text: str) -> tuple[bytes, bool | None]:
+    """(line bytes without newline, whether it is a valid event; None: a blank line, no record)."""
     if kind == "valid":
         return dumps(valid(i), i).encode(), True
     if kind == "valid_drift":  # a huge unknown field: schema drift, still a valid event
@@ -53,7 +53,7 @@ def line(kind: str, i: int, draw_text: str) -> tuple[bytes, bool]:
     if kind == "not_object":
         return [b"[1, 2]", b"42", b'"text"', b"null"][i % 4], False
     if kind == "empty":
-        return b"", False
+        return [b"", b"   ", b"\t"][i % 3], None
     return bytes([0x80 + (i % 64), 0x00, 0xFF]) + draw_text.encode(), False  # binary
 
 
@@ -64,7 +64,7 @@ def line(kind: str, i: int, draw_text: str) -> tuple[bytes, bool]:
 def test_every_valid_event_once_every_bad_line_quarantined(tmp_path_factory, kinds, text, files) -> None:
     root = tmp_path_factory.mktemp("props")
     store = LakeStore(str(root))
-    valid_ids, bad_lines, per_file = set(), 0, [[] for _ in range(files)]
+    valid_ids, bad_lines, blank_lines, per_file = set(), 0, 0, [[] for _ in range(files)]
     last_valid = None
     for i, kind in enumerate(kinds):
         if kind == "duplicate":
@@ -76,6 +76,8 @@ def test_every_valid_event_once_every_bad_line_quarantined(tmp_path_factory, kin
             if ok:
                 valid_ids.add(f"e{i}")
                 last_valid = i
+            elif ok is None:
+                blank_lines += 1
             else:
                 bad_lines += 1
         per_file[i % files].append(data)
@@ -85,6 +87,7 @@ def test_every_valid_event_once_every_bad_line_quarantined(tmp_path_factory, kin
     result = transform_day(store, keys, DAY)
     assert sorted(result.events["event_id"].to_pylist()) == sorted(valid_ids)
     assert result.quarantine.num_rows == bad_lines
+    assert result.stats["blank_lines"] == blank_lines  # counted, not quarantined
     assert all(r for r in result.quarantine["reason"].to_pylist())
     assert all(len(r) <= 65536 for r in result.quarantine["raw"].to_pylist())
 
