@@ -32,7 +32,10 @@ $(DAGSTER_HOME)/dagster.yaml: deploy/local/dagster.yaml
 demo: env $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/platform-assets demo
 
+# Lint and format are checked first: a red CI says so before the suite runs.
 test: env
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/pytest -n 2 --dist loadfile
 
 validate: env

@@ -138,8 +138,11 @@ def measure_size(base: Path, mb: int) -> dict[str, float]:
         files[-1].write_bytes(os.urandom(64 * 2**20))
     subprocess.run(["sync"], check=True)
     md5sum = timed(lambda: subprocess.run(["md5sum", *map(str, files)], stdout=subprocess.DEVNULL, check=True))
-    return {"md5sum": md5sum, "pin": timed(lambda: registry.pin(rel, "big partition")),
-            "repin_unchanged": timed(lambda: registry.pin(rel, "unchanged"))}
+    return {
+        "md5sum": md5sum,
+        "pin": timed(lambda: registry.pin(rel, "big partition")),
+        "repin_unchanged": timed(lambda: registry.pin(rel, "unchanged")),
+    }
 
 
 def main() -> None:
@@ -168,18 +171,30 @@ def main() -> None:
     med = {n: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for n, rs in runs.items()}
     first = med[sizes[0]]
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores; dvc: {dvc_executable()}; median of {args.repeats}")
-    print("| partitions | pin one new | x pin at %d | plain DVC pin | status shards | plain DVC status | "
-          "restore %d-day model |" % (sizes[0], args.window))
+    print(
+        f"| partitions | pin one new | x pin at {sizes[0]} | plain DVC pin | status shards | plain DVC status | "
+        f"restore {args.window}-day model |"
+    )
     print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for n in sizes:
         m = med[n]
-        print(f"| {n:,} | {m['pin']:.2f} s | {m['pin'] / first['pin']:.2f}x | {m['plain_dvc_pin']:.2f} s | "
-              f"{m['status']:.2f} s | {m['plain_dvc_status']:.2f} s | {m['model_restore']:.2f} s |")
+        print(
+            f"| {n:,} | {m['pin']:.2f} s | {m['pin'] / first['pin']:.2f}x | {m['plain_dvc_pin']:.2f} s | "
+            f"{m['status']:.2f} s | {m['plain_dvc_status']:.2f} s | {m['model_restore']:.2f} s |"
+        )
     size = {k: statistics.median(r[k] for r in by_size) for k in by_size[0]}
-    print(f"\n{args.mb} MB partition: pin {size['pin']:.2f} s, md5sum {size['md5sum']:.2f} s "
-          f"(**{size['pin'] / size['md5sum']:.2f}x**), re-pin unchanged {size['repin_unchanged']:.2f} s")
-    print(json.dumps({"history": {str(n): {k: round(v, 3) for k, v in m.items()} for n, m in med.items()},
-                      "size": {k: round(v, 3) for k, v in size.items()}}))
+    print(
+        f"\n{args.mb} MB partition: pin {size['pin']:.2f} s, md5sum {size['md5sum']:.2f} s "
+        f"(**{size['pin'] / size['md5sum']:.2f}x**), re-pin unchanged {size['repin_unchanged']:.2f} s"
+    )
+    print(
+        json.dumps(
+            {
+                "history": {str(n): {k: round(v, 3) for k, v in m.items()} for n, m in med.items()},
+                "size": {k: round(v, 3) for k, v in size.items()},
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

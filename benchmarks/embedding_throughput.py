@@ -63,12 +63,19 @@ def main() -> None:
         runs["bare"].append(bare())
         runs["pipeline"].append(pipeline())
     med = {k: statistics.median(v) for k, v in runs.items()}
-    print(json.dumps({
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, device {device}, torch {torch.__version__}",
-        "images": args.images, "batch_size": args.batch_size, "workers": args.workers,
-        "images_per_second": {k: round(v, 1) for k, v in med.items()},
-        "pipeline_overhead": round(1 - med["pipeline"] / med["bare"], 3),
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "machine": f"{platform.machine()}, {os.cpu_count()} cores, device {device}, torch {torch.__version__}",
+                "images": args.images,
+                "batch_size": args.batch_size,
+                "workers": args.workers,
+                "images_per_second": {k: round(v, 1) for k, v in med.items()},
+                "pipeline_overhead": round(1 - med["pipeline"] / med["bare"], 3),
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

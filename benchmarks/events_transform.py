@@ -31,8 +31,15 @@ def lake_for(events: int, base: Path):
     from platform_assets.lib.simulator import LakeScale, generate_lake
 
     days = 7
-    scale = LakeScale(users=50_000, photos=60_000, days=days, events_per_day=int(events / days * 1.1),
-                      files_per_hour=4, defect_rate=0.002, seed=1)
+    scale = LakeScale(
+        users=50_000,
+        photos=60_000,
+        days=days,
+        events_per_day=int(events / days * 1.1),
+        files_per_hour=4,
+        defect_rate=0.002,
+        seed=1,
+    )
     lake_dir = base / f"lake-{events}"
     store = LakeStore(str(lake_dir))
     if not store.exists("_simulator/manifest.json"):
@@ -90,7 +97,7 @@ def run_one(impl: str, lake_dir: str, out_dir: str) -> None:
 
             df, q = pandas_events([(os.path.join(lake_dir, k), k) for k in keys], date.fromisoformat(day))
             rows = len(df)
-            t += time_it(lambda: df.to_parquet(path, compression="zstd", index=False))
+            t += time_it(lambda df=df, path=path: df.to_parquet(path, compression="zstd", index=False))
             del df
         seconds += time.perf_counter() - t
         events += rows
@@ -99,8 +106,13 @@ def run_one(impl: str, lake_dir: str, out_dir: str) -> None:
 
 
 def child(impl: str, lake_dir: str, out_dir: str) -> dict:
-    proc = subprocess.run([sys.executable, __file__, "--child", impl, "--lake-dir", lake_dir, "--out", out_dir],
-                          capture_output=True, text=True, check=True, cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", impl, "--lake-dir", lake_dir, "--out", out_dir],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -112,7 +124,6 @@ def zcat_seconds(paths: list[str]) -> float:
 
 def same_rows(out_dir: str) -> bool:
     """Every column but `extra_json` (pandas keeps the parsed record, not the raw text) equal."""
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
     cols = ["event_id", "ts", "event_type", "user_id", "photo_id", "client", "source_file"]
@@ -150,12 +161,15 @@ def main() -> None:
     identical = same_rows(str(out_dir))
     med = {impl: statistics.median(r["seconds"] for r in rs) for impl, rs in runs.items()}
     events = runs["platform"][0]["events"]
-    uncompressed = int(subprocess.run(f"zcat {' '.join(paths)} | wc -c", shell=True, capture_output=True, text=True).stdout)
+    uncompressed = int(
+        subprocess.run(f"zcat {' '.join(paths)} | wc -c", shell=True, capture_output=True, text=True).stdout
+    )
     report = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
         "events": events,
         "quarantined": runs["platform"][0]["quarantined"],
-        "identical_rows_and_quarantine": identical and runs["platform"][0]["quarantined"] == runs["pandas"][0]["quarantined"],
+        "identical_rows_and_quarantine": identical
+        and runs["platform"][0]["quarantined"] == runs["pandas"][0]["quarantined"],
         "raw_logs_gz_mb": round(raw_bytes / 2**20),
         "raw_logs_uncompressed_mb": round(uncompressed / 2**20),
         "median_seconds": {**{k: round(v, 2) for k, v in med.items()}, "zcat": round(statistics.median(floors), 2)},

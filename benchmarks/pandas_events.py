@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import gzip
 import json
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
 
@@ -51,7 +51,7 @@ def pandas_events(paths: list[tuple[str, str]], day: date) -> tuple[pd.DataFrame
     ok &= df["photo_id"].map(lambda v: v is None or _is_int(v) or v != v)
     ok &= df["client"].map(lambda v: isinstance(v, str))
     ts = pd.to_datetime(df["ts"].where(ok), utc=True, errors="coerce", format="ISO8601")
-    start = pd.Timestamp(datetime.combine(day, datetime.min.time(), tzinfo=timezone.utc))
+    start = pd.Timestamp(datetime.combine(day, datetime.min.time(), tzinfo=UTC))
     ok &= ts.notna() & df["event_type"].isin(EVENT_TYPES)
     ok &= (df["event_type"] == "login") | df["photo_id"].notna()
     ok &= (ts >= start) & (ts < start + timedelta(days=1))

@@ -31,7 +31,9 @@ ACTIVITY = dg.AssetKey(["features", "user_activity"])
 
 def materialized_after(instance: dg.DagsterInstance, key: dg.AssetKey, day: str, since: float) -> float | None:
     """When `day` of `key` was last materialized by a run that started after `since`, else None."""
-    records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=key, asset_partitions=[day]), limit=1).records
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=key, asset_partitions=[day]), limit=1
+    ).records
     if not records:
         return None
     run = instance.get_run_record_by_id(records[0].run_id)
@@ -50,14 +52,32 @@ def main() -> None:
             landed = time.time()
             keys = append_hour(stack.lake)  # the next hour: the first one opens a new day
             day = keys[0].split("/")[1].removeprefix("dt=")
-            wait_for(lambda: materialized_after(stack.instance, EVENTS, day, landed)
-                     and materialized_after(stack.instance, ACTIVITY, day, landed), 600, f"{day}", poll=0.5)
-            done = max(materialized_after(stack.instance, EVENTS, day, landed),
-                       materialized_after(stack.instance, ACTIVITY, day, landed))
+            wait_for(
+                lambda day=day, landed=landed: (
+                    materialized_after(stack.instance, EVENTS, day, landed)
+                    and materialized_after(stack.instance, ACTIVITY, day, landed)
+                ),
+                600,
+                f"{day}",
+                poll=0.5,
+            )
+            done = max(
+                materialized_after(stack.instance, EVENTS, day, landed),
+                materialized_after(stack.instance, ACTIVITY, day, landed),
+            )
             latencies.append(done - landed)
             print(f"{day}: {latencies[-1]:.1f}s", flush=True)
-    print(json.dumps({"files": len(latencies), "median_seconds": round(statistics.median(latencies), 1),
-                      "worst_seconds": round(max(latencies), 1), "sensor_interval_seconds": 30}, indent=2))
+    print(
+        json.dumps(
+            {
+                "files": len(latencies),
+                "median_seconds": round(statistics.median(latencies), 1),
+                "worst_seconds": round(max(latencies), 1),
+                "sensor_interval_seconds": 30,
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

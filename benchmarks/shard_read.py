@@ -37,8 +37,19 @@ PEERS = ROOT / "benchmarks" / ".venv-peers"
 def ensure_peers() -> None:
     if not (PEERS / "bin" / "python").exists():
         subprocess.run([sys.executable, "-m", "venv", str(PEERS)], check=True)
-        subprocess.run([str(PEERS / "bin" / "pip"), "install", "-q", "torch==2.14.1", "torchvision==0.29.1",
-                        "mosaicml-streaming", "webdataset", "pyarrow"], check=True)
+        subprocess.run(
+            [
+                str(PEERS / "bin" / "pip"),
+                "install",
+                "-q",
+                "torch==2.14.1",
+                "torchvision==0.29.1",
+                "mosaicml-streaming",
+                "webdataset",
+                "pyarrow",
+            ],
+            check=True,
+        )
 
 
 def ours(directory: Path, buffer: int) -> dict:
@@ -68,20 +79,34 @@ def main() -> None:
             if impl == "platform":
                 cmd = [sys.executable, __file__, "--child", "x", "--dir", str(base / "ours")]
             else:
-                cmd = [str(PEERS / "bin" / "python"), str(ROOT / "benchmarks" / "shard_read_peers.py"), "--impl", impl,
-                       "--source", str(source), "--out", str(base / impl)]
+                cmd = [
+                    str(PEERS / "bin" / "python"),
+                    str(ROOT / "benchmarks" / "shard_read_peers.py"),
+                    "--impl",
+                    impl,
+                    "--source",
+                    str(source),
+                    "--out",
+                    str(base / impl),
+                ]
             proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
             if proc.returncode:
                 raise SystemExit(f"{impl} failed:\n{proc.stderr[-3000:]}")
             runs[impl].append(json.loads(proc.stdout.strip().splitlines()[-1]))
             print(impl, runs[impl][-1], flush=True)
     med = {k: statistics.median(r["samples_per_second"] for r in v) for k, v in runs.items()}
-    print(json.dumps({
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores", "samples": args.samples,
-        "samples_per_second": {k: round(v) for k, v in med.items()},
-        "vs_faster_peer": round(med["platform"] / max(med["webdataset"], med["mds"]), 2),
-        "samples_read": {k: v[0]["samples"] for k, v in runs.items()},
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+                "samples": args.samples,
+                "samples_per_second": {k: round(v) for k, v in med.items()},
+                "vs_faster_peer": round(med["platform"] / max(med["webdataset"], med["mds"]), 2),
+                "samples_read": {k: v[0]["samples"] for k, v in runs.items()},
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -38,17 +38,27 @@ def write(impl: str, source: Path, out: Path) -> None:
 
         with wds.ShardWriter(str(out / "shard-%05d.tar"), maxsize=128 * 2**20) as sink:
             for i in range(n):
-                sink.write({"__key__": f"{i:08d}", "image.bin": cols["image"][i],
-                            **{f"{k}.bin": cols[k][i].astype(np.float32).tobytes() for k in FIELDS},
-                            "label.bin": np.float32(cols["label"][i]).tobytes()})
+                sink.write(
+                    {
+                        "__key__": f"{i:08d}",
+                        "image.bin": cols["image"][i],
+                        **{f"{k}.bin": cols[k][i].astype(np.float32).tobytes() for k in FIELDS},
+                        "label.bin": np.float32(cols["label"][i]).tobytes(),
+                    }
+                )
     else:
         from streaming import MDSWriter
 
         spec = {"image": "bytes", "label": "float32", **{k: f"ndarray:float32:{cols[k].shape[1]}" for k in FIELDS}}
         with MDSWriter(out=str(out), columns=spec, size_limit=128 * 2**20) as sink:
             for i in range(n):
-                sink.write({"image": cols["image"][i], "label": float(cols["label"][i]),
-                            **{k: cols[k][i].astype(np.float32) for k in FIELDS}})
+                sink.write(
+                    {
+                        "image": cols["image"][i],
+                        "label": float(cols["label"][i]),
+                        **{k: cols[k][i].astype(np.float32) for k in FIELDS},
+                    }
+                )
 
 
 def read(impl: str, out: Path, shuffle_buffer: int) -> int:
@@ -59,9 +69,11 @@ def read(impl: str, out: Path, shuffle_buffer: int) -> int:
         import webdataset as wds
 
         def decode(s: dict) -> dict:
-            return {"image": torch.frombuffer(bytearray(s["image.bin"]), dtype=torch.uint8).view(3, 64, 64),
-                    **{k: torch.frombuffer(bytearray(s[f"{k}.bin"]), dtype=torch.float32) for k in FIELDS},
-                    "label": torch.frombuffer(bytearray(s["label.bin"]), dtype=torch.float32)}
+            return {
+                "image": torch.frombuffer(bytearray(s["image.bin"]), dtype=torch.uint8).view(3, 64, 64),
+                **{k: torch.frombuffer(bytearray(s[f"{k}.bin"]), dtype=torch.float32) for k in FIELDS},
+                "label": torch.frombuffer(bytearray(s["label.bin"]), dtype=torch.float32),
+            }
 
         urls = sorted(str(p) for p in out.glob("*.tar"))
         for _ in wds.WebDataset(urls, shardshuffle=False, empty_check=False).shuffle(shuffle_buffer).map(decode):

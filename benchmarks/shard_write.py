@@ -37,15 +37,26 @@ def samples(n: int) -> pa.Table:
     rng = np.random.default_rng(0)
     base = [render(rng, CLASSES[i % 6], STYLES[i % 4]).transpose(2, 0, 1) for i in range(min(n, 512))]
     # every augmented view is unique: perturb each sample's pixels so no two are equal
-    pixels = [(base[i % len(base)] ^ rng.integers(0, 4, IMAGE_BYTES, dtype=np.uint8).reshape(base[0].shape)).tobytes()
-              for i in range(n)]
+    pixels = [
+        (base[i % len(base)] ^ rng.integers(0, 4, IMAGE_BYTES, dtype=np.uint8).reshape(base[0].shape)).tobytes()
+        for i in range(n)
+    ]
     fixed = lambda d: pa.FixedSizeListArray.from_arrays(pa.array(rng.random(n * d, dtype=np.float32)), d)  # noqa: E731
-    return pa.table([
-        pa.array(np.arange(n, dtype=np.int64)), pa.array(np.zeros(n, np.int16)),
-        pa.array(np.full(n, 1_700_000_000_000_000), pa.timestamp("us", tz="UTC")),
-        pa.array(rng.random(n, dtype=np.float32)), pa.array(pixels, pa.binary(IMAGE_BYTES)),
-        fixed(128), fixed(384), pa.array(["a title"] * n), fixed(len(TABULAR)), fixed(len(TABULAR)),
-    ], schema=sample_schema(128, 384))
+    return pa.table(
+        [
+            pa.array(np.arange(n, dtype=np.int64)),
+            pa.array(np.zeros(n, np.int16)),
+            pa.array(np.full(n, 1_700_000_000_000_000), pa.timestamp("us", tz="UTC")),
+            pa.array(rng.random(n, dtype=np.float32)),
+            pa.array(pixels, pa.binary(IMAGE_BYTES)),
+            fixed(128),
+            fixed(384),
+            pa.array(["a title"] * n),
+            fixed(len(TABULAR)),
+            fixed(len(TABULAR)),
+        ],
+        schema=sample_schema(128, 384),
+    )
 
 
 def main() -> None:
@@ -65,16 +76,34 @@ def main() -> None:
             written = sum(s.bytes for s in shards)
             writer.append(written / 2**20 / seconds)
             t = time.perf_counter()
-            subprocess.run(["dd", "if=/dev/zero", f"of={base / f'dd{i}'}", "bs=1M", f"count={max(1, written // 2**20)}",
-                            "conv=fdatasync", "status=none"], check=True)
+            subprocess.run(
+                [
+                    "dd",
+                    "if=/dev/zero",
+                    f"of={base / f'dd{i}'}",
+                    "bs=1M",
+                    f"count={max(1, written // 2**20)}",
+                    "conv=fdatasync",
+                    "status=none",
+                ],
+                check=True,
+            )
             disk.append(max(1, written // 2**20) / (time.perf_counter() - t))
         med_w, med_d = statistics.median(writer), statistics.median(disk)
-        print(json.dumps({
-            "machine": f"{platform.machine()}, {os.cpu_count()} cores", "samples": args.samples,
-            "shard_bytes": written, "shards": len(shards), "uncompressed_table_mb": round(table.nbytes / 2**20),
-            "mb_per_second": {"shard_writer": round(med_w, 1), "dd_sequential": round(med_d, 1)},
-            "ratio": round(med_w / med_d, 2),
-        }, indent=2))
+        print(
+            json.dumps(
+                {
+                    "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+                    "samples": args.samples,
+                    "shard_bytes": written,
+                    "shards": len(shards),
+                    "uncompressed_table_mb": round(table.nbytes / 2**20),
+                    "mb_per_second": {"shard_writer": round(med_w, 1), "dd_sequential": round(med_d, 1)},
+                    "ratio": round(med_w / med_d, 2),
+                },
+                indent=2,
+            )
+        )
     finally:
         shutil.rmtree(base, ignore_errors=True)
 

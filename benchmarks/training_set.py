@@ -19,16 +19,22 @@ import statistics
 import subprocess
 import sys
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import bench_parser, peak_rss_mb  # noqa: E402
+
 FEAST_VENV = ROOT / "benchmarks" / ".venv-feast"
-AUTHOR_COLUMNS = ["author_logins_today", "author_likes_given_7d", "author_likes_received_7d", "author_posts_30d",
-                  "author_sessions_7d"]
+AUTHOR_COLUMNS = [
+    "author_logins_today",
+    "author_likes_given_7d",
+    "author_likes_received_7d",
+    "author_posts_30d",
+    "author_sessions_7d",
+]
 
 
 def prepare(events: int, base: Path) -> Path:
@@ -61,8 +67,8 @@ def prepare(events: int, base: Path) -> Path:
         with transform_events(read_log_lines(store, [f.key for f in d.files]), date.fromisoformat(day)) as result:
             tables.extend(result.events)
     events_table = pa.concat_tables(tables)
-    start = datetime.fromisoformat(min(days)).replace(tzinfo=timezone.utc)
-    end = datetime.fromisoformat(max(days)).replace(tzinfo=timezone.utc) + timedelta(days=1)
+    start = datetime.fromisoformat(min(days)).replace(tzinfo=UTC)
+    end = datetime.fromisoformat(max(days)).replace(tzinfo=UTC) + timedelta(days=1)
     activity = compute_user_activity(events_table, photos, users, start, end)
     labels = compute_labels(photos, events_table, start, end)
     print(f"prepared inputs in {time.perf_counter() - t:.0f}s: {activity.num_rows} user_activity rows", flush=True)
@@ -91,8 +97,12 @@ def run_platform(inputs: Path, result: Path) -> float:
 def child(impl: str, inputs: Path, out_dir: Path) -> dict:
     python = str(FEAST_VENV / "bin" / "python") if impl != "platform" else sys.executable
     script = [python, str(ROOT / "benchmarks" / ("training_set.py" if impl == "platform" else "training_set_peers.py"))]
-    proc = subprocess.run([*script, "--child", impl, "--inputs", str(inputs), "--out", str(out_dir)],
-                          capture_output=True, text=True, cwd=ROOT)
+    proc = subprocess.run(
+        [*script, "--child", impl, "--inputs", str(inputs), "--out", str(out_dir)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     if proc.returncode:
         raise SystemExit(f"{impl} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -139,16 +149,21 @@ def main() -> None:
     med = {k: statistics.median(r["seconds"] for r in v) for k, v in runs.items()}
     import pyarrow.parquet as pq
 
-    print(json.dumps({
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
-        "photos_in_training_set": pq.read_metadata(out_dir / "platform.parquet").num_rows,
-        "user_activity_rows": pq.read_metadata(inputs / "user_activity.parquet").num_rows,
-        "identical_values": identical(out_dir),
-        "median_seconds": {k: round(v, 3) for k, v in med.items()},
-        "speedup_vs_pandas": round(med["pandas"] / med["platform"], 1),
-        "speedup_vs_feast": round(med["feast"] / med["platform"], 1),
-        "peak_rss_mb": {k: round(max(r["peak_mb"] for r in v)) for k, v in runs.items()},
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
+                "photos_in_training_set": pq.read_metadata(out_dir / "platform.parquet").num_rows,
+                "user_activity_rows": pq.read_metadata(inputs / "user_activity.parquet").num_rows,
+                "identical_values": identical(out_dir),
+                "median_seconds": {k: round(v, 3) for k, v in med.items()},
+                "speedup_vs_pandas": round(med["pandas"] / med["platform"], 1),
+                "speedup_vs_feast": round(med["feast"] / med["platform"], 1),
+                "peak_rss_mb": {k: round(max(r["peak_mb"] for r in v)) for k, v in runs.items()},
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -62,14 +62,20 @@ def run_feast(inputs: Path, out: Path) -> float:
     photos, labels, _, span = load(inputs)
     with tempfile.TemporaryDirectory() as repo:
         config = RepoConfig(
-            project="bench", registry=f"{repo}/registry.db", provider="local",
-            offline_store={"type": "file"}, entity_key_serialization_version=3,
-            online_store={"type": "sqlite", "path": f"{repo}/online.db"}, repo_path=repo,
+            project="bench",
+            registry=f"{repo}/registry.db",
+            provider="local",
+            offline_store={"type": "file"},
+            entity_key_serialization_version=3,
+            online_store={"type": "sqlite", "path": f"{repo}/online.db"},
+            repo_path=repo,
         )
         store = FeatureStore(config=config)
         user = Entity(name="user", join_keys=["user_id"])
         view = FeatureView(
-            name="user_activity", entities=[user], ttl=timedelta(days=31),
+            name="user_activity",
+            entities=[user],
+            ttl=timedelta(days=31),
             schema=[Field(name=c, dtype=Int64) for c in AUTHOR],
             source=FileSource(path=str(inputs / "user_activity.parquet"), timestamp_field="ts"),
         )
@@ -94,7 +100,6 @@ def main() -> None:
     run = run_pandas if args.child == "pandas" else run_feast
     seconds = run(Path(args.inputs), Path(args.out) / f"{args.child}.parquet")
     print(json.dumps({"seconds": seconds, "peak_mb": peak_rss_mb()}))
-
 
 
 if __name__ == "__main__":

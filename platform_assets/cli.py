@@ -17,15 +17,24 @@ def _store(args: argparse.Namespace) -> LakeStore:
 
 
 def _lake_args(p: argparse.ArgumentParser, demo: Path) -> None:
-    p.add_argument("--lake", default=os.environ.get("PLATFORM_ASSETS_LAKE", str(demo / "lake")),
-                   help="lake root: a directory or s3://bucket/prefix (env PLATFORM_ASSETS_LAKE)")
+    p.add_argument(
+        "--lake",
+        default=os.environ.get("PLATFORM_ASSETS_LAKE", str(demo / "lake")),
+        help="lake root: a directory or s3://bucket/prefix (env PLATFORM_ASSETS_LAKE)",
+    )
     p.add_argument("--s3-endpoint-url", default=None, help="S3 API endpoint (env PLATFORM_ASSETS_S3_ENDPOINT_URL)")
 
 
 def cmd_generate(args: argparse.Namespace) -> None:
     scale = LakeScale(
-        users=args.users, photos=args.photos, days=args.days, events_per_day=args.events_per_day,
-        files_per_hour=args.files_per_hour, defect_rate=args.defect_rate, start_date=args.start_date, seed=args.seed,
+        users=args.users,
+        photos=args.photos,
+        days=args.days,
+        events_per_day=args.events_per_day,
+        files_per_hour=args.files_per_hour,
+        defect_rate=args.defect_rate,
+        start_date=args.start_date,
+        seed=args.seed,
     )
     store = _store(args)
     if not store.is_s3:
@@ -62,13 +71,18 @@ def main(argv: list[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(prog="platform-assets", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    lake = sub.add_parser("lake", help="the simulated photo-app lake").add_subparsers(dest="lake_command", required=True)
+    lake = sub.add_parser("lake", help="the simulated photo-app lake").add_subparsers(
+        dest="lake_command", required=True
+    )
 
     gen = lake.add_parser("generate", help="write a seeded lake: app database, images, hourly logs")
     _lake_args(gen, DEMO_DIR)
     default = LakeScale()
-    gen.add_argument("--app-db", default=os.environ.get("PLATFORM_ASSETS_APP_DB_URL", f"sqlite:///{DEMO_DIR / 'app.db'}"),
-                     help="SQLAlchemy URL of the app database (env PLATFORM_ASSETS_APP_DB_URL)")
+    gen.add_argument(
+        "--app-db",
+        default=os.environ.get("PLATFORM_ASSETS_APP_DB_URL", f"sqlite:///{DEMO_DIR / 'app.db'}"),
+        help="SQLAlchemy URL of the app database (env PLATFORM_ASSETS_APP_DB_URL)",
+    )
     for name in ("users", "photos", "days", "events_per_day", "files_per_hour", "seed"):
         gen.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(default, name))
     gen.add_argument("--defect-rate", type=float, default=default.defect_rate)
@@ -81,18 +95,29 @@ def main(argv: list[str] | None = None) -> None:
     app.set_defaults(func=cmd_append)
 
     catalog = sub.add_parser("catalog", help="print the feature catalog (docs/FEATURES.md)")
-    catalog.set_defaults(func=lambda a: print(__import__("platform_assets.lib.features.catalog", fromlist=["x"]).render_catalog(), end=""))
+    catalog.set_defaults(
+        func=lambda a: print(
+            __import__("platform_assets.lib.features.catalog", fromlist=["x"]).render_catalog(), end=""
+        )
+    )
 
     registry = "the data registry is PLATFORM_ASSETS_WORKSPACE, its remote PLATFORM_ASSETS_DVC_REMOTE"
-    rep = sub.add_parser("reproduce", help="restore a model's exact shards in a temporary checkout of its tag, verify "
-                         "every byte (healing from the remote), retrain, compare metrics", description=registry)
+    rep = sub.add_parser(
+        "reproduce",
+        help="restore a model's exact shards in a temporary checkout of its tag, verify "
+        "every byte (healing from the remote), retrain, compare metrics",
+        description=registry,
+    )
     rep.add_argument("model_id")
     _lake_args(rep, DEMO_DIR)
     rep.set_defaults(func=cmd_reproduce)
 
-    ver = sub.add_parser("verify", help="hash the workspace's pinned shards and models (or, given a model id, that "
-                         "model's data version) against DVC's records; heal bad cache objects from the remote",
-                         description=registry)
+    ver = sub.add_parser(
+        "verify",
+        help="hash the workspace's pinned shards and models (or, given a model id, that "
+        "model's data version) against DVC's records; heal bad cache objects from the remote",
+        description=registry,
+    )
     ver.add_argument("model_id", nargs="?")
     ver.set_defaults(func=cmd_verify)
 

@@ -80,8 +80,11 @@ def transform_day(store: LakeStore, keys: list[str], day: date) -> TransformedDa
 
 def files_under(root: Path) -> dict[str, str]:
     """sha256 of every visible file (temporary files are hidden: readers and DVC skip them)."""
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
+    }
 
 
 def read_manifest(store: LakeStore) -> dict:

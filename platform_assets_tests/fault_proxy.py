@@ -13,8 +13,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 _BODY = b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
-SLOW_DOWN = (b"HTTP/1.1 503 Slow Down\r\nContent-Type: application/xml\r\nConnection: close\r\n"
-             b"Content-Length: %d\r\n\r\n%s" % (len(_BODY), _BODY))
+SLOW_DOWN = (
+    b"HTTP/1.1 503 Slow Down\r\nContent-Type: application/xml\r\nConnection: close\r\n"
+    b"Content-Length: %d\r\n\r\n%s" % (len(_BODY), _BODY)
+)
 
 
 class FaultProxy:

@@ -52,10 +52,23 @@ def postgres_server() -> Iterator[str]:
     data = root / "data"
     run = lambda *args: subprocess.run([*prefix, *args], check=True, capture_output=True, text=True)  # noqa: E731
     run(str(bindir / "initdb"), "-D", str(data), "-U", "platform", "--auth=trust", "-E", "UTF8")
-    run(str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "server.log"), "-w", "-t", "60", "start",
-        "-o", f"-h 127.0.0.1 -p {port} -k {root}")
+    run(
+        str(bindir / "pg_ctl"),
+        "-D",
+        str(data),
+        "-l",
+        str(root / "server.log"),
+        "-w",
+        "-t",
+        "60",
+        "start",
+        "-o",
+        f"-h 127.0.0.1 -p {port} -k {root}",
+    )
     try:
         yield f"postgresql+psycopg2://platform@127.0.0.1:{port}/postgres"
     finally:
-        subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
+        subprocess.run(
+            [*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True
+        )
         shutil.rmtree(root, ignore_errors=True)

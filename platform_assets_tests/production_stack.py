@@ -27,8 +27,12 @@ from platform_assets_tests.pg_server import postgres_server
 from platform_assets_tests.s3_server import make_bucket, s3_server
 
 ROOT = Path(__file__).resolve().parents[1]
-FAST_EMBEDDINGS = {"ops": {"embeddings__image_encoder": {"config": {"epochs": 1, "batch_size": 64}},
-                           "embeddings__image_embeddings": {"config": {"workers": 0}}}}
+FAST_EMBEDDINGS = {
+    "ops": {
+        "embeddings__image_encoder": {"config": {"epochs": 1, "batch_size": 64}},
+        "embeddings__image_embeddings": {"config": {"workers": 0}},
+    }
+}
 
 
 @dataclass
@@ -102,12 +106,19 @@ def production_stack(tmp: Path, scale: LakeScale) -> Iterator[Stack]:
         home.mkdir()
         shutil.copy(ROOT / "deploy" / "production" / "dagster.yaml", home)
         env = {
-            "PLATFORM_ASSETS_DEPLOYMENT": "production", "PLATFORM_ASSETS_LAKE": lake.root,
-            "PLATFORM_ASSETS_S3_ENDPOINT_URL": endpoint, "PLATFORM_ASSETS_APP_DB_URL": app_db,
-            "PLATFORM_ASSETS_WORKSPACE": str(tmp / "registry"), "PLATFORM_ASSETS_DVC_REMOTE": "s3://dvc-store/registry",
+            "PLATFORM_ASSETS_DEPLOYMENT": "production",
+            "PLATFORM_ASSETS_LAKE": lake.root,
+            "PLATFORM_ASSETS_S3_ENDPOINT_URL": endpoint,
+            "PLATFORM_ASSETS_APP_DB_URL": app_db,
+            "PLATFORM_ASSETS_WORKSPACE": str(tmp / "registry"),
+            "PLATFORM_ASSETS_DVC_REMOTE": "s3://dvc-store/registry",
             "PLATFORM_ASSETS_REGISTRY_GIT_REMOTE": str(git_remote),
-            "DAGSTER_HOME": str(home), "DAGSTER_PG_USERNAME": "platform", "DAGSTER_PG_PASSWORD": "",
-            "DAGSTER_PG_HOST": host, "DAGSTER_PG_PORT": port, "DAGSTER_PG_DB": "dagster",
+            "DAGSTER_HOME": str(home),
+            "DAGSTER_PG_USERNAME": "platform",
+            "DAGSTER_PG_PASSWORD": "",
+            "DAGSTER_PG_HOST": host,
+            "DAGSTER_PG_PORT": port,
+            "DAGSTER_PG_DB": "dagster",
             "DAGSTER_COMPUTE_LOG_BUCKET": "logs-bucket",
         }
         saved = {k: os.environ.get(k) for k in env}
@@ -118,21 +129,44 @@ def production_stack(tmp: Path, scale: LakeScale) -> Iterator[Stack]:
             definitions = defs()
             with dg.DagsterInstance.get() as instance:
                 assert definitions.resolve_job_def("app_db_job").execute_in_process(instance=instance).success
-                assert definitions.resolve_job_def("embeddings_job").execute_in_process(
-                    instance=instance, run_config=FAST_EMBEDDINGS).success
+                assert (
+                    definitions.resolve_job_def("embeddings_job")
+                    .execute_in_process(instance=instance, run_config=FAST_EMBEDDINGS)
+                    .success
+                )
                 bin_dir = Path(sys.executable).parent
                 with open(tmp / "daemon.log", "a") as log:
+
                     def start_daemon() -> subprocess.Popen:
-                        return subprocess.Popen([str(bin_dir / "dagster-daemon"), "run", "-w", "workspace.yaml"],
-                                                cwd=ROOT, env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT,
-                                                start_new_session=True)
+                        return subprocess.Popen(
+                            [str(bin_dir / "dagster-daemon"), "run", "-w", "workspace.yaml"],
+                            cwd=ROOT,
+                            env=dict(os.environ),
+                            stdout=log,
+                            stderr=subprocess.STDOUT,
+                            start_new_session=True,
+                        )
 
                     port = free_port()
-                    web = subprocess.Popen([str(bin_dir / "dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1",
-                                            "-p", str(port)], cwd=ROOT, env=dict(os.environ), stdout=log,
-                                           stderr=subprocess.STDOUT, start_new_session=True)
-                    stack = Stack(instance, lake, env, tmp / "registry", git_remote, f"http://127.0.0.1:{port}",
-                                  start_daemon)
+                    web = subprocess.Popen(
+                        [
+                            str(bin_dir / "dagster-webserver"),
+                            "-w",
+                            "workspace.yaml",
+                            "-h",
+                            "127.0.0.1",
+                            "-p",
+                            str(port),
+                        ],
+                        cwd=ROOT,
+                        env=dict(os.environ),
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                    )
+                    stack = Stack(
+                        instance, lake, env, tmp / "registry", git_remote, f"http://127.0.0.1:{port}", start_daemon
+                    )
                     stack.restart_daemon()
                     try:
                         yield stack

@@ -38,8 +38,13 @@ def timed_materialize(assets, **kwargs) -> tuple[dg.ExecuteInProcessResult, floa
 def test_a_missing_sqlite_app_database_is_named_and_never_created(tmp_path: Path) -> None:
     (tmp_path / "lake").mkdir()
     missing = tmp_path / "nope" / "app.db"
-    result, seconds = timed_materialize([raw_users], resources={
-        "lake": LakeResource(root=str(tmp_path / "lake")), "app_db": AppDatabaseResource(url=f"sqlite:///{missing}")})
+    result, seconds = timed_materialize(
+        [raw_users],
+        resources={
+            "lake": LakeResource(root=str(tmp_path / "lake")),
+            "app_db": AppDatabaseResource(url=f"sqlite:///{missing}"),
+        },
+    )
     message = failed_at_once(result, seconds)
     assert str(missing) in message and "PLATFORM_ASSETS_APP_DB_URL" in message
     assert not missing.exists() and not missing.parent.exists()
@@ -50,15 +55,26 @@ def test_a_missing_table_fails_at_once(tmp_path: Path) -> None:
     (tmp_path / "lake").mkdir()
     db = tmp_path / "app.db"
     sqlite3.connect(db).execute("CREATE TABLE photos (photo_id INTEGER)").connection.commit()
-    result, seconds = timed_materialize([raw_users], resources={
-        "lake": LakeResource(root=str(tmp_path / "lake")), "app_db": AppDatabaseResource(url=f"sqlite:///{db}")})
+    result, seconds = timed_materialize(
+        [raw_users],
+        resources={
+            "lake": LakeResource(root=str(tmp_path / "lake")),
+            "app_db": AppDatabaseResource(url=f"sqlite:///{db}"),
+        },
+    )
     assert "no such table: users" in failed_at_once(result, seconds)
     assert files_under(tmp_path / "lake") == {}
 
 
 def test_a_missing_lake_directory_fails_at_once_naming_the_setting(tmp_path: Path) -> None:
-    result, seconds = timed_materialize([stage_events], partition_key="2026-11-01", resources={
-        "lake": LakeResource(root=str(tmp_path / "no-lake")), "app_db": AppDatabaseResource(url="sqlite:///x.db")})
+    result, seconds = timed_materialize(
+        [stage_events],
+        partition_key="2026-11-01",
+        resources={
+            "lake": LakeResource(root=str(tmp_path / "no-lake")),
+            "app_db": AppDatabaseResource(url="sqlite:///x.db"),
+        },
+    )
     message = failed_at_once(result, seconds)
     assert "PLATFORM_ASSETS_LAKE" in message and str(tmp_path / "no-lake") in message
     assert not (tmp_path / "no-lake").exists()
@@ -67,8 +83,14 @@ def test_a_missing_lake_directory_fails_at_once_naming_the_setting(tmp_path: Pat
 def dagster_cli(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
     home = tmp_path / "dagster_home"
     home.mkdir(exist_ok=True)
-    return subprocess.run([DAGSTER, *args, "-m", "platform_assets.definitions"], cwd=ROOT, capture_output=True,
-                          text=True, timeout=300, env={**os.environ, "DAGSTER_HOME": str(home), **env})
+    return subprocess.run(
+        [DAGSTER, *args, "-m", "platform_assets.definitions"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "DAGSTER_HOME": str(home), **env},
+    )
 
 
 def test_a_malformed_start_date_is_named_with_the_expected_form(tmp_path: Path) -> None:
@@ -82,9 +104,18 @@ def test_a_partition_outside_the_range_or_malformed_is_refused_and_writes_nothin
     lake = make_lake(tmp_path, SMALL)
     before = files_under(Path(lake.store.root))
     started = time.monotonic()
-    done = dagster_cli(tmp_path, "asset", "materialize", "--select", "staging/events,staging/events_quarantine",
-                       "--partition", key, PLATFORM_ASSETS_LAKE=lake.store.root,
-                       PLATFORM_ASSETS_APP_DB_URL=lake.app_db_url, PLATFORM_ASSETS_START_DATE="2026-01-01")
+    done = dagster_cli(
+        tmp_path,
+        "asset",
+        "materialize",
+        "--select",
+        "staging/events,staging/events_quarantine",
+        "--partition",
+        key,
+        PLATFORM_ASSETS_LAKE=lake.store.root,
+        PLATFORM_ASSETS_APP_DB_URL=lake.app_db_url,
+        PLATFORM_ASSETS_START_DATE="2026-01-01",
+    )
     assert done.returncode != 0 and time.monotonic() - started < 60
     assert key in done.stdout + done.stderr
     assert files_under(Path(lake.store.root)) == before

@@ -18,23 +18,34 @@ from platform_assets_tests.production_stack import production_stack, wait_for
 SCALE = LakeScale(users=60, photos=200, days=2, events_per_day=3000, defect_rate=0.005, seed=9)
 SHARDS = dg.AssetKey(["shards", "training_shards"])
 EVENTS = dg.AssetKey(["staging", "events"])
-IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
-             dg.DagsterRunStatus.STARTED]
+IN_FLIGHT = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
 
 
 def failure_messages(instance: dg.DagsterInstance, run_id: str) -> list[str]:
     """What a failed run's steps said: the test names the error, not only that a run failed."""
-    return [str(e.dagster_event.event_specific_data.error.message)
-            for e in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE)]
+    return [
+        str(e.dagster_event.event_specific_data.error.message)
+        for e in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
+    ]
 
 
 def test_daemon_runs_the_graph_from_new_files_on_s3_and_postgres(tmp_path) -> None:
     with production_stack(tmp_path, SCALE) as stack:
         instance, lake = stack.instance, stack.lake
         wait_for(lambda: len(instance.get_materialized_partitions(EVENTS)) == 2, 240, "events of both days")
-        wait_for(lambda: {"2026-11-01", "2026-11-02"} <= instance.get_materialized_partitions(SHARDS)
-                 and not instance.get_run_records(dg.RunsFilter(statuses=IN_FLIGHT)), 420,
-                 "shards of both days (events -> features -> shards, all by sensors), no run in flight")
+        wait_for(
+            lambda: (
+                {"2026-11-01", "2026-11-02"} <= instance.get_materialized_partitions(SHARDS)
+                and not instance.get_run_records(dg.RunsFilter(statuses=IN_FLIGHT))
+            ),
+            420,
+            "shards of both days (events -> features -> shards, all by sensors), no run in flight",
+        )
         runs_before = len(instance.get_run_records())
         # Restarted between runs: the default run launcher's runs are the daemon's children (in
         # production the ECS or Kubernetes launcher runs them apart, and a restart leaves them be).
@@ -46,16 +57,25 @@ def test_daemon_runs_the_graph_from_new_files_on_s3_and_postgres(tmp_path) -> No
         time.sleep(40)  # more sensor ticks: nothing else may be launched for the redelivered file
         events_runs = [r for r in instance.get_run_records() if r.dagster_run.job_name == "events_job"]
         assert sorted(r.dagster_run.tags.get("dagster/partition") for r in events_runs) == [
-            "2026-11-01", "2026-11-02", "2026-11-03"]
-        failed = [r.dagster_run for r in instance.get_run_records() if r.dagster_run.is_finished
-                  and not r.dagster_run.is_success]
-        assert not failed, [(run.job_name, run.tags.get("dagster/partition"), failure_messages(instance, run.run_id))
-                            for run in failed]
+            "2026-11-01",
+            "2026-11-02",
+            "2026-11-03",
+        ]
+        failed = [
+            r.dagster_run
+            for r in instance.get_run_records()
+            if r.dagster_run.is_finished and not r.dagster_run.is_success
+        ]
+        assert not failed, [
+            (run.job_name, run.tags.get("dagster/partition"), failure_messages(instance, run.run_id)) for run in failed
+        ]
         assert len(instance.get_run_records()) > runs_before
         query = {"query": "{ runsOrError { ... on Runs { results { runId status } } } }"}
         response = requests.post(f"{stack.webserver_url}/graphql", json=query, timeout=30).json()
         served = {r["runId"] for r in response["data"]["runsOrError"]["results"]}
-        assert served == {r.dagster_run.run_id for r in instance.get_run_records()}  # the webserver reads the same instance
+        assert served == {
+            r.dagster_run.run_id for r in instance.get_run_records()
+        }  # the webserver reads the same instance
         dvc_file = "shards/dt=2026-11-01.dvc"
         assert run_cli(stack.registry_git_remote, "git", "log", "--oneline", "main", "--", dvc_file).stdout.strip()
         cloud = run_cli(stack.registry, dvc_executable(), "status", "--cloud", "--json", dvc_file).stdout

@@ -29,14 +29,29 @@ def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
 
 
 def test_asset_list_with_a_selection(tmp_path: Path) -> None:
-    proc = run([str(BIN / "dagster"), "asset", "list", "-m", "platform_assets.definitions", "--select", "staging/users"],
-               {"DAGSTER_HOME": str(tmp_path)})
+    proc = run(
+        [str(BIN / "dagster"), "asset", "list", "-m", "platform_assets.definitions", "--select", "staging/users"],
+        {"DAGSTER_HOME": str(tmp_path)},
+    )
     assert "staging/users" in proc.stdout.split()
 
 
 def test_definitions_validate(tmp_path: Path) -> None:
-    proc = run([str(BIN / "dagster"), "definitions", "validate", "-w", "workspace.yaml"], {"DAGSTER_HOME": str(tmp_path)})
+    proc = run(
+        [str(BIN / "dagster"), "definitions", "validate", "-w", "workspace.yaml"], {"DAGSTER_HOME": str(tmp_path)}
+    )
     assert "All code locations passed validation" in proc.stdout + proc.stderr
+
+
+def test_dg_lists_and_checks_the_project(tmp_path: Path) -> None:
+    """`dg` (dagster-dg-cli) reads the project from [tool.dg] in pyproject.toml, as after
+    `source .venv/bin/activate`."""
+    env = {"DAGSTER_HOME": str(tmp_path), "VIRTUAL_ENV": str(BIN.parent)}
+    listed = run([str(BIN / "dg"), "list", "defs"], env).stdout
+    for name in ("staging/events", "models/popularity_model", "new_logs_sensor", "workspace"):
+        assert name in listed, name
+    checked = run([str(BIN / "dg"), "check", "defs"], env)
+    assert "All definitions loaded successfully" in checked.stdout + checked.stderr
 
 
 def test_asset_materialize_with_a_selection_writes_the_partition(tmp_path: Path) -> None:
@@ -45,10 +60,25 @@ def test_asset_materialize_with_a_selection_writes_the_partition(tmp_path: Path)
     # stage_events is one multi-asset that cannot be subset: --select staging/events alone is refused.
     home = tmp_path / "dagster_home"
     home.mkdir()
-    run([str(BIN / "dagster"), "asset", "materialize", "-m", "platform_assets.definitions",
-         "--select", "staging/events,staging/events_quarantine", "--partition", day],
-        {"DAGSTER_HOME": str(home), "PLATFORM_ASSETS_LAKE": lake.store.root,
-         "PLATFORM_ASSETS_APP_DB_URL": lake.app_db_url, "PLATFORM_ASSETS_START_DATE": "2026-01-01"})
+    run(
+        [
+            str(BIN / "dagster"),
+            "asset",
+            "materialize",
+            "-m",
+            "platform_assets.definitions",
+            "--select",
+            "staging/events,staging/events_quarantine",
+            "--partition",
+            day,
+        ],
+        {
+            "DAGSTER_HOME": str(home),
+            "PLATFORM_ASSETS_LAKE": lake.store.root,
+            "PLATFORM_ASSETS_APP_DB_URL": lake.app_db_url,
+            "PLATFORM_ASSETS_START_DATE": "2026-01-01",
+        },
+    )
 
     with dg.DagsterInstance.from_config(str(home)) as instance:
         (record,) = instance.get_run_records()

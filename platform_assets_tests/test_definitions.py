@@ -16,7 +16,11 @@ def test_dagster_definitions_validate_passes() -> None:
     dagster = Path(sys.executable).with_name("dagster")
     proc = subprocess.run(
         [str(dagster), "definitions", "validate", "-w", "workspace.yaml"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300, env={**os.environ, "DAGSTER_HOME": ""},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "DAGSTER_HOME": ""},
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "All code locations passed validation" in proc.stdout + proc.stderr
@@ -33,12 +37,17 @@ def test_assets_are_grouped_by_layer_with_descriptions_and_schemas() -> None:
     assert groups["lake"] == {"lake/raw_users", "lake/raw_photos", "lake/raw_logs"}
     assert {"staging/events", "staging/events_quarantine", "staging/users", "staging/photos"} <= groups["staging"]
     assert groups["embeddings"] == {
-        "embeddings/image_encoder", "embeddings/image_embeddings", "embeddings/title_embeddings"
+        "embeddings/image_encoder",
+        "embeddings/image_embeddings",
+        "embeddings/title_embeddings",
     }
     assert groups["shards"] == {"shards/training_shards"}
     assert groups["models"] == {"models/popularity_model"}
     assert groups["features"] == {
-        "features/user_activity", "features/photo_features", "features/popularity_labels", "features/training_set"
+        "features/user_activity",
+        "features/photo_features",
+        "features/popularity_labels",
+        "features/training_set",
     }
     events = graph.get(dg.AssetKey(["staging", "events"]))
     schema = events.metadata["dagster/column_schema"]
@@ -72,4 +81,6 @@ def test_unknown_deployment_fails_fast(monkeypatch) -> None:
 def test_feature_catalog_is_current() -> None:
     from platform_assets.lib.features.catalog import render_catalog
 
-    assert (ROOT / "docs" / "FEATURES.md").read_text() == render_catalog(), "run: platform-assets catalog > docs/FEATURES.md"
+    assert (ROOT / "docs" / "FEATURES.md").read_text() == render_catalog(), (
+        "run: platform-assets catalog > docs/FEATURES.md"
+    )

@@ -2,7 +2,6 @@
 
 import dagster as dg
 import numpy as np
-import pyarrow.compute as pc
 import torch
 
 from platform_assets.defs.embeddings.assets import (
@@ -19,8 +18,12 @@ from platform_assets.lib.embeddings.augment import augment, draw_params
 from platform_assets.lib.embeddings.image_encoder import train_simclr
 from platform_assets.lib.simulator.images import encode_jpeg, render
 
-FAST = {"ops": {"embeddings__image_encoder": {"config": {"epochs": 1, "batch_size": 64}},
-                "embeddings__image_embeddings": {"config": {"workers": 0}}}}
+FAST = {
+    "ops": {
+        "embeddings__image_encoder": {"config": {"epochs": 1, "batch_size": 64}},
+        "embeddings__image_embeddings": {"config": {"workers": 0}},
+    }
+}
 
 
 def materialized(result: dg.ExecuteInProcessResult, name: str) -> dict:
@@ -45,8 +48,11 @@ def test_embeddings_are_incremental_and_broken_images_quarantined(fresh_lake) ->
     store = fresh_lake.store
     store.write_bytes("images/3.jpg", encode_jpeg(render(np.random.default_rng(99), "pet", "vivid")))  # changed
     store.write_bytes("images/5.jpg", b"\xff\xd8 not really a jpeg")  # broken
-    again = dg.materialize([image_embeddings, title_embeddings], resources=resources, run_config={"ops": {
-        "embeddings__image_embeddings": {"config": {"workers": 0}}}})
+    again = dg.materialize(
+        [image_embeddings, title_embeddings],
+        resources=resources,
+        run_config={"ops": {"embeddings__image_embeddings": {"config": {"workers": 0}}}},
+    )
     assert again.success
     meta = materialized(again, "image_embeddings")
     assert (meta["embedded"], meta["quarantined"], meta["reused"]) == (1, 1, n - 2)
@@ -82,8 +88,13 @@ def test_resnet18_layout_loads_torchvision_style_weights(tmp_path) -> None:
     from platform_assets.lib.embeddings.image_encoder import ImageEncoder, load_weights
 
     state = ImageEncoder("resnet18").state_dict()
-    expected = {"conv1.weight", "bn1.running_mean", "layer1.0.conv1.weight", "layer2.0.downsample.0.weight",
-                "layer4.1.bn2.weight"}
+    expected = {
+        "conv1.weight",
+        "bn1.running_mean",
+        "layer1.0.conv1.weight",
+        "layer2.0.downsample.0.weight",
+        "layer4.1.bn2.weight",
+    }
     assert expected <= set(state)  # torchvision's parameter names
     assert state["conv1.weight"].shape == (64, 3, 7, 7) and state["layer4.1.conv2.weight"].shape == (512, 512, 3, 3)
     with_fc = {**state, "fc.weight": torch.zeros(1000, 512), "fc.bias": torch.zeros(1000)}

@@ -2,7 +2,7 @@
 
 import gzip
 import json
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 
@@ -29,26 +29,26 @@ def run(tmp_path, files: dict[str, list[str] | bytes]):
 
 
 BAD_LINES = [
-        ('{"event_id": "e1", "ts"', "malformed_json"),
-        ("[1, 2]", "not_an_object"),
-        (ev(user_id=...), "missing_field: user_id"),
-        (ev(event_id=None), "missing_field: event_id"),
-        (ev(user_id="user-1"), "wrong_type: user_id must be an integer, got string"),
-        (ev(ts=1700000000), "wrong_type: ts must be an ISO-8601 string, got integer"),
-        (ev(event_type=42), "wrong_type: event_type must be a string, got integer"),
-        (ev(photo_id="x"), "wrong_type: photo_id must be an integer, got string"),
-        (ev(user_id=1.5), "wrong_type: user_id must be an integer, got number"),
-        (ev(user_id=True), "wrong_type: user_id must be an integer, got boolean"),
-        (ev(event_id={"a": 1}), "wrong_type: event_id must be a non-empty string, got object"),
-        (ev(ts="yesterday"), "bad_timestamp: yesterday"),
-        (ev(event_type="teleport"), "unknown_event_type: teleport"),
-        (ev(photo_id=None), "missing_field: photo_id (required for view)"),
-        (ev(ts="2026-11-02T00:00:00Z"), "timestamp_outside_partition: 2026-11-02T00:00:00Z"),
-        (ev(ts="1970-01-01T00:00:00Z"), "timestamp_outside_partition: 1970-01-01T00:00:00Z"),
-        (ev(event_id=""), "missing_event_id: empty or whitespace only"),
-        (ev(event_id=" \t "), "missing_event_id: empty or whitespace only"),
-        (ev(ts="2026-11-01"), "bad_timestamp: 2026-11-01"),  # a date is not a time
-        (ev(ts="2026-10-31T24:00:00Z"), "bad_timestamp: 2026-10-31T24:00:00Z"),  # not 11-01 00:00: hours are 00-23
+    ('{"event_id": "e1", "ts"', "malformed_json"),
+    ("[1, 2]", "not_an_object"),
+    (ev(user_id=...), "missing_field: user_id"),
+    (ev(event_id=None), "missing_field: event_id"),
+    (ev(user_id="user-1"), "wrong_type: user_id must be an integer, got string"),
+    (ev(ts=1700000000), "wrong_type: ts must be an ISO-8601 string, got integer"),
+    (ev(event_type=42), "wrong_type: event_type must be a string, got integer"),
+    (ev(photo_id="x"), "wrong_type: photo_id must be an integer, got string"),
+    (ev(user_id=1.5), "wrong_type: user_id must be an integer, got number"),
+    (ev(user_id=True), "wrong_type: user_id must be an integer, got boolean"),
+    (ev(event_id={"a": 1}), "wrong_type: event_id must be a non-empty string, got object"),
+    (ev(ts="yesterday"), "bad_timestamp: yesterday"),
+    (ev(event_type="teleport"), "unknown_event_type: teleport"),
+    (ev(photo_id=None), "missing_field: photo_id (required for view)"),
+    (ev(ts="2026-11-02T00:00:00Z"), "timestamp_outside_partition: 2026-11-02T00:00:00Z"),
+    (ev(ts="1970-01-01T00:00:00Z"), "timestamp_outside_partition: 1970-01-01T00:00:00Z"),
+    (ev(event_id=""), "missing_event_id: empty or whitespace only"),
+    (ev(event_id=" \t "), "missing_event_id: empty or whitespace only"),
+    (ev(ts="2026-11-01"), "bad_timestamp: 2026-11-01"),  # a date is not a time
+    (ev(ts="2026-10-31T24:00:00Z"), "bad_timestamp: 2026-10-31T24:00:00Z"),  # not 11-01 00:00: hours are 00-23
 ]
 
 
@@ -69,7 +69,7 @@ def test_each_bad_line_is_quarantined_with_its_reason(tmp_path, line: str, reaso
 @pytest.mark.parametrize(
     "line",
     [
-        ev("e\\\"1"),  # an escaped quote in a string
+        ev('e\\"1'),  # an escaped quote in a string
         ev(compact=False),
         '{"ts":"2026-11-01T10:00:00.000Z","event_id":"e1","event_type":"view","user_id":1,"photo_id":2,"client":"ios"}',
         ev(event_type="login", photo_id=...),  # a login without photo_id
@@ -99,7 +99,7 @@ def test_duplicates_across_files_keep_the_first_delivery(tmp_path) -> None:
 def test_timestamps_are_normalised_to_utc(tmp_path) -> None:
     result = run(tmp_path, {"p": [ev("a", ts="2026-11-01T15:30:00.250+05:30"), ev("b", ts="2026-11-01T10:00:00Z")]})
     ts = dict(zip(result.events["event_id"].to_pylist(), result.events["ts"].to_pylist()))
-    assert ts["a"] == datetime(2026, 11, 1, 10, 0, 0, 250000, tzinfo=timezone.utc)
+    assert ts["a"] == datetime(2026, 11, 1, 10, 0, 0, 250000, tzinfo=UTC)
     assert str(result.events.schema.field("ts").type) == "timestamp[us, tz=UTC]"
 
 
@@ -172,12 +172,22 @@ def test_blank_lines_are_counted_not_quarantined(tmp_path) -> None:
 
 
 def test_a_timestamp_without_a_zone_is_read_as_utc_and_counted(tmp_path) -> None:
-    result = run(tmp_path, {"p": [ev("naive", ts="2026-11-01T10:00:00"), ev("spaced", ts="2026-11-01 23:30:00.5"),
-                                  ev("zoned", ts="2026-11-01T10:00:00+01:00")]})
+    result = run(
+        tmp_path,
+        {
+            "p": [
+                ev("naive", ts="2026-11-01T10:00:00"),
+                ev("spaced", ts="2026-11-01 23:30:00.5"),
+                ev("zoned", ts="2026-11-01T10:00:00+01:00"),
+            ]
+        },
+    )
     ts = dict(zip(result.events["event_id"].to_pylist(), result.events["ts"].to_pylist()))
-    assert ts == {"naive": datetime(2026, 11, 1, 10, tzinfo=timezone.utc),
-                  "spaced": datetime(2026, 11, 1, 23, 30, 0, 500000, tzinfo=timezone.utc),
-                  "zoned": datetime(2026, 11, 1, 9, tzinfo=timezone.utc)}
+    assert ts == {
+        "naive": datetime(2026, 11, 1, 10, tzinfo=UTC),
+        "spaced": datetime(2026, 11, 1, 23, 30, 0, 500000, tzinfo=UTC),
+        "zoned": datetime(2026, 11, 1, 9, tzinfo=UTC),
+    }
     assert result.stats["timestamps_without_zone"] == 2
 
 

@@ -22,12 +22,16 @@ SCALE = LakeScale(users=1500, photos=2500, days=5, events_per_day=30_000, defect
 
 def build_features(lake) -> dg.ExecuteInProcessResult:
     resources = lake.resources()
-    assert dg.materialize([raw_users, raw_photos, stage_users, stage_photos, photo_features], resources=resources).success
+    assert dg.materialize(
+        [raw_users, raw_photos, stage_users, stage_photos, photo_features], resources=resources
+    ).success
     days = sorted(lake.manifest["days"])
     for day in days:
         assert dg.materialize([stage_events], partition_key=day, resources=resources).success
     result = dg.materialize(
-        [user_activity, popularity_labels, training_set], resources=resources, tags=dict(zip(RANGE, (days[0], days[-1])))
+        [user_activity, popularity_labels, training_set],
+        resources=resources,
+        tags=dict(zip(RANGE, (days[0], days[-1]))),
     )
     assert result.success
     return result
@@ -61,8 +65,11 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float:
 
 def _validation_score(table: pa.Table) -> float:
     """Ridge regression on the earlier days, rank correlation on the last labelled day."""
-    features = [c for c in table.column_names if c.startswith("author_") or c in (
-        "posted_hour_local", "title_length", "title_words", "author_tenure_days")]
+    features = [
+        c
+        for c in table.column_names
+        if c.startswith("author_") or c in ("posted_hour_local", "title_length", "title_words", "author_tenure_days")
+    ]
     x = np.column_stack([table[c].to_numpy(zero_copy_only=False).astype(float) for c in features])
     x = np.column_stack([np.log1p(np.abs(x)), np.ones(len(x))])
     hour = table["posted_hour_local"].to_numpy()
@@ -84,10 +91,19 @@ def test_a_leaking_join_scores_clearly_better_and_the_correct_one_ships(feature_
     assert leaking_sql != ts_lib.TRAINING_SET_SQL
     with duckdb.connect() as con:
         con.register("photo_features", lake.store.read_parquet("features/photo_features.parquet"))
-        con.register("labels", pa.concat_tables(lake.store.read_parquet(partition_key("features/popularity_labels", d)) for d in days))
-        con.register("user_activity", pa.concat_tables(lake.store.read_parquet(partition_key("features/user_activity", d)) for d in days))
+        con.register(
+            "labels",
+            pa.concat_tables(lake.store.read_parquet(partition_key("features/popularity_labels", d)) for d in days),
+        )
+        con.register(
+            "user_activity",
+            pa.concat_tables(lake.store.read_parquet(partition_key("features/user_activity", d)) for d in days),
+        )
         start, end = shipped["posted_at"][0].as_py(), days[-1]
-        leaking = con.sql(leaking_sql, params={"range_start": start.replace(hour=0, minute=0, second=0, microsecond=0), "range_end": end}).to_arrow_table()
+        leaking = con.sql(
+            leaking_sql,
+            params={"range_start": start.replace(hour=0, minute=0, second=0, microsecond=0), "range_end": end},
+        ).to_arrow_table()
     assert ts_lib.point_in_time_violations(leaking) > 0
     assert ts_lib.point_in_time_violations(shipped) == 0
     correct, leaked = _validation_score(shipped), _validation_score(leaking)

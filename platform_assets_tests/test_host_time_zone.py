@@ -30,11 +30,11 @@ def test_every_output_is_byte_identical_whatever_the_host_time_zone(tmp_path) ->
     for zone in ZONES:
         copy = tmp_path / zone.replace("/", "-")
         shutil.copytree(tmp_path / "lake-source", copy)
-        done = subprocess.run([sys.executable, "-c", BUILD, str(copy)], capture_output=True, text=True,
-                              env={**os.environ, "TZ": zone})
+        done = subprocess.run(
+            [sys.executable, "-c", BUILD, str(copy)], capture_output=True, text=True, env={**os.environ, "TZ": zone}
+        )
         assert done.returncode == 0, done.stderr[-3000:]
         outputs[zone] = json.loads(done.stdout.strip().splitlines()[-1])
     assert len(outputs["UTC"]) >= 4 * len(lake.manifest["days"])  # events, quarantine and features of each day
     for zone in ZONES[1:]:
         assert outputs[zone] == outputs["UTC"], zone
-

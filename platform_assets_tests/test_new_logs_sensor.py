@@ -11,7 +11,9 @@ from platform_assets.lib.simulator import append_hour
 
 
 def tick(lake, instance, cursor: str | None) -> dg.SensorResult:
-    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"lake": LakeResource(root=lake.store.root)})
+    context = dg.build_sensor_context(
+        instance=instance, cursor=cursor, resources={"lake": LakeResource(root=lake.store.root)}
+    )
     return new_logs_sensor(context)
 
 
@@ -83,8 +85,8 @@ def test_sensor_runs_materialize_the_requested_partition(fresh_lake, instance, m
 
 
 def test_features_sensor_requests_one_ranged_run_after_events_land(fresh_lake, instance, monkeypatch) -> None:
-    from platform_assets.defs.features.sensors import RANGE_END_TAG, RANGE_START_TAG, features_sensor
     from platform_assets.definitions import defs
+    from platform_assets.defs.features.sensors import RANGE_END_TAG, RANGE_START_TAG, features_sensor
 
     monkeypatch.setenv("PLATFORM_ASSETS_LAKE", fresh_lake.store.root)
     job = defs().resolve_job_def("events_job")
@@ -97,7 +99,9 @@ def test_features_sensor_requests_one_ranged_run_after_events_land(fresh_lake, i
     assert not again.run_requests
     assert job.execute_in_process(instance=instance, partition_key="2026-11-02").success  # a late file re-opened a day
     late = features_sensor(dg.build_sensor_context(instance=instance, cursor=first.cursor))
-    assert [(r.tags[RANGE_START_TAG], r.tags[RANGE_END_TAG]) for r in late.run_requests] == [("2026-11-01", "2026-11-02")]
+    assert [(r.tags[RANGE_START_TAG], r.tags[RANGE_END_TAG]) for r in late.run_requests] == [
+        ("2026-11-01", "2026-11-02")
+    ]
 
 
 def test_shards_sensor_requests_each_changed_training_day_once(instance) -> None:

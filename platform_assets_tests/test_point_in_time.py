@@ -3,7 +3,7 @@ events exactly at posted_at and just after, users with no history, events given 
 order, and events that arrive late (a day's events appended after the others)."""
 
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 import pytest
@@ -16,7 +16,7 @@ from platform_assets.lib.staging.app_tables import PHOTOS_SCHEMA, USERS_SCHEMA
 from platform_assets.lib.staging.arrow_utils import conform_to
 from platform_assets.lib.staging.events import EVENTS_SCHEMA
 
-T0 = datetime(2026, 10, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 10, 1, tzinfo=UTC)
 US = timedelta(microseconds=1)
 
 
@@ -43,22 +43,36 @@ def brute_force(photo, photos, events) -> dict:
     ordered = sorted(own, key=lambda e: e["ts"])
     starts = [e for i, e in enumerate(ordered) if i == 0 or e["ts"] - ordered[i - 1]["ts"] > timedelta(minutes=30)]
     return {
-        "author_logins_today": sum(e["event_type"] == "login" and e["ts"].date() == p.date() and e["ts"] <= p for e in own),
+        "author_logins_today": sum(
+            e["event_type"] == "login" and e["ts"].date() == p.date() and e["ts"] <= p for e in own
+        ),
         "author_likes_given_7d": sum(e["event_type"] == "like" and in_days(e, 7) for e in own),
         "author_likes_received_7d": sum(
             e["event_type"] == "like" and e["photo_id"] in authored and in_days(e, 7) for e in events
         ),
-        "author_posts_30d": sum(q["user_id"] == author and p - timedelta(days=30) <= q["posted_at"] <= p for q in photos),
+        "author_posts_30d": sum(
+            q["user_id"] == author and p - timedelta(days=30) <= q["posted_at"] <= p for q in photos
+        ),
         "author_sessions_7d": sum(in_days(e, 7) for e in starts),
     }
 
 
 def ev(n, user, ts, kind, photo=None):
-    return {"event_id": f"e{n}", "ts": ts, "event_type": kind, "user_id": user, "photo_id": photo, "client": "ios", "source_file": "f"}
+    return {
+        "event_id": f"e{n}",
+        "ts": ts,
+        "event_type": kind,
+        "user_id": user,
+        "photo_id": photo,
+        "client": "ios",
+        "source_file": "f",
+    }
 
 
 def test_edges_match_the_brute_force_reference() -> None:
-    users = [{"user_id": u, "username": f"u{u}", "signup_at": T0 - timedelta(days=10), "timezone": "UTC"} for u in (1, 2, 3)]
+    users = [
+        {"user_id": u, "username": f"u{u}", "signup_at": T0 - timedelta(days=10), "timezone": "UTC"} for u in (1, 2, 3)
+    ]
     p_at = T0 + timedelta(days=20, hours=12)
     photos = [
         {"photo_id": 1, "user_id": 1, "posted_at": T0 + timedelta(days=1), "image_key": "images/1.jpg"},
@@ -93,12 +107,19 @@ def test_posts_30d_counts_the_authors_photos_in_the_app_database_not_post_events
     users = [{"user_id": 1, "username": "u1", "signup_at": T0 - timedelta(days=10), "timezone": "UTC"}]
     p_at = T0 + timedelta(days=20)
     photos = [
-        {"photo_id": 1, "user_id": 1, "posted_at": T0 + timedelta(days=1), "image_key": "images/1.jpg"},  # no post event
+        {
+            "photo_id": 1,
+            "user_id": 1,
+            "posted_at": T0 + timedelta(days=1),
+            "image_key": "images/1.jpg",
+        },  # no post event
         {"photo_id": 2, "user_id": 1, "posted_at": p_at, "image_key": "images/2.jpg"},
         {"photo_id": 3, "user_id": 1, "posted_at": p_at - timedelta(days=30) - US, "image_key": "images/3.jpg"},
     ]
-    events = [ev(1, 1, T0 + timedelta(days=5), "post", 99),  # a post event for no photo in the app database
-              ev(2, 1, p_at + timedelta(hours=30), "view", 2)]  # closes photo 2's label window
+    events = [
+        ev(1, 1, T0 + timedelta(days=5), "post", 99),  # a post event for no photo in the app database
+        ev(2, 1, p_at + timedelta(hours=30), "view", 2),
+    ]  # closes photo 2's label window
     rows = {r["photo_id"]: r for r in build(users, photos, events).to_pylist()}
     assert rows[2]["author_posts_30d"] == 2  # photos 1 and 2; photo 3 is 1 µs older than 30 days
 
@@ -106,7 +127,10 @@ def test_posts_30d_counts_the_authors_photos_in_the_app_database_not_post_events
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_random_histories_match_the_brute_force_reference(seed: int) -> None:
     rnd = random.Random(seed)
-    users = [{"user_id": u, "username": f"u{u}", "signup_at": T0 - timedelta(days=5), "timezone": "Asia/Tokyo"} for u in range(1, 6)]
+    users = [
+        {"user_id": u, "username": f"u{u}", "signup_at": T0 - timedelta(days=5), "timezone": "Asia/Tokyo"}
+        for u in range(1, 6)
+    ]
     photos, events = [], []
     for pid in range(1, 41):
         posted = T0 + timedelta(minutes=rnd.randrange(0, 45 * 24 * 60))

@@ -73,8 +73,11 @@ def test_the_production_dagster_yaml_runs_on_postgres_and_s3(tmp_path, pg_url, m
     with s3_server() as endpoint:
         make_bucket(endpoint, "compute-logs")
         for name, value in {
-            "DAGSTER_PG_USERNAME": "platform", "DAGSTER_PG_PASSWORD": "", "DAGSTER_PG_HOST": host_port.split(":")[0],
-            "DAGSTER_PG_PORT": host_port.split(":")[1], "DAGSTER_PG_DB": "dagster_prod",
+            "DAGSTER_PG_USERNAME": "platform",
+            "DAGSTER_PG_PASSWORD": "",
+            "DAGSTER_PG_HOST": host_port.split(":")[0],
+            "DAGSTER_PG_PORT": host_port.split(":")[1],
+            "DAGSTER_PG_DB": "dagster_prod",
             "DAGSTER_COMPUTE_LOG_BUCKET": "compute-logs",
             "PLATFORM_ASSETS_S3_ENDPOINT_URL": endpoint,
         }.items():
@@ -92,4 +95,3 @@ def test_the_production_dagster_yaml_runs_on_postgres_and_s3(tmp_path, pg_url, m
         s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
         keys = [o["Key"] for o in s3.list_objects_v2(Bucket="compute-logs").get("Contents", [])]
         assert any(k.startswith("dagster-compute-logs/") for k in keys)
-

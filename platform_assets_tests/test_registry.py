@@ -36,8 +36,15 @@ def test_parallel_pins_each_land_as_their_own_commit(tmp_path) -> None:
     log = registry.git("log", "--format=%s").splitlines()
     assert sorted(log[:6]) == sorted(f"shards {d}" for d in days)  # one commit each, none lost
     for day in days:
-        assert registry.git("show", "--format=", "--name-only", registry.git("log", "-1", "--format=%H", "--",
-                            f"{shard_dir(day)}.dvc")) == f"{shard_dir(day)}.dvc"  # only its own file
+        assert (
+            registry.git(
+                "show",
+                "--format=",
+                "--name-only",
+                registry.git("log", "-1", "--format=%H", "--", f"{shard_dir(day)}.dvc"),
+            )
+            == f"{shard_dir(day)}.dvc"
+        )  # only its own file
     assert registry.git("status", "--porcelain") == ""
     assert "in sync" in run_cli(registry.root, dvc_executable(), "status", "--cloud").stdout
     assert (registry.root / "shards" / ".gitignore").read_text() == GITIGNORES["shards"]  # no line per output

@@ -31,27 +31,41 @@ from platform_assets_tests.conftest import make_lake, registry_resource, run_cli
 
 SCALE = LakeScale(users=120, photos=500, days=3, events_per_day=6000, defect_rate=0.005, seed=21)
 DAYS = ["2026-11-01", "2026-11-02", "2026-11-03"]
-FAST = {"ops": {"embeddings__image_encoder": {"config": {"epochs": 1, "batch_size": 64}},
-                "embeddings__image_embeddings": {"config": {"workers": 0}}}}
+FAST = {
+    "ops": {
+        "embeddings__image_encoder": {"config": {"epochs": 1, "batch_size": 64}},
+        "embeddings__image_embeddings": {"config": {"workers": 0}},
+    }
+}
 MODEL = {"ops": {"models__popularity_model": {"config": {"epochs": 3}}}}
 CLI = str(Path(sys.executable).with_name("platform-assets"))
 
 
 def shard_bytes(root: Path) -> dict[str, str]:
     """sha256 of every shard file under a registry checkout."""
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted((root / "shards").rglob("*.parquet"))}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted((root / "shards").rglob("*.parquet"))
+    }
 
 
 def build_all(resources, instance) -> None:
     for day in DAYS:
         assert dg.materialize([stage_events], partition_key=day, resources=resources, instance=instance).success
-    assert dg.materialize([user_activity, popularity_labels, training_set], resources=resources, instance=instance,
-                          tags={"dagster/asset_partition_range_start": DAYS[0],
-                                "dagster/asset_partition_range_end": DAYS[-1]}).success
+    assert dg.materialize(
+        [user_activity, popularity_labels, training_set],
+        resources=resources,
+        instance=instance,
+        tags={"dagster/asset_partition_range_start": DAYS[0], "dagster/asset_partition_range_end": DAYS[-1]},
+    ).success
     for day in DAYS:
-        assert dg.materialize([training_shards], partition_key=day, resources=resources, instance=instance,
-                              run_config={"ops": {"shards__training_shards": {"config": {"target_shard_mb": 1}}}}).success
+        assert dg.materialize(
+            [training_shards],
+            partition_key=day,
+            resources=resources,
+            instance=instance,
+            run_config={"ops": {"shards__training_shards": {"config": {"target_shard_mb": 1}}}},
+        ).success
 
 
 def train(resources, instance) -> dg.MaterializeResult:
@@ -68,18 +82,30 @@ def two_models(tmp_path_factory):
     workspace = registry_resource(tmp)
     resources = {**lake.resources(), "workspace": workspace}
     with dg.instance_for_test() as instance:
-        assert dg.materialize([raw_users, raw_photos, stage_users, stage_photos, photo_features], resources=resources,
-                              instance=instance).success
-        assert dg.materialize([image_encoder, image_embeddings, title_embeddings], resources=resources,
-                              instance=instance, run_config=FAST).success
+        assert dg.materialize(
+            [raw_users, raw_photos, stage_users, stage_photos, photo_features], resources=resources, instance=instance
+        ).success
+        assert dg.materialize(
+            [image_encoder, image_embeddings, title_embeddings], resources=resources, instance=instance, run_config=FAST
+        ).success
         build_all(resources, instance)
         v1, meta_a = shard_bytes(Path(workspace.root)), train(resources, instance)
         append_hour(lake.store, late_day=DAYS[0])  # new and late logs change the features, so the shards
         build_all(resources, instance)
         v2, meta_b = shard_bytes(Path(workspace.root)), train(resources, instance)
-        yield {"lake": lake, "workspace": workspace, "registry": workspace.registry(), "resources": resources,
-               "instance": instance, "v1": v1, "v2": v2, "a": meta_a, "b": meta_b,
-               "truth": lake.store.read_parquet(TRUTH_KEY), "tmp": tmp}
+        yield {
+            "lake": lake,
+            "workspace": workspace,
+            "registry": workspace.registry(),
+            "resources": resources,
+            "instance": instance,
+            "v1": v1,
+            "v2": v2,
+            "a": meta_a,
+            "b": meta_b,
+            "truth": lake.store.read_parquet(TRUTH_KEY),
+            "tmp": tmp,
+        }
 
 
 def manifest_of(registry, meta) -> dict:
@@ -91,15 +117,22 @@ def manifest_of(registry, meta) -> dict:
 
 
 def expected_bytes(manifest: dict) -> dict[str, str]:
-    return {f"{s['path']}/{f['name']}": f["sha256"] for s in manifest["shards"] for f in s["files"]
-            if f["name"].endswith(".parquet")}
+    return {
+        f"{s['path']}/{f['name']}": f["sha256"]
+        for s in manifest["shards"]
+        for f in s["files"]
+        if f["name"].endswith(".parquet")
+    }
 
 
 def cli_env(two_models) -> dict:
     """The settings `platform-assets` reads: the registry, its remote, the lake."""
     registry = two_models["registry"]
-    return {"PLATFORM_ASSETS_WORKSPACE": str(registry.root), "PLATFORM_ASSETS_DVC_REMOTE": registry.remote_url,
-            "PLATFORM_ASSETS_LAKE": two_models["lake"].store.root}
+    return {
+        "PLATFORM_ASSETS_WORKSPACE": str(registry.root),
+        "PLATFORM_ASSETS_DVC_REMOTE": registry.remote_url,
+        "PLATFORM_ASSETS_LAKE": two_models["lake"].store.root,
+    }
 
 
 def test_every_pin_is_a_commit_and_every_model_a_tag(two_models) -> None:
@@ -150,8 +183,17 @@ def test_dvc_get_from_another_directory_at_a_tag(two_models, tmp_path) -> None:
     registry, a = two_models["registry"], two_models["a"]
     manifest = manifest_of(registry, a)
     shard = manifest["shards"][0]
-    run_cli(tmp_path, dvc_executable(), "get", str(registry.root), shard["path"], "--rev", a["registry_tag"].value,
-            "-o", "got")
+    run_cli(
+        tmp_path,
+        dvc_executable(),
+        "get",
+        str(registry.root),
+        shard["path"],
+        "--rev",
+        a["registry_tag"].value,
+        "-o",
+        "got",
+    )
     for f in shard["files"]:
         assert hashlib.sha256((tmp_path / "got" / f["name"]).read_bytes()).hexdigest() == f["sha256"]
 
@@ -171,14 +213,16 @@ def test_a_manual_checkout_in_the_workspace_does_not_change_what_trains(two_mode
     """The nightly model reads a verified snapshot of the registry's last commit, never the
     live workspace: after the README recipe left model A's shards there, it still trains on
     the latest data (B's inputs, so B's id) and leaves the user's checkout alone."""
-    registry, root = two_models["registry"], two_models["registry"].root
+    root = two_models["registry"].root
     run_cli(root, "git", "checkout", two_models["a"]["registry_tag"].value, "--", "shards")
     run_cli(root, dvc_executable(), "checkout")
     mixed = shard_bytes(root)
     assert mixed != two_models["v2"]
     try:
-        assert train(two_models["resources"], two_models["instance"])["model_id"].value == \
-            two_models["b"]["model_id"].value
+        assert (
+            train(two_models["resources"], two_models["instance"])["model_id"].value
+            == two_models["b"]["model_id"].value
+        )
         assert shard_bytes(root) == mixed
     finally:
         run_cli(root, "git", "checkout", "HEAD", "--", "shards")
@@ -283,8 +327,13 @@ def test_a_registry_that_disagrees_with_the_event_log_is_refused_naming_the_part
     index.write_bytes(saved + b"\n")
     registry.pin(rel, "pinned by hand, outside Dagster")
     try:
-        result = dg.materialize([popularity_model], resources=two_models["resources"], instance=two_models["instance"],
-                                run_config=MODEL, raise_on_error=False)
+        result = dg.materialize(
+            [popularity_model],
+            resources=two_models["resources"],
+            instance=two_models["instance"],
+            run_config=MODEL,
+            raise_on_error=False,
+        )
         assert not result.success
         error = str(result.failure_data_for_node("models__popularity_model").error)
         assert StaleRegistryError.__name__ in error and day in error and original in error

@@ -48,7 +48,9 @@ def test_sensor_lists_the_s3_prefix(s3_lake) -> None:
         context = dg.build_sensor_context(instance=instance, resources={"lake": resources["lake"]})
         result = new_logs_sensor(context)
         assert sorted(r.partition_key for r in result.run_requests) == ["2026-11-01", "2026-11-02"]
-        again = new_logs_sensor(dg.build_sensor_context(instance=instance, cursor=result.cursor, resources={"lake": resources["lake"]}))
+        again = new_logs_sensor(
+            dg.build_sensor_context(instance=instance, cursor=result.cursor, resources={"lake": resources["lake"]})
+        )
         assert not again.run_requests
 
 
@@ -96,9 +98,13 @@ def test_sensor_on_s3_ignores_a_redelivery_of_the_same_bytes(s3_lake) -> None:
         first = new_logs_sensor(dg.build_sensor_context(instance=instance, resources={"lake": resources["lake"]}))
         key = "logs/dt=2026-11-02/hour=05/part-00.jsonl.gz"
         store.write_bytes(key, store.read_bytes(key))  # same key, same bytes, a new upload
-        again = new_logs_sensor(dg.build_sensor_context(instance=instance, cursor=first.cursor, resources={"lake": resources["lake"]}))
+        again = new_logs_sensor(
+            dg.build_sensor_context(instance=instance, cursor=first.cursor, resources={"lake": resources["lake"]})
+        )
         assert not again.run_requests
         changed_bytes = store.read_bytes(key)[:-8] + b"\0" * 8
         store.write_bytes(key, changed_bytes)
-        third = new_logs_sensor(dg.build_sensor_context(instance=instance, cursor=first.cursor, resources={"lake": resources["lake"]}))
+        third = new_logs_sensor(
+            dg.build_sensor_context(instance=instance, cursor=first.cursor, resources={"lake": resources["lake"]})
+        )
         assert [r.partition_key for r in third.run_requests] == ["2026-11-02"]

@@ -23,15 +23,19 @@ from platform_assets.defs.shards.assets import training_shards
 from platform_assets.defs.staging.app_tables import stage_photos, stage_users
 from platform_assets.defs.staging.events import stage_events
 from platform_assets.lib.lake_store import LakeStore
+from platform_assets.lib.registry import dvc_executable
 from platform_assets.lib.shards.reader import ShardDataset, shard_paths
 from platform_assets.lib.shards.writer import write_shards
-from platform_assets.lib.registry import dvc_executable
 from platform_assets_tests.conftest import make_lake, registry_resource, run_cli
 
 DAY = "2026-11-01"
 RANGE = {"dagster/asset_partition_range_start": "2026-11-01", "dagster/asset_partition_range_end": "2026-11-02"}
-FAST = {"ops": {"embeddings__image_encoder": {"config": {"epochs": 1, "batch_size": 64}},
-                "embeddings__image_embeddings": {"config": {"workers": 0}}}}
+FAST = {
+    "ops": {
+        "embeddings__image_encoder": {"config": {"epochs": 1, "batch_size": 64}},
+        "embeddings__image_embeddings": {"config": {"workers": 0}},
+    }
+}
 
 
 @pytest.fixture(scope="module")
@@ -39,20 +43,28 @@ def shard_lake(tmp_path_factory):
     root = tmp_path_factory.mktemp("shards")
     lake = make_lake(root)
     resources = {**lake.resources(), "workspace": registry_resource(root / "ws1")}
-    assert dg.materialize([raw_users, raw_photos, stage_users, stage_photos, photo_features], resources=resources).success
+    assert dg.materialize(
+        [raw_users, raw_photos, stage_users, stage_photos, photo_features], resources=resources
+    ).success
     for day in ("2026-11-01", "2026-11-02"):
         assert dg.materialize([stage_events], partition_key=day, resources=resources).success
     assert dg.materialize([user_activity, popularity_labels, training_set], resources=resources, tags=RANGE).success
     lake.store.write_bytes("images/2.jpg", b"broken")  # a broken JPEG must not fail the partition
-    assert dg.materialize([image_encoder, image_embeddings, title_embeddings], resources=resources, run_config=FAST).success
+    assert dg.materialize(
+        [image_encoder, image_embeddings, title_embeddings], resources=resources, run_config=FAST
+    ).success
     return lake, root, resources
 
 
 def build(resources, where: Path, **config) -> dg.ExecuteInProcessResult:
     """Build the day into a registry of its own at `where/registry` (remote `where/dvc-remote`)."""
     res = {**resources, "workspace": registry_resource(where)}
-    return dg.materialize([training_shards], partition_key=DAY, resources=res,
-                          run_config={"ops": {"shards__training_shards": {"config": {"target_shard_mb": 1, **config}}}})
+    return dg.materialize(
+        [training_shards],
+        partition_key=DAY,
+        resources=res,
+        run_config={"ops": {"shards__training_shards": {"config": {"target_shard_mb": 1, **config}}}},
+    )
 
 
 def assert_pinned_as_a_commit(registry: Path, day: str, commit: str) -> None:

@@ -36,7 +36,11 @@ def test_every_valid_event_once_and_every_planted_defect_quarantined(small_lake)
 
         checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
         assert all(c.passed for c in checks.values()), checks
-        mats = {m.asset_key.path[-1]: m.metadata for m in result.get_asset_materialization_events() for m in [m.materialization]}
+        mats = {
+            m.asset_key.path[-1]: m.metadata
+            for m in result.get_asset_materialization_events()
+            for m in [m.materialization]
+        }
         assert mats["events"]["dagster/row_count"].value == planted["valid_events"]
         assert mats["events"]["quarantined_lines"].value == planted["quarantined"]
         assert mats["events_quarantine"]["dagster/row_count"].value == planted["quarantined"]
@@ -102,7 +106,9 @@ def _stage_with(tmp_path, raw_photos_table: pa.Table, users: pa.Table):
     )
 
 
-USERS = pa.table({"user_id": [1, 2], "username": ["a", "b"], "signup_at": pa.array([0, 0], pa.timestamp("us", tz="UTC"))})
+USERS = pa.table(
+    {"user_id": [1, 2], "username": ["a", "b"], "signup_at": pa.array([0, 0], pa.timestamp("us", tz="UTC"))}
+)
 
 
 def test_bad_photo_rows_quarantined_and_drift_absorbed(tmp_path) -> None:
@@ -110,7 +116,13 @@ def test_bad_photo_rows_quarantined_and_drift_absorbed(tmp_path) -> None:
         {
             "photo_id": [1, 2, 2, None, 4],
             "user_id": [1, 2, 2, 1, 99],
-            "posted_at": ["2026-11-01 10:00:00", "2026-11-01 11:00:00", "2026-11-01 11:00:00", "2026-11-01", "2026-11-01"],
+            "posted_at": [
+                "2026-11-01 10:00:00",
+                "2026-11-01 11:00:00",
+                "2026-11-01 11:00:00",
+                "2026-11-01",
+                "2026-11-01",
+            ],
             "image_key": ["images/1.jpg", "images/2.jpg", "images/2.jpg", "images/x.jpg", "images/4.jpg"],
             "latitude": [91.0, 10.0, 10.0, 0.0, 0.0],
             "camera": ["x", "y", "y", "z", "w"],  # a new column the contract does not know
@@ -141,7 +153,10 @@ def test_missing_lake_is_a_clear_configuration_error(tmp_path) -> None:
         dg.materialize(
             [stage_events],
             partition_key="2026-11-01",
-            resources={"lake": LakeResource(root=str(tmp_path / "nope")), "app_db": AppDatabaseResource(url="sqlite://")},
+            resources={
+                "lake": LakeResource(root=str(tmp_path / "nope")),
+                "app_db": AppDatabaseResource(url="sqlite://"),
+            },
         )
 
 
@@ -150,7 +165,9 @@ def test_a_redelivered_file_credits_the_first_delivery_whatever_its_name(fresh_l
     original = redelivered.replace("-redelivery.jsonl.gz", ".jsonl.gz")
     assert redelivered < original  # the redelivery's name sorts first: the order of names would credit it
     landed = os.stat(fresh_lake.store.path(original)).st_mtime_ns
-    os.utime(fresh_lake.store.path(redelivered), ns=(landed + 60 * 10**9, landed + 60 * 10**9))  # it landed a minute later
+    os.utime(
+        fresh_lake.store.path(redelivered), ns=(landed + 60 * 10**9, landed + 60 * 10**9)
+    )  # it landed a minute later
     day = redelivered.split("dt=")[1][:10]
     assert materialize_day(fresh_lake, day).success
     sources = set(fresh_lake.store.read_parquet(partition_key("staging/events", day))["source_file"].to_pylist())
@@ -159,11 +176,17 @@ def test_a_redelivered_file_credits_the_first_delivery_whatever_its_name(fresh_l
 
 def test_files_outside_the_layout_and_an_empty_day_are_reported_not_silent(fresh_lake) -> None:
     day = min(fresh_lake.manifest["days"])
-    strays = [f"logs/dt={day}/stray.jsonl.gz", f"logs/dt={day}/hour=24/part-00.jsonl.gz",
-              f"logs/dt={day}/hour=01/part-09.json.gz"]
+    strays = [
+        f"logs/dt={day}/stray.jsonl.gz",
+        f"logs/dt={day}/hour=24/part-00.jsonl.gz",
+        f"logs/dt={day}/hour=01/part-09.json.gz",
+    ]
     for key in strays:
         fresh_lake.store.write_bytes(key, b"")
-    mats = {m.asset_key.path[-1]: m.materialization.metadata for m in materialize_day(fresh_lake, day).get_asset_materialization_events()}
+    mats = {
+        m.asset_key.path[-1]: m.materialization.metadata
+        for m in materialize_day(fresh_lake, day).get_asset_materialization_events()
+    }
     assert sorted(mats["events"]["skipped_files"].value) == sorted(strays)
     assert mats["events"]["empty_day"].value is False
     empty = "2026-10-15"  # a day folder holding only blank lines

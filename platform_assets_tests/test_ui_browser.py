@@ -7,7 +7,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import dagster as dg
@@ -26,8 +25,12 @@ def chromium() -> str:
     path = shutil.which("chromium")
     if not path:
         subprocess.run(["apt-get", "update", "-q"], check=True, capture_output=True)
-        subprocess.run(["apt-get", "install", "-y", "-q", "chromium"], check=True, capture_output=True,
-                       env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        subprocess.run(
+            ["apt-get", "install", "-y", "-q", "chromium"],
+            check=True,
+            capture_output=True,
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+        )
         path = shutil.which("chromium")
     assert path, "chromium could not be installed"
     return path
@@ -41,8 +44,13 @@ def test_ui_shows_the_layers_and_a_shard_materialization_with_its_dvc_hash(tmp_p
     home = tmp_path / "dagster_home"
     home.mkdir()
     shutil.copy(ROOT / "deploy" / "local" / "dagster.yaml", home)
-    env = {"DAGSTER_HOME": str(home), "PLATFORM_ASSETS_LAKE": lake.store.root, "PLATFORM_ASSETS_APP_DB_URL": lake.app_db_url,
-           "PLATFORM_ASSETS_WORKSPACE": str(tmp_path / "registry"), "PLATFORM_ASSETS_DVC_REMOTE": str(tmp_path / "dvc-remote")}
+    env = {
+        "DAGSTER_HOME": str(home),
+        "PLATFORM_ASSETS_LAKE": lake.store.root,
+        "PLATFORM_ASSETS_APP_DB_URL": lake.app_db_url,
+        "PLATFORM_ASSETS_WORKSPACE": str(tmp_path / "registry"),
+        "PLATFORM_ASSETS_DVC_REMOTE": str(tmp_path / "dvc-remote"),
+    }
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     from platform_assets.definitions import defs
@@ -53,7 +61,11 @@ def test_ui_shows_the_layers_and_a_shard_materialization_with_its_dvc_hash(tmp_p
         for day in ("2026-11-01", "2026-11-02"):
             assert d.resolve_job_def("events_job").execute_in_process(instance=instance, partition_key=day).success
         assert d.resolve_job_def("features_job").execute_in_process(instance=instance, tags=RANGE).success
-        assert d.resolve_job_def("embeddings_job").execute_in_process(instance=instance, run_config=FAST_EMBEDDINGS).success
+        assert (
+            d.resolve_job_def("embeddings_job")
+            .execute_in_process(instance=instance, run_config=FAST_EMBEDDINGS)
+            .success
+        )
         assert d.resolve_job_def("shards_job").execute_in_process(instance=instance, partition_key="2026-11-01").success
     registry = Path(env["PLATFORM_ASSETS_WORKSPACE"])
     dvc_hash = yaml.safe_load((registry / "shards" / "dt=2026-11-01.dvc").read_text())["outs"][0]["md5"]
@@ -61,11 +73,25 @@ def test_ui_shows_the_layers_and_a_shard_materialization_with_its_dvc_hash(tmp_p
     assert run_cli(registry, "git", "log", "--oneline", "--", "shards/dt=2026-11-01.dvc").stdout.strip()
 
     port = free_port()
-    web = subprocess.Popen([str(Path(sys.executable).with_name("dagster-webserver")), "-w", "workspace.yaml",
-                            "-h", "127.0.0.1", "-p", str(port)], cwd=ROOT, env=dict(os.environ),
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    web = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("dagster-webserver")),
+            "-w",
+            "workspace.yaml",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
+        cwd=ROOT,
+        env=dict(os.environ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     ARTIFACTS.mkdir(exist_ok=True)
     try:
+
         def up() -> bool:
             try:
                 with socket.create_connection(("127.0.0.1", port), timeout=1):
@@ -75,9 +101,17 @@ def test_ui_shows_the_layers_and_a_shard_materialization_with_its_dvc_hash(tmp_p
 
         wait_for(up, 120, "the webserver")
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=browser_path, args=[
-                "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--no-first-run"])
+            browser = p.chromium.launch(
+                executable_path=browser_path,
+                args=[
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--no-first-run",
+                ],
+            )
             page = browser.new_page(viewport={"width": 1600, "height": 1000})
             page.goto(f"http://127.0.0.1:{port}/assets", wait_until="networkidle", timeout=120_000)
             skip = page.get_by_role("button", name="Skip")  # the first-visit newsletter dialog
@@ -86,8 +120,11 @@ def test_ui_shows_the_layers_and_a_shard_materialization_with_its_dvc_hash(tmp_p
             for layer in ("lake", "staging", "features", "embeddings", "shards", "models"):
                 page.get_by_text(layer, exact=True).first.wait_for(timeout=60_000)
             page.screenshot(path=str(ARTIFACTS / "asset-catalog.png"), full_page=True)
-            page.goto(f"http://127.0.0.1:{port}/assets/shards/training_shards?partition=2026-11-01",
-                      wait_until="networkidle", timeout=120_000)
+            page.goto(
+                f"http://127.0.0.1:{port}/assets/shards/training_shards?partition=2026-11-01",
+                wait_until="networkidle",
+                timeout=120_000,
+            )
             page.get_by_text(dvc_hash).first.wait_for(timeout=60_000)
             page.get_by_text(commit).first.wait_for(timeout=60_000)
             page.screenshot(path=str(ARTIFACTS / "shard-materialization.png"), full_page=True)

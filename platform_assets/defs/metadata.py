@@ -1,6 +1,5 @@
 """Materialization metadata every table asset reports: rows, bytes, schema, location, preview."""
 
-
 import dagster as dg
 import polars as pl
 import pyarrow as pa
@@ -25,8 +24,15 @@ def preview(table: pa.Table, rows: int = 5) -> dg.MetadataValue:
     df = pl.from_arrow(table.slice(0, rows))
     assert isinstance(df, pl.DataFrame)
     df = df.with_columns(pl.col(pl.String).str.slice(0, 80))
-    with pl.Config(tbl_formatting="MARKDOWN", tbl_hide_column_data_types=True, tbl_hide_dataframe_shape=True,
-                   tbl_rows=rows, tbl_cols=-1, fmt_str_lengths=80, tbl_width_chars=10_000):
+    with pl.Config(
+        tbl_formatting="MARKDOWN",
+        tbl_hide_column_data_types=True,
+        tbl_hide_dataframe_shape=True,
+        tbl_rows=rows,
+        tbl_cols=-1,
+        fmt_str_lengths=80,
+        tbl_width_chars=10_000,
+    ):
         return dg.MetadataValue.md(str(df))
 
 

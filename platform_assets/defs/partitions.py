@@ -35,6 +35,9 @@ def partition_day(context: dg.AssetExecutionContext) -> date:
     the lake was written."""
     key = context.partition_key
     if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", key) or not daily.has_partition_key(key):
-        raise dg.Failure(f"partition {key!r} is not a day of this deployment: use YYYY-MM-DD from {start_date()} "
-                         f"({START_DATE_ENV}) to tomorrow, UTC", allow_retries=False)
+        raise dg.Failure(
+            f"partition {key!r} is not a day of this deployment: use YYYY-MM-DD from {start_date()} "
+            f"({START_DATE_ENV}) to tomorrow, UTC",
+            allow_retries=False,
+        )
     return date.fromisoformat(key)

@@ -1,7 +1,6 @@
 """Every resource key, bound once. `PLATFORM_ASSETS_DEPLOYMENT` picks local or production;
 only these bindings and the Dagster instance differ between the two."""
 
-
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -70,9 +69,11 @@ class AppDatabaseResource(dg.ConfigurableResource):
         if url.get_backend_name() == "sqlite":  # opened read-only by URI: a wrong path is never created
             path = Path(url.database or "")
             if not path.is_file():
-                raise ValueError(f"app database file {path} does not exist: set PLATFORM_ASSETS_APP_DB_URL to an "
-                                 "existing database (sqlite:///path or postgresql://...), or run `platform-assets "
-                                 "lake generate` for the sample one")
+                raise ValueError(
+                    f"app database file {path} does not exist: set PLATFORM_ASSETS_APP_DB_URL to an "
+                    "existing database (sqlite:///path or postgresql://...), or run `platform-assets "
+                    "lake generate` for the sample one"
+                )
             url = url.set(database=f"file:{path.resolve()}?mode=ro", query={"uri": "true"})
         engine = sa.create_engine(url)
         try:
@@ -100,8 +101,9 @@ class AppDatabaseResource(dg.ConfigurableResource):
             return retrying(self._read_table, table)
         except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
             if not _transient(exc):
-                raise ValueError(f"app database {self.describe()}: reading {table!r} failed: {str(exc.orig).strip()}"
-                                 ) from None
+                raise ValueError(
+                    f"app database {self.describe()}: reading {table!r} failed: {str(exc.orig).strip()}"
+                ) from None
             raise AppDatabaseUnavailableError(
                 f"app database {self.describe()} unavailable: reading {table!r} failed {self.attempts} times; "
                 f"last error: {str(exc.orig).strip()}"
@@ -111,7 +113,9 @@ class AppDatabaseResource(dg.ConfigurableResource):
         with self.read_only_connection() as conn:
             conn = conn.execution_options(stream_results=True, max_row_buffer=self.batch_rows)
             quoted = conn.dialect.identifier_preparer.quote(table)
-            frames = list(pl.read_database(f"SELECT * FROM {quoted}", conn, iter_batches=True, batch_size=self.batch_rows))
+            frames = list(
+                pl.read_database(f"SELECT * FROM {quoted}", conn, iter_batches=True, batch_size=self.batch_rows)
+            )
         return pl.concat(frames, how="vertical_relaxed").to_arrow() if frames else pa.table({})
 
 

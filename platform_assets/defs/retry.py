@@ -21,8 +21,14 @@ from platform_assets.lib.lake_store import LakeUnavailableError
 from platform_assets.lib.registry import RegistryUnavailableError
 
 IO_RETRY = dg.RetryPolicy(max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
-TRANSIENT = (LakeUnavailableError, AppDatabaseUnavailableError, RegistryUnavailableError, LockTimeout,
-             ConnectionError, TimeoutError)
+TRANSIENT = (
+    LakeUnavailableError,
+    AppDatabaseUnavailableError,
+    RegistryUnavailableError,
+    LockTimeout,
+    ConnectionError,
+    TimeoutError,
+)
 PASSED_ON = (*TRANSIENT, dg.Failure, dg.RetryRequested)  # Dagster's own signals keep their meaning
 F = TypeVar("F", bound=Callable)
 
@@ -34,6 +40,7 @@ def _at_once(exc: Exception) -> dg.Failure:
 def transient_retries(fn: F) -> F:
     """Apply `IO_RETRY` to transient faults only (put it under `@dg.asset(retry_policy=IO_RETRY)`)."""
     if inspect.isgeneratorfunction(fn):
+
         @functools.wraps(fn)
         def generator(*args, **kwargs):
             try:
@@ -42,6 +49,7 @@ def transient_retries(fn: F) -> F:
                 raise
             except Exception as exc:
                 raise _at_once(exc) from exc
+
         return generator  # type: ignore[return-value]
 
     @functools.wraps(fn)
@@ -52,4 +60,5 @@ def transient_retries(fn: F) -> F:
             raise
         except Exception as exc:
             raise _at_once(exc) from exc
+
     return function  # type: ignore[return-value]

@@ -63,7 +63,9 @@ def _names_the_lake(action: str) -> Callable[[F], F]:
             except (OSError, BotoCoreError, ClientError) as exc:
                 where = self.root + (f" (S3 endpoint {self.s3_endpoint_url})" if self.s3_endpoint_url else "")
                 retried = f" after {self.s3_attempts} attempts" if self.is_s3 else ""
-                raise LakeUnavailableError(f"lake {where} unavailable: {action} {key!r} failed{retried}: {exc}") from exc
+                raise LakeUnavailableError(
+                    f"lake {where} unavailable: {action} {key!r} failed{retried}: {exc}"
+                ) from exc
 
         return wrapper  # type: ignore[return-value]
 
@@ -81,16 +83,22 @@ def _s3_client(region: str | None, endpoint_url: str | None, attempts: int):
     import boto3
     from botocore.config import Config
 
-    config = Config(retries={"max_attempts": attempts, "mode": "standard"},
-                    connect_timeout=S3_TIMEOUTS["connect_timeout"], read_timeout=S3_TIMEOUTS["request_timeout"])
+    config = Config(
+        retries={"max_attempts": attempts, "mode": "standard"},
+        connect_timeout=S3_TIMEOUTS["connect_timeout"],
+        read_timeout=S3_TIMEOUTS["request_timeout"],
+    )
     return boto3.client("s3", endpoint_url=endpoint_url, region_name=region or "us-east-1", config=config)
 
 
 @lru_cache(maxsize=16)
 def _s3_filesystem(region: str | None, endpoint_url: str | None, attempts: int) -> pafs.S3FileSystem:
     """One client per endpoint, not one per read: thousands of small objects share it."""
-    kwargs: dict = {"region": region or "us-east-1", "retry_strategy": pafs.AwsStandardS3RetryStrategy(attempts),
-                    **S3_TIMEOUTS}
+    kwargs: dict = {
+        "region": region or "us-east-1",
+        "retry_strategy": pafs.AwsStandardS3RetryStrategy(attempts),
+        **S3_TIMEOUTS,
+    }
     if endpoint_url:
         endpoint = urlparse(endpoint_url)
         kwargs["endpoint_override"] = endpoint.netloc or endpoint.path
@@ -124,7 +132,9 @@ class LakeStore:
             parsed = urlparse(self.root)
             if not parsed.netloc:
                 raise ValueError(f"lake root {self.root!r} has no bucket: use s3://bucket/prefix")
-            return _s3_filesystem(self.s3_region, self.s3_endpoint_url, self.s3_attempts), posixpath.join(parsed.netloc, parsed.path.strip("/")).rstrip("/")
+            return _s3_filesystem(self.s3_region, self.s3_endpoint_url, self.s3_attempts), posixpath.join(
+                parsed.netloc, parsed.path.strip("/")
+            ).rstrip("/")
         if "://" in self.root:
             raise ValueError(f"lake root {self.root!r}: use a local directory or s3://bucket/prefix")
         return pafs.LocalFileSystem(), self.root.rstrip("/") or "/"
@@ -186,7 +196,9 @@ class LakeStore:
         final = self.path(key)
         size = os.path.getsize(local_path)
         if self.is_s3:
-            pafs.copy_files(os.fspath(local_path), final, source_filesystem=pafs.LocalFileSystem(), destination_filesystem=fs)
+            pafs.copy_files(
+                os.fspath(local_path), final, source_filesystem=pafs.LocalFileSystem(), destination_filesystem=fs
+            )
             return size
         os.makedirs(posixpath.dirname(final), exist_ok=True)
         tmp = _temp_path(final)
@@ -245,8 +257,14 @@ class LakeStore:
             for obj in page.get("Contents", []):
                 key = obj["Key"][len(root) + 1 :] if root else obj["Key"]
                 if not posixpath.basename(key).startswith("."):
-                    entries.append(FileEntry(key=key, size=obj["Size"], version=obj["ETag"].strip('"'),
-                                             landed_ns=int(obj["LastModified"].timestamp() * 1e9)))
+                    entries.append(
+                        FileEntry(
+                            key=key,
+                            size=obj["Size"],
+                            version=obj["ETag"].strip('"'),
+                            landed_ns=int(obj["LastModified"].timestamp() * 1e9),
+                        )
+                    )
         return sorted(entries, key=lambda e: e.key)
 
     @_names_the_lake("deleting")

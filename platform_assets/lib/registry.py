@@ -108,8 +108,10 @@ def dvc_executable() -> str:
     for candidate in (os.environ.get(DVC_ENV), str(Path(sys.executable).with_name("dvc")), shutil.which("dvc")):
         if candidate and Path(candidate).is_file():
             return candidate
-    raise RegistryError(f"no dvc executable: run `make env` (it installs DVC in .venv-dvc/ and links .venv/bin/dvc), "
-                        f"or set {DVC_ENV} to a dvc 3.x executable")
+    raise RegistryError(
+        f"no dvc executable: run `make env` (it installs DVC in .venv-dvc/ and links .venv/bin/dvc), "
+        f"or set {DVC_ENV} to a dvc 3.x executable"
+    )
 
 
 def _md5(path: Path) -> str:
@@ -246,8 +248,9 @@ class Registry:
         self._ready = True
 
     def _has_commit(self) -> bool:
-        return (self.root / ".git").exists() and self._run(["git", "rev-parse", "-q", "--verify", "HEAD"],
-                                                           check=False).returncode == 0
+        return (self.root / ".git").exists() and self._run(
+            ["git", "rev-parse", "-q", "--verify", "HEAD"], check=False
+        ).returncode == 0
 
     def _set_up(self) -> None:
         self.git("init", "-q", "-b", BRANCH)  # also repairs a .git left half-made by a kill
@@ -272,8 +275,13 @@ class Registry:
         (self.root / ".gitignore").write_text(ROOT_GITIGNORE)
         (self.root / ".dvcignore").write_text(f"{TEMP_PREFIX}*\n")  # a killed writer's temp file
         self._configure_remote()
-        ours = [".dvc/config", ".dvc/.gitignore", ".dvcignore", ".gitignore",
-                *(f"{folder}/.gitignore" for folder in GITIGNORES)]  # never a file we did not write
+        ours = [
+            ".dvc/config",
+            ".dvc/.gitignore",
+            ".dvcignore",
+            ".gitignore",
+            *(f"{folder}/.gitignore" for folder in GITIGNORES),
+        ]  # never a file we did not write
         self._commit(ours, "data registry: DVC initialised, remote configured")
         self._publish()
 
@@ -323,17 +331,22 @@ class Registry:
     def _check_unmoved(self, shards: dict[str, str]) -> None:
         moved = sorted(rel for rel, md5 in shards.items() if self.committed_md5(rel) != md5)
         if moved:
-            raise RegistryError(f"shards re-pinned while the model trained (no tag made): {moved}; "
-                                "train again on the latest versions")
+            raise RegistryError(
+                f"shards re-pinned while the model trained (no tag made): {moved}; train again on the latest versions"
+            )
 
     def _pin_locked(self, rel: str, message: str) -> str:
-        if pinned_md5(self.root, rel, strict=False) is None:  # a `.dvc` file a killed `dvc commit` left half-written too
+        if (
+            pinned_md5(self.root, rel, strict=False) is None
+        ):  # a `.dvc` file a killed `dvc commit` left half-written too
             write_stub(self.root, rel)  # a complete one is kept: DVC's state then skips re-hashing unchanged files
         self.dvc("commit", "--force", "--quiet", f"{rel}.dvc")
         pushed = self.dvc("push", "--quiet", "--remote", REMOTE, f"{rel}.dvc", check=False)
         if pushed.returncode:
-            raise RegistryUnavailableError(f"pushing {rel} to the DVC remote {self.remote_url} failed (the pin is "
-                                           f"not done; a rerun finishes it): {_tail(pushed)}")
+            raise RegistryUnavailableError(
+                f"pushing {rel} to the DVC remote {self.remote_url} failed (the pin is "
+                f"not done; a rerun finishes it): {_tail(pushed)}"
+            )
         return self._commit([f"{rel}.dvc"], message)
 
     def _pin_result(self, rel: str, commit: str, seconds: float) -> Pin:
@@ -370,11 +383,14 @@ class Registry:
             self._fetch_git()
             if self._run(["git", "rebase", "-q", "--autostash", f"origin/{BRANCH}"], check=False).returncode:
                 self._run(["git", "rebase", "--abort"], check=False)
-                raise RegistryError(f"our pin conflicts with one on {self.git_remote} (the same output pinned on two "
-                                    f"hosts at once?): resolve it in {self.root} and rerun")
+                raise RegistryError(
+                    f"our pin conflicts with one on {self.git_remote} (the same output pinned on two "
+                    f"hosts at once?): resolve it in {self.root} and rerun"
+                )
             time.sleep(0.2 * 2**attempt)
-        raise RegistryUnavailableError(f"pushing to git remote {self.git_remote} failed {GIT_PUSH_ATTEMPTS} times: "
-                                       f"{_tail(pushed)}")
+        raise RegistryUnavailableError(
+            f"pushing to git remote {self.git_remote} failed {GIT_PUSH_ATTEMPTS} times: {_tail(pushed)}"
+        )
 
     def _publish_tag(self, tag: str) -> None:
         """Push a tag once its commit is on the remote's branch (a tag is never moved once pushed)."""
@@ -453,14 +469,17 @@ class Registry:
                 d.file.unlink()
         lost = "\n  ".join(str(d) for d in damage)
         why = f"; the remote said: {_tail(fetched)}" if fetched.returncode else " (the remote's copy is bad too)"
-        raise RestoreError(f"no good copy in the cache or on the remote {self.remote_url}{why}; "
-                           f"removed from the workspace, so no bad bytes are used:\n  {lost}")
+        raise RestoreError(
+            f"no good copy in the cache or on the remote {self.remote_url}{why}; "
+            f"removed from the workspace, so no bad bytes are used:\n  {lost}"
+        )
 
     def missing_on_remote(self, rels: Sequence[str], repo: Path | None = None) -> list[str]:
         """Outputs among `rels` (as checked out in `repo`, default the registry) whose objects
         the DVC remote lacks."""
-        status = self.dvc("status", "--cloud", "--remote", REMOTE, "--json", *(f"{r}.dvc" for r in rels), cwd=repo,
-                          check=False)
+        status = self.dvc(
+            "status", "--cloud", "--remote", REMOTE, "--json", *(f"{r}.dvc" for r in rels), cwd=repo, check=False
+        )
         if status.returncode:
             raise RegistryUnavailableError(f"cannot list the DVC remote {self.remote_url}: {_tail(status)}")
         lacking = [key for key, state in json.loads(status.stdout or "{}").items() if state in ("new", "missing")]

@@ -27,8 +27,15 @@ def default_remote(workspace: str) -> str:
     return str(Path(workspace).parent / "dvc-remote")
 
 
-def command(asset: str, day: str, lake_root: str, app_db_url: str, workspace: str, dvc_remote: str | None = None,
-            s3_endpoint_url: str | None = None) -> list[str]:
+def command(
+    asset: str,
+    day: str,
+    lake_root: str,
+    app_db_url: str,
+    workspace: str,
+    dvc_remote: str | None = None,
+    s3_endpoint_url: str | None = None,
+) -> list[str]:
     """The command line that runs this module for one partition (for the tests that import it)."""
     remote = [dvc_remote or default_remote(workspace), *([s3_endpoint_url] if s3_endpoint_url else [])]
     return [sys.executable, "-m", __name__, asset, day, lake_root, app_db_url, workspace, *remote]
@@ -38,8 +45,11 @@ def main() -> None:
     name, day, lake, app_db, workspace = sys.argv[1:6]
     remote = sys.argv[6] if len(sys.argv) > 6 else default_remote(workspace)
     endpoint = sys.argv[7] if len(sys.argv) > 7 else None
-    resources = {"lake": LakeResource(root=lake), "app_db": AppDatabaseResource(url=app_db),
-                 "workspace": WorkspaceResource(root=workspace, dvc_remote=remote, s3_endpoint_url=endpoint)}
+    resources = {
+        "lake": LakeResource(root=lake),
+        "app_db": AppDatabaseResource(url=app_db),
+        "workspace": WorkspaceResource(root=workspace, dvc_remote=remote, s3_endpoint_url=endpoint),
+    }
     print("ready", flush=True)
     result = dg.materialize([ASSETS[name]], partition_key=day, resources=resources, run_config=CONFIG.get(name, {}))
     sys.exit(0 if result.success else 1)

@@ -8,7 +8,12 @@ import dagster as dg
 import numpy as np
 from PIL import Image
 
-from platform_assets.defs.embeddings.assets import IMAGE_EMBEDDINGS_FILE, IMAGE_QUARANTINE_FILE, image_embeddings, image_encoder
+from platform_assets.defs.embeddings.assets import (
+    IMAGE_EMBEDDINGS_FILE,
+    IMAGE_QUARANTINE_FILE,
+    image_embeddings,
+    image_encoder,
+)
 from platform_assets.defs.lake.raw_db import raw_photos, raw_users
 from platform_assets.defs.staging.app_tables import stage_photos, stage_users
 from platform_assets_tests.test_embeddings import FAST

@@ -13,13 +13,33 @@ from platform_assets.lib.lake_store import LakeStore
 from platform_assets_tests.conftest import transform_day
 
 DAY = date(2026, 11, 1)
-KINDS = ("valid", "valid_drift", "duplicate", "truncated", "invalid_utf8", "huge_garbage", "wrong_type",
-         "future_ts", "ancient_ts", "missing_field", "not_object", "empty", "binary")
+KINDS = (
+    "valid",
+    "valid_drift",
+    "duplicate",
+    "truncated",
+    "invalid_utf8",
+    "huge_garbage",
+    "wrong_type",
+    "future_ts",
+    "ancient_ts",
+    "missing_field",
+    "not_object",
+    "empty",
+    "binary",
+)
 
 
 def valid(i: int, extra: dict | None = None) -> dict:
-    return {"event_id": f"e{i}", "ts": f"2026-11-01T{i % 24:02d}:{i % 60:02d}:00Z", "event_type": "view",
-            "user_id": i, "photo_id": i + 1, "client": "web", **(extra or {})}
+    return {
+        "event_id": f"e{i}",
+        "ts": f"2026-11-01T{i % 24:02d}:{i % 60:02d}:00Z",
+        "event_type": "view",
+        "user_id": i,
+        "photo_id": i + 1,
+        "client": "web",
+        **(extra or {}),
+    }
 
 
 def dumps(record: dict, i: int) -> str:
@@ -37,7 +57,7 @@ def line(kind: str, i: int, draw_text: str) -> tuple[bytes, bool | None]:
         text = dumps(valid(i), i)
         return text[: max(1, len(text) // 3)].encode(), False
     if kind == "invalid_utf8":
-        return dumps(valid(i), i).encode()[:-2] + b"\xff\xfe\"}", False
+        return dumps(valid(i), i).encode()[:-2] + b'\xff\xfe"}', False
     if kind == "huge_garbage":
         return b"{" + (draw_text.encode() or b"x") * 40_000, False
     if kind == "wrong_type":
@@ -58,9 +78,11 @@ def line(kind: str, i: int, draw_text: str) -> tuple[bytes, bool | None]:
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(kinds=st.lists(st.sampled_from(KINDS), min_size=1, max_size=60),
-       text=st.text(alphabet=st.characters(blacklist_characters="\n\r", blacklist_categories=("Cs",)), max_size=8),
-       files=st.integers(1, 3))
+@given(
+    kinds=st.lists(st.sampled_from(KINDS), min_size=1, max_size=60),
+    text=st.text(alphabet=st.characters(blacklist_characters="\n\r", blacklist_categories=("Cs",)), max_size=8),
+    files=st.integers(1, 3),
+)
 def test_every_valid_event_once_every_bad_line_quarantined(tmp_path_factory, kinds, text, files) -> None:
     root = tmp_path_factory.mktemp("props")
     store = LakeStore(str(root))
@@ -82,7 +104,9 @@ def test_every_valid_event_once_every_bad_line_quarantined(tmp_path_factory, kin
                 bad_lines += 1
         per_file[i % files].append(data)
     for n, lines in enumerate(per_file):
-        store.write_bytes(f"logs/dt=2026-11-01/hour=00/part-{n}.jsonl.gz", gzip.compress(b"".join(x + b"\n" for x in lines)))
+        store.write_bytes(
+            f"logs/dt=2026-11-01/hour=00/part-{n}.jsonl.gz", gzip.compress(b"".join(x + b"\n" for x in lines))
+        )
     keys = [f.key for f in store.list_files("logs")]
     result = transform_day(store, keys, DAY)
     assert sorted(result.events["event_id"].to_pylist()) == sorted(valid_ids)

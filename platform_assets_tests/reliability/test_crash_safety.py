@@ -34,8 +34,12 @@ DAY = "2026-11-01"
 DVC_FILE = f"shards/dt={DAY}.dvc"
 BIG_DAY = LakeScale(users=400, photos=300, days=1, events_per_day=400_000, files_per_hour=2, defect_rate=0.005, seed=5)
 RANGE = {"dagster/asset_partition_range_start": DAY, "dagster/asset_partition_range_end": "2026-11-02"}
-FAST = {"ops": {"embeddings__image_encoder": {"config": {"epochs": 1, "batch_size": 64}},
-                "embeddings__image_embeddings": {"config": {"workers": 0}}}}
+FAST = {
+    "ops": {
+        "embeddings__image_encoder": {"config": {"epochs": 1, "batch_size": 64}},
+        "embeddings__image_embeddings": {"config": {"workers": 0}},
+    }
+}
 
 
 class Child:
@@ -44,13 +48,23 @@ class Child:
     `dvc-remote` beside the registry). It runs in a session of its own, so a kill takes the
     git and DVC commands it started with it, as a crash of the machine or container would."""
 
-    def __init__(self, asset: str, lake: Lake, registry: Path, tmp: Path, dvc_remote: str | None = None,
-                 s3_endpoint_url: str | None = None) -> None:
+    def __init__(
+        self,
+        asset: str,
+        lake: Lake,
+        registry: Path,
+        tmp: Path,
+        dvc_remote: str | None = None,
+        s3_endpoint_url: str | None = None,
+    ) -> None:
         tmp.mkdir(parents=True, exist_ok=True)
         self.log = tempfile.TemporaryFile("w+")  # a file, not a pipe: a full pipe would stall the child
         self.proc = subprocess.Popen(
             command(asset, DAY, lake.store.root, lake.app_db_url, str(registry), dvc_remote, s3_endpoint_url),
-            stdout=subprocess.PIPE, stderr=self.log, text=True, env={**os.environ, "TMPDIR": str(tmp)},
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            text=True,
+            env={**os.environ, "TMPDIR": str(tmp)},
             start_new_session=True,
         )
         assert self.proc.stdout.readline().strip() == "ready"
@@ -110,11 +124,15 @@ def graph(tmp_path_factory) -> tuple[Lake, Path]:
     root = tmp_path_factory.mktemp("crash-shards")
     lake = make_lake(root)
     resources = {**lake.resources(), "workspace": registry_resource(root / "unused")}
-    assert dg.materialize([raw_users, raw_photos, stage_users, stage_photos, photo_features], resources=resources).success
+    assert dg.materialize(
+        [raw_users, raw_photos, stage_users, stage_photos, photo_features], resources=resources
+    ).success
     for day in ("2026-11-01", "2026-11-02"):
         assert dg.materialize([stage_events], partition_key=day, resources=resources).success
     assert dg.materialize([user_activity, popularity_labels, training_set], resources=resources, tags=RANGE).success
-    assert dg.materialize([image_encoder, image_embeddings, title_embeddings], resources=resources, run_config=FAST).success
+    assert dg.materialize(
+        [image_encoder, image_embeddings, title_embeddings], resources=resources, run_config=FAST
+    ).success
     return lake, root
 
 
@@ -171,8 +189,10 @@ def shard_reference(graph) -> Reference:
 # Where the kill lands: while a shard is being written, then at each step of the pin.
 KILL_POINTS: dict[str, Callable[[Path, Path], bool]] = {
     # a shard's temporary file exists: the writer is mid-file
-    "shard": lambda reg, remote: (reg / "shards" / f"dt={DAY}").is_dir()
-    and any(p.name.startswith(".tmp-") for p in (reg / "shards" / f"dt={DAY}").iterdir()),
+    "shard": lambda reg, remote: (
+        (reg / "shards" / f"dt={DAY}").is_dir()
+        and any(p.name.startswith(".tmp-") for p in (reg / "shards" / f"dt={DAY}").iterdir())
+    ),
     # the shards and their index are written: the pin starts (the registry is created first)
     "pin": lambda reg, remote: (reg / "shards" / f"dt={DAY}" / "index.json").exists(),
     # `git init` running or just done (`dvc init` next)
@@ -219,9 +239,15 @@ def test_overlapping_shard_backfills_pin_without_lock_failures(graph, shard_refe
     registry = root / "overlap" / "registry"
     days = ["2026-11-01", "2026-11-02"]
     logs = [tempfile.TemporaryFile("w+") for _ in range(2 * len(days))]  # files: four full pipes would stall them
-    runs = [subprocess.Popen(command("shards", day, lake.store.root, lake.app_db_url, str(registry)),
-                             stdout=subprocess.DEVNULL, stderr=log, text=True)
-            for log, day in zip(logs, days * 2)]
+    runs = [
+        subprocess.Popen(
+            command("shards", day, lake.store.root, lake.app_db_url, str(registry)),
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            text=True,
+        )
+        for log, day in zip(logs, days * 2)
+    ]
     for proc, log in zip(runs, logs):
         if proc.wait(timeout=600):
             log.seek(0)
@@ -246,7 +272,9 @@ def test_a_dvc_remote_on_s3_dropping_connections_still_gets_every_pin(graph, sha
     with s3_server() as endpoint, fault_proxy(urlparse(endpoint).port, http=True) as proxy:
         make_bucket(endpoint, "dvc-store")
         proxy.fail_next(6)
-        Child("shards", lake, registry, root / "tmp", "s3://dvc-store/platform", f"http://127.0.0.1:{proxy.port}").finish()
+        Child(
+            "shards", lake, registry, root / "tmp", "s3://dvc-store/platform", f"http://127.0.0.1:{proxy.port}"
+        ).finish()
         assert proxy.injected == 6 and proxy.forwarded > 0
         assert not (root / "remote" / "dvc-remote").exists()  # nothing went to the default directory remote
         assert_registry_consistent(registry, shard_reference, "s3 remote")  # `dvc status --cloud`: all on S3

@@ -24,8 +24,12 @@ SCALE = LakeScale(users=200, photos=150, days=4, events_per_day=40_000, files_pe
 
 
 def child(day: str, lake, workspace) -> subprocess.Popen:
-    return subprocess.Popen(command("events", day, lake.store.root, lake.app_db_url, str(workspace)),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        command("events", day, lake.store.root, lake.app_db_url, str(workspace)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def test_two_overlapping_backfills_of_every_day_in_parallel_equal_a_sequential_run(tmp_path) -> None:
@@ -64,7 +68,9 @@ def test_sensor_ticks_and_runs_while_files_keep_landing_lose_nothing(tmp_path) -
     with dg.instance_for_test() as instance:
         while True:
             finished = done.is_set()  # read before the tick: the tick after the last file is the final one
-            context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"lake": LakeResource(root=lake.store.root)})
+            context = dg.build_sensor_context(
+                instance=instance, cursor=cursor, resources={"lake": LakeResource(root=lake.store.root)}
+            )
             result = new_logs_sensor(context)
             cursor, ticks = result.cursor, ticks + 1
             for request in result.run_requests or []:  # run what the tick asked for, as the daemon would
@@ -76,7 +82,9 @@ def test_sensor_ticks_and_runs_while_files_keep_landing_lose_nothing(tmp_path) -
 
     assert len(requested) == len(set(requested))  # no run key requested twice
     days, _ = list_log_days(lake.store)
-    assert {f"{day}:{listing.digest}" for day, listing in days.items()} <= set(requested)  # the final state of every day
+    assert {f"{day}:{listing.digest}" for day, listing in days.items()} <= set(
+        requested
+    )  # the final state of every day
     assert ticks >= 3 and len(landed) == 14  # twelve hourly files and two late ones
     for day, listing in days.items():  # every valid event of every landed file is in its day's partition, once
         expected = transform_day(lake.store, [f.key for f in listing.files], date.fromisoformat(day)).events

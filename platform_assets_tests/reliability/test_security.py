@@ -74,15 +74,24 @@ def test_no_credential_reaches_the_event_log_or_the_output(tmp_path, capfd) -> N
     with postgres_server() as url, s3_server() as endpoint, pytest.MonkeyPatch.context() as env:
         env.setenv("AWS_SECRET_ACCESS_KEY", secret)
         make_bucket(endpoint, "lake")
-        generate_lake(LakeStore(str(tmp_path)), url, LakeScale(users=20, photos=20, days=1, events_per_day=100), images=False)
+        generate_lake(
+            LakeStore(str(tmp_path)), url, LakeScale(users=20, photos=20, days=1, events_per_day=100), images=False
+        )
         with_password = str(sa.make_url(url).set(password=password))
         lake = LakeResource(root="s3://lake/p", s3_endpoint_url=endpoint)
         with dg.instance_for_test() as instance:
-            ok = dg.materialize([raw_users], instance=instance,
-                                resources={"lake": lake, "app_db": AppDatabaseResource(url=with_password)})
+            ok = dg.materialize(
+                [raw_users],
+                instance=instance,
+                resources={"lake": lake, "app_db": AppDatabaseResource(url=with_password)},
+            )
             down = str(sa.make_url(with_password).set(port=1))  # nothing listens on port 1
-            failed = dg.materialize([raw_users], instance=instance, raise_on_error=False, resources={
-                "lake": lake, "app_db": AppDatabaseResource(url=down, attempts=2, max_backoff_s=0.1)})
+            failed = dg.materialize(
+                [raw_users],
+                instance=instance,
+                raise_on_error=False,
+                resources={"lake": lake, "app_db": AppDatabaseResource(url=down, attempts=2, max_backoff_s=0.1)},
+            )
             assert ok.success and not failed.success
             records = [str(e) for run in (ok, failed) for e in instance.all_logs(run.run_id)]
     printed = capfd.readouterr()

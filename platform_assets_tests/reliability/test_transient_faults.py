@@ -33,22 +33,31 @@ def test_s3_faults_for_a_while_are_retried_and_the_partition_is_the_same(tmp_pat
         make_bucket(endpoint, "lake")
         direct = LakeStore("s3://lake/p", s3_endpoint_url=endpoint)
         generate_lake(direct, f"sqlite:///{tmp_path / 'app.db'}", SCALE, images=False)
-        assert dg.materialize([stage_events], partition_key=DAY,
-                              resources={"lake": LakeResource(root="s3://lake/p", s3_endpoint_url=endpoint)}).success
+        assert dg.materialize(
+            [stage_events],
+            partition_key=DAY,
+            resources={"lake": LakeResource(root="s3://lake/p", s3_endpoint_url=endpoint)},
+        ).success
         clean = events_of(direct)
         direct.delete(f"staging/events/dt={DAY}/part-0.parquet")
 
         with fault_proxy(urlparse(endpoint).port, http=True) as proxy:
             via_proxy = f"http://127.0.0.1:{proxy.port}"
             proxy.fail_next(4)  # resets and 503s, within one request's retries
-            result = dg.materialize([stage_events], partition_key=DAY,
-                                    resources={"lake": LakeResource(root="s3://lake/p", s3_endpoint_url=via_proxy)})
+            result = dg.materialize(
+                [stage_events],
+                partition_key=DAY,
+                resources={"lake": LakeResource(root="s3://lake/p", s3_endpoint_url=via_proxy)},
+            )
             assert result.success and proxy.injected == 4 and proxy.forwarded > 0
             assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
 
             proxy.fail_next(4)  # more than a request's retries: the step fails and Dagster reruns it
-            result = dg.materialize([stage_events], partition_key=DAY, resources={
-                "lake": LakeResource(root="s3://lake/p", s3_endpoint_url=via_proxy, s3_attempts=2)})
+            result = dg.materialize(
+                [stage_events],
+                partition_key=DAY,
+                resources={"lake": LakeResource(root="s3://lake/p", s3_endpoint_url=via_proxy, s3_attempts=2)},
+            )
             assert result.success and proxy.injected == 8
             assert [e.event_type_value for e in result.all_events].count("STEP_UP_FOR_RETRY") >= 1
         assert events_of(direct) == clean  # byte for byte what the fault-free run wrote
@@ -62,13 +71,23 @@ def test_postgres_dropping_connections_for_a_while_is_retried(tmp_path) -> None:
             proxied = str(sa.make_url(url).set(port=proxy.port, password="s3cr3t-pw"))
             proxy.fail_next(3)  # within the client's 5 attempts
             started = time.monotonic()
-            result = dg.materialize([raw_users], resources={
-                "lake": LakeResource(root=str(tmp_path)), "app_db": AppDatabaseResource(url=proxied, max_backoff_s=1)})
+            result = dg.materialize(
+                [raw_users],
+                resources={
+                    "lake": LakeResource(root=str(tmp_path)),
+                    "app_db": AppDatabaseResource(url=proxied, max_backoff_s=1),
+                },
+            )
             assert result.success and proxy.injected == 3
             assert time.monotonic() - started < 30
             proxy.fail_next(3)  # more than the client's 2 attempts: Dagster's retry policy reruns the step
-            result = dg.materialize([raw_users], resources={
-                "lake": LakeResource(root=str(tmp_path)), "app_db": AppDatabaseResource(url=proxied, attempts=2)})
+            result = dg.materialize(
+                [raw_users],
+                resources={
+                    "lake": LakeResource(root=str(tmp_path)),
+                    "app_db": AppDatabaseResource(url=proxied, attempts=2),
+                },
+            )
             assert result.success and proxy.injected == 6
             assert [e.event_type_value for e in result.all_events].count("STEP_UP_FOR_RETRY") == 1
         assert pq.read_table(tmp_path / "raw" / "app_db" / "users.parquet").num_rows == SCALE.users
@@ -77,8 +96,9 @@ def test_postgres_dropping_connections_for_a_while_is_retried(tmp_path) -> None:
 def test_a_permanent_postgres_outage_names_the_database_not_its_password(tmp_path) -> None:
     with postgres_server() as url, fault_proxy(sa.make_url(url).port) as proxy:
         proxy.fail_always()
-        db = AppDatabaseResource(url=str(sa.make_url(url).set(port=proxy.port, password="s3cr3t-pw")),
-                                 attempts=3, max_backoff_s=0.2)
+        db = AppDatabaseResource(
+            url=str(sa.make_url(url).set(port=proxy.port, password="s3cr3t-pw")), attempts=3, max_backoff_s=0.2
+        )
         with pytest.raises(AppDatabaseUnavailableError) as err:
             db.read_table("users")
         message = str(err.value)
@@ -92,8 +112,11 @@ def test_a_permanent_s3_outage_names_the_lake_and_what_failed() -> None:
         make_bucket(endpoint, "lake")
         proxy.fail_always()
         store = LakeStore("s3://lake/p", s3_endpoint_url=f"http://127.0.0.1:{proxy.port}", s3_attempts=3)
-        for action in (lambda: store.read_bytes("logs/x.jsonl.gz"), lambda: store.list_files("logs"),
-                       lambda: store.write_bytes("staging/x.parquet", b"x")):
+        for action in (
+            lambda: store.read_bytes("logs/x.jsonl.gz"),
+            lambda: store.list_files("logs"),
+            lambda: store.write_bytes("staging/x.parquet", b"x"),
+        ):
             with pytest.raises(LakeUnavailableError) as err:
                 action()
             message = str(err.value)

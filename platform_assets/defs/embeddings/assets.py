@@ -61,7 +61,9 @@ class EmbeddingConfig(dg.Config):
     description="ResNet-style image encoder trained on the lake's images with SimCLR (or weights from a file).",
 )
 @transient_retries
-def image_encoder(context: dg.AssetExecutionContext, config: ImageEncoderConfig, lake: LakeResource) -> dg.MaterializeResult:
+def image_encoder(
+    context: dg.AssetExecutionContext, config: ImageEncoderConfig, lake: LakeResource
+) -> dg.MaterializeResult:
     store = lake.store()
     device = pick_device(config.device)
     arch = config.arch
@@ -78,11 +80,23 @@ def image_encoder(context: dg.AssetExecutionContext, config: ImageEncoderConfig,
                 continue  # broken images are reported by image_embeddings
         started = time.perf_counter()
         result = train_simclr(
-            as_float(torch.stack(images)), config.epochs, config.batch_size, config.learning_rate, config.seed, device, arch
+            as_float(torch.stack(images)),
+            config.epochs,
+            config.batch_size,
+            config.learning_rate,
+            config.seed,
+            device,
+            arch,
         )
         state = result.state_dict
-        metrics = {"source": "simclr", "images": len(images), "epochs": config.epochs, "seconds": round(time.perf_counter() - started, 1),
-                   "first_loss": round(result.losses[0], 4), "last_loss": round(result.losses[-1], 4)}
+        metrics = {
+            "source": "simclr",
+            "images": len(images),
+            "epochs": config.epochs,
+            "seconds": round(time.perf_counter() - started, 1),
+            "first_loss": round(result.losses[0], 4),
+            "last_loss": round(result.losses[-1], 4),
+        }
     version = weights_version(state)
     buf = io.BytesIO()
     torch.save(state, buf)
@@ -92,8 +106,13 @@ def image_encoder(context: dg.AssetExecutionContext, config: ImageEncoderConfig,
     context.log.info(f"image encoder {version} on {device}: {metrics}")
     return dg.MaterializeResult(
         data_version=dg.DataVersion(version),
-        metadata={"encoder_version": version, "architecture": arch, "device": str(device), "dagster/uri": store.uri(key),
-                  **metrics},
+        metadata={
+            "encoder_version": version,
+            "architecture": arch,
+            "device": str(device),
+            "dagster/uri": store.uri(key),
+            **metrics,
+        },
     )
 
 
@@ -106,7 +125,9 @@ def image_encoder(context: dg.AssetExecutionContext, config: ImageEncoderConfig,
     description="One vector per photo from the image encoder; unreadable images go to `image_quarantine` in the lake.",
 )
 @transient_retries
-def image_embeddings(context: dg.AssetExecutionContext, config: EmbeddingConfig, lake: LakeResource) -> dg.MaterializeResult:
+def image_embeddings(
+    context: dg.AssetExecutionContext, config: EmbeddingConfig, lake: LakeResource
+) -> dg.MaterializeResult:
     store = lake.store()
     device = pick_device(config.device)
     pointer = json.loads(store.read_bytes(ENCODER_POINTER))
@@ -118,7 +139,9 @@ def image_embeddings(context: dg.AssetExecutionContext, config: EmbeddingConfig,
     todo_blobs = [blobs[todo_index[pid]] for pid in todo["photo_id"].to_pylist()]
 
     model = load_encoder(
-        torch.load(io.BytesIO(store.read_bytes(pointer["key"])), weights_only=True), device, pointer.get("arch", "resnet-small")
+        torch.load(io.BytesIO(store.read_bytes(pointer["key"])), weights_only=True),
+        device,
+        pointer.get("arch", "resnet-small"),
     )
     vectors, errors = np.zeros((len(todo_blobs), model.dim), np.float32), {}
     started = time.perf_counter()
@@ -128,22 +151,40 @@ def image_embeddings(context: dg.AssetExecutionContext, config: EmbeddingConfig,
             errors.update({int(i): e for i, e in zip(idx, err) if e})
     seconds = time.perf_counter() - started
     ok = np.array([i not in errors for i in range(len(todo_blobs))], dtype=bool)
-    new = embedding_table(todo["photo_id"].filter(pa.array(ok)), todo["content_hash"].filter(pa.array(ok)), pointer["version"], vectors[ok])
-    table = pa.concat_tables([t for t in (keep, new) if t is not None]).sort_by("photo_id") if keep is not None else new.sort_by("photo_id")
-    quarantine = pa.table({
-        "photo_id": pa.array([todo["photo_id"][i].as_py() for i in errors], pa.int64()),
-        "image_key": pa.array([photos["image_key"][todo_index[todo["photo_id"][i].as_py()]].as_py() for i in errors], pa.string()),
-        "reason": pa.array(list(errors.values()), pa.string()),
-    })
+    new = embedding_table(
+        todo["photo_id"].filter(pa.array(ok)),
+        todo["content_hash"].filter(pa.array(ok)),
+        pointer["version"],
+        vectors[ok],
+    )
+    table = (
+        pa.concat_tables([t for t in (keep, new) if t is not None]).sort_by("photo_id")
+        if keep is not None
+        else new.sort_by("photo_id")
+    )
+    quarantine = pa.table(
+        {
+            "photo_id": pa.array([todo["photo_id"][i].as_py() for i in errors], pa.int64()),
+            "image_key": pa.array(
+                [photos["image_key"][todo_index[todo["photo_id"][i].as_py()]].as_py() for i in errors], pa.string()
+            ),
+            "reason": pa.array(list(errors.values()), pa.string()),
+        }
+    )
     size = store.write_parquet(IMAGE_EMBEDDINGS_FILE, table)
     store.write_parquet(IMAGE_QUARANTINE_FILE, quarantine)
     if errors:
         context.log.warning(f"{len(errors)} unreadable images quarantined: {list(errors.values())[:3]}")
     return dg.MaterializeResult(
         metadata=table_metadata(table.drop_columns(["embedding"]), store.uri(IMAGE_EMBEDDINGS_FILE), size)
-        | {"encoder_version": pointer["version"], "device": str(device), "embedded": int(ok.sum()),
-           "reused": keep.num_rows if keep is not None else 0, "quarantined": len(errors),
-           "images_per_second": round(len(todo_blobs) / seconds, 1) if todo_blobs else 0.0}
+        | {
+            "encoder_version": pointer["version"],
+            "device": str(device),
+            "embedded": int(ok.sum()),
+            "reused": keep.num_rows if keep is not None else 0,
+            "quarantined": len(errors),
+            "images_per_second": round(len(todo_blobs) / seconds, 1) if todo_blobs else 0.0,
+        }
     )
 
 
@@ -161,21 +202,31 @@ def title_embeddings(config: EmbeddingConfig, lake: LakeResource) -> dg.Material
     device = pick_device(config.device)
     photos = store.read_parquet(staging_key("photos"))
     titles = [t or "" for t in photos["title"].to_pylist()]
-    current = pa.table({"photo_id": photos["photo_id"], "content_hash": pa.array([content_hash(t.encode()) for t in titles])})
+    current = pa.table(
+        {"photo_id": photos["photo_id"], "content_hash": pa.array([content_hash(t.encode()) for t in titles])}
+    )
     version = model_version()
     keep, todo = split_todo(current, store.read_parquet_if_exists(TITLE_EMBEDDINGS_FILE), version)
     by_id = dict(zip(photos["photo_id"].to_pylist(), titles))
     started = time.perf_counter()
-    vectors = embed_titles([by_id[i] for i in todo["photo_id"].to_pylist()], device, config.batch_size) if todo.num_rows else np.zeros((0, 384), np.float32)
+    vectors = (
+        embed_titles([by_id[i] for i in todo["photo_id"].to_pylist()], device, config.batch_size)
+        if todo.num_rows
+        else np.zeros((0, 384), np.float32)
+    )
     seconds = time.perf_counter() - started
     new = embedding_table(todo["photo_id"], todo["content_hash"], version, vectors)
     table = (pa.concat_tables([keep, new]) if keep is not None else new).sort_by("photo_id")
     size = store.write_parquet(TITLE_EMBEDDINGS_FILE, table)
     return dg.MaterializeResult(
         metadata=table_metadata(table.drop_columns(["embedding"]), store.uri(TITLE_EMBEDDINGS_FILE), size)
-        | {"model_version": version, "device": str(device), "embedded": todo.num_rows,
-           "reused": keep.num_rows if keep is not None else 0,
-           "titles_per_second": round(todo.num_rows / seconds, 1) if todo.num_rows else 0.0}
+        | {
+            "model_version": version,
+            "device": str(device),
+            "embedded": todo.num_rows,
+            "reused": keep.num_rows if keep is not None else 0,
+            "titles_per_second": round(todo.num_rows / seconds, 1) if todo.num_rows else 0.0,
+        }
     )
 
 

@@ -24,7 +24,6 @@ from platform_assets.lib.features.training_set import (
 from platform_assets.lib.features.user_activity import LOOKBACK_DAYS, USER_ACTIVITY_SCHEMA, compute_user_activity
 from platform_assets.lib.lake_layout import day_range, partition_key, read_days, staging_key
 from platform_assets.lib.lake_store import LakeStore
-from platform_assets.lib.staging.app_tables import PHOTOS_SCHEMA, USERS_SCHEMA
 from platform_assets.lib.staging.events import EVENTS_SCHEMA
 
 USERS = dg.AssetKey(["staging", "users"])
@@ -66,7 +65,10 @@ def _write_days(context: dg.AssetExecutionContext, store: LakeStore, dataset: st
     ],
     kinds={"duckdb", "parquet"},
     description="Each user's activity features as exact step functions of time (see columns).",
-    metadata={"dagster/column_schema": column_schema(USER_ACTIVITY_SCHEMA), "time_semantics": "as-of: value at ts until the user's next row"},
+    metadata={
+        "dagster/column_schema": column_schema(USER_ACTIVITY_SCHEMA),
+        "time_semantics": "as-of: value at ts until the user's next row",
+    },
     **_RANGED,
 )
 @transient_retries
@@ -99,8 +101,10 @@ def popularity_labels(context: dg.AssetExecutionContext, lake: LakeResource) -> 
     first, last = _window(context)
     events = read_days(store, "staging/events", day_range(first, last + timedelta(days=1)), EVENTS_SCHEMA)
     table = compute_labels(
-        store.read_parquet(staging_key("photos")), events,
-        context.partition_time_window.start, context.partition_time_window.end,
+        store.read_parquet(staging_key("photos")),
+        events,
+        context.partition_time_window.start,
+        context.partition_time_window.end,
     )
     metadata = _write_days(context, store, "features/popularity_labels", table, "posted_at")
     ready = sum(table["label_ready"].to_pylist())
@@ -149,19 +153,29 @@ def training_set(context: dg.AssetExecutionContext, lake: LakeResource):
     store = lake.store()
     first, last = _window(context)
     activity = read_days(
-        store, "features/user_activity", day_range(first - timedelta(days=LOOKBACK_DAYS + 1), last), USER_ACTIVITY_SCHEMA
+        store,
+        "features/user_activity",
+        day_range(first - timedelta(days=LOOKBACK_DAYS + 1), last),
+        USER_ACTIVITY_SCHEMA,
     )
     labels = read_days(store, "features/popularity_labels", day_range(first, last), LABELS_SCHEMA)
     if not store.exists(PHOTO_FEATURES_FILE):
-        raise dg.Failure(f"{store.uri(PHOTO_FEATURES_FILE)} does not exist: materialize features/photo_features (app_db_job)")
+        raise dg.Failure(
+            f"{store.uri(PHOTO_FEATURES_FILE)} does not exist: materialize features/photo_features (app_db_job)"
+        )
     table = compute_training_set(
-        store.read_parquet(PHOTO_FEATURES_FILE), labels, activity,
-        context.partition_time_window.start, context.partition_time_window.end,
+        store.read_parquet(PHOTO_FEATURES_FILE),
+        labels,
+        activity,
+        context.partition_time_window.start,
+        context.partition_time_window.end,
     )
     yield dg.MaterializeResult(metadata=_write_days(context, store, "features/training_set", table, "posted_at"))
     violations = point_in_time_violations(table)
     yield dg.AssetCheckResult(
-        check_name="point_in_time_correct", passed=violations == 0, metadata={"violations": violations, "rows": table.num_rows}
+        check_name="point_in_time_correct",
+        passed=violations == 0,
+        metadata={"violations": violations, "rows": table.num_rows},
     )
 
 

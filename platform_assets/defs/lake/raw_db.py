@@ -1,6 +1,5 @@
 """Raw app-database snapshots: each table extracted as-is to Parquet in the lake (E+L)."""
 
-
 import dagster as dg
 
 from platform_assets.defs.metadata import table_metadata
@@ -19,7 +18,9 @@ def _raw_snapshot(table: str, description: str) -> dg.AssetsDefinition:
         description=description,
     )
     @transient_retries
-    def _extract(context: dg.AssetExecutionContext, lake: LakeResource, app_db: AppDatabaseResource) -> dg.MaterializeResult:
+    def _extract(
+        context: dg.AssetExecutionContext, lake: LakeResource, app_db: AppDatabaseResource
+    ) -> dg.MaterializeResult:
         store = lake.store()
         data = app_db.read_table(table)
         key = raw_snapshot_key(table)

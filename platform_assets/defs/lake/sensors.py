@@ -1,6 +1,5 @@
 """`new_logs_sensor`: turn newly landed log files into runs for exactly the days they touch."""
 
-
 import json
 
 import dagster as dg

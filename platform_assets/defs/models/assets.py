@@ -17,7 +17,9 @@ SHARDS = dg.AssetKey(["shards", "training_shards"])
 
 
 class ModelConfig(dg.Config):
-    window_days: int = Field(default=14, description="Train on the latest N shard days with samples; the last is the holdout.")
+    window_days: int = Field(
+        default=14, description="Train on the latest N shard days with samples; the last is the holdout."
+    )
     epochs: int = 8
     batch_size: int = 256
     learning_rate: float = 1e-3
@@ -65,19 +67,37 @@ def popularity_model(
     train = TrainConfig(config.epochs, config.batch_size, config.learning_rate, config.seed)
     mid, manifest = train_model(registry, {day: v.dvc_hash for day, v in used.items()}, train, truth)
     tag = model_tag(mid)
-    pinned = registry.pin_model(model_dir(mid), tag, f"model {mid}: {manifest['metrics']}",
-                                {shard_dir(day): v.dvc_hash for day, v in used.items()})
+    pinned = registry.pin_model(
+        model_dir(mid),
+        tag,
+        f"model {mid}: {manifest['metrics']}",
+        {shard_dir(day): v.dvc_hash for day, v in used.items()},
+    )
     context.log.info(f"model {mid} tagged {tag} at {pinned.commit[:10]}: {manifest['metrics']}")
     data_version = dg.MetadataValue.table(
-        records=[dg.TableRecord({"partition": day, "dvc_hash": v.dvc_hash, "tag": tag, "shard_run": v.run_id,
-                                 "materialization": f"/runs/{v.run_id}"}) for day, v in used.items()],
-        schema=dg.TableSchema(columns=[
-            dg.TableColumn("partition", "string", description="shards/training_shards partition (day)"),
-            dg.TableColumn("dvc_hash", "string", description="DVC hash of the partition: its data version"),
-            dg.TableColumn("tag", "string", description="registry tag: git checkout <tag> -- shards && dvc checkout"),
-            dg.TableColumn("shard_run", "string", description="run that materialized this version"),
-            dg.TableColumn("materialization", "string", description="that run's page in the UI"),
-        ]),
+        records=[
+            dg.TableRecord(
+                {
+                    "partition": day,
+                    "dvc_hash": v.dvc_hash,
+                    "tag": tag,
+                    "shard_run": v.run_id,
+                    "materialization": f"/runs/{v.run_id}",
+                }
+            )
+            for day, v in used.items()
+        ],
+        schema=dg.TableSchema(
+            columns=[
+                dg.TableColumn("partition", "string", description="shards/training_shards partition (day)"),
+                dg.TableColumn("dvc_hash", "string", description="DVC hash of the partition: its data version"),
+                dg.TableColumn(
+                    "tag", "string", description="registry tag: git checkout <tag> -- shards && dvc checkout"
+                ),
+                dg.TableColumn("shard_run", "string", description="run that materialized this version"),
+                dg.TableColumn("materialization", "string", description="that run's page in the UI"),
+            ]
+        ),
     )
     return dg.MaterializeResult(
         data_version=dg.DataVersion(pinned.md5),

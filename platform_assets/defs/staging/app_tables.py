@@ -1,6 +1,5 @@
 """`users` and `photos`: the app-database snapshots typed and checked in DuckDB."""
 
-
 import dagster as dg
 
 from platform_assets.defs.lake.raw_db import raw_photos, raw_users

@@ -1,6 +1,5 @@
 """`events`: one day of raw logs parsed, typed, deduplicated and checked; rejects quarantined."""
 
-
 import tempfile
 from pathlib import Path
 
@@ -89,10 +88,15 @@ def stage_events(context: dg.AssetExecutionContext, config: EventsConfig, lake: 
     keys = [f.key for f in sorted(listed, key=lambda f: (f.landed_ns, f.key)) if log_day(f.key)]
     skipped = [f.key for f in listed if not log_day(f.key)]
     if skipped:
-        context.log.warning(f"{day}: {len(skipped)} files outside the lake layout "
-                            f"(logs/dt=YYYY-MM-DD/hour=00..23/*.jsonl.gz) skipped: {skipped[:20]}")
+        context.log.warning(
+            f"{day}: {len(skipped)} files outside the lake layout "
+            f"(logs/dt=YYYY-MM-DD/hour=00..23/*.jsonl.gz) skipped: {skipped[:20]}"
+        )
     lines = read_log_lines(store, keys)
-    with tempfile.TemporaryDirectory(prefix="events-") as tmp, transform_events(lines, day, config.duckdb_memory_limit) as result:
+    with (
+        tempfile.TemporaryDirectory(prefix="events-") as tmp,
+        transform_events(lines, day, config.duckdb_memory_limit) as result,
+    ):
         events_file = Path(tmp) / "events.parquet"
         events_head = write_events(result.events, events_file)
         start, end = day_bounds(day)
@@ -132,12 +136,21 @@ def stage_events(context: dg.AssetExecutionContext, config: EventsConfig, lake: 
         | {"reasons": dg.MetadataValue.json(result.reasons)},
     )
 
-    yield dg.AssetCheckResult(check_name="keys_not_null", asset_key=EVENTS, passed=null_keys == 0,
-                              metadata={"rows_with_null_keys": null_keys})
-    yield dg.AssetCheckResult(check_name="event_time_in_partition", asset_key=EVENTS, passed=outside_day == 0,
-                              metadata={"rows_outside_day": outside_day})
-    yield dg.AssetCheckResult(check_name="no_duplicate_event_ids", asset_key=EVENTS, passed=duplicate_ids == 0,
-                              metadata={"duplicate_ids": duplicate_ids})
+    yield dg.AssetCheckResult(
+        check_name="keys_not_null", asset_key=EVENTS, passed=null_keys == 0, metadata={"rows_with_null_keys": null_keys}
+    )
+    yield dg.AssetCheckResult(
+        check_name="event_time_in_partition",
+        asset_key=EVENTS,
+        passed=outside_day == 0,
+        metadata={"rows_outside_day": outside_day},
+    )
+    yield dg.AssetCheckResult(
+        check_name="no_duplicate_event_ids",
+        asset_key=EVENTS,
+        passed=duplicate_ids == 0,
+        metadata={"duplicate_ids": duplicate_ids},
+    )
     share = stats["quarantined"] / stats["lines"] if stats["lines"] else 0.0
     yield dg.AssetCheckResult(
         check_name="quarantine_share_below_threshold",

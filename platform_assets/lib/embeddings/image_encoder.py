@@ -16,7 +16,6 @@ import torch.nn.functional as F
 from platform_assets.lib.embeddings.augment import augment
 
 
-
 class BasicBlock(nn.Module):
     """torchvision's ResNet basic block, with its parameter names."""
 
@@ -107,7 +106,12 @@ def weights_version(state_dict: dict) -> str:
 
 
 def train_simclr(
-    images: torch.Tensor, epochs: int, batch_size: int, lr: float, seed: int, device: torch.device,
+    images: torch.Tensor,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    device: torch.device,
     arch: str = "resnet-small",
 ) -> TrainResult:
     """Train on (N, 3, H, W) images; deterministic for a seed on CPU."""

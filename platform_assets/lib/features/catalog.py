@@ -10,18 +10,33 @@ from platform_assets.lib.features.training_set import TRAINING_SET_SCHEMA
 from platform_assets.lib.features.user_activity import USER_ACTIVITY_SCHEMA
 
 TABLES: list[tuple[str, pa.Schema, str, str]] = [
-    ("features/user_activity", USER_ACTIVITY_SCHEMA, "staging/events, staging/photos, staging/users",
-     "Step function per user: a row's values hold from `ts` until the user's next row. Windows are closed "
-     "intervals ending at `ts`; rows are also emitted when an event leaves a window and at the midnight "
-     "after a day with logins, so an as-of join is exact. Daily partitions by `ts` (UTC)."),
-    ("features/photo_features", PHOTO_FEATURES_SCHEMA, "staging/photos, staging/users",
-     "Known at `posted_at`: nothing here depends on anything after the photo was posted."),
-    ("features/popularity_labels", LABELS_SCHEMA, "staging/photos, staging/events",
-     "Label window (posted_at, posted_at + 24 h]. Daily partitions by posting day (UTC)."),
-    ("features/training_set", TRAINING_SET_SCHEMA, "features/photo_features, features/user_activity, "
-     "features/popularity_labels",
-     "One row per photo whose label window has closed; `author_*` columns come from the latest "
-     "`user_activity` row with ts <= posted_at (ASOF join), checked on every run."),
+    (
+        "features/user_activity",
+        USER_ACTIVITY_SCHEMA,
+        "staging/events, staging/photos, staging/users",
+        "Step function per user: a row's values hold from `ts` until the user's next row. Windows are closed "
+        "intervals ending at `ts`; rows are also emitted when an event leaves a window and at the midnight "
+        "after a day with logins, so an as-of join is exact. Daily partitions by `ts` (UTC).",
+    ),
+    (
+        "features/photo_features",
+        PHOTO_FEATURES_SCHEMA,
+        "staging/photos, staging/users",
+        "Known at `posted_at`: nothing here depends on anything after the photo was posted.",
+    ),
+    (
+        "features/popularity_labels",
+        LABELS_SCHEMA,
+        "staging/photos, staging/events",
+        "Label window (posted_at, posted_at + 24 h]. Daily partitions by posting day (UTC).",
+    ),
+    (
+        "features/training_set",
+        TRAINING_SET_SCHEMA,
+        "features/photo_features, features/user_activity, features/popularity_labels",
+        "One row per photo whose label window has closed; `author_*` columns come from the latest "
+        "`user_activity` row with ts <= posted_at (ASOF join), checked on every run.",
+    ),
 ]
 
 

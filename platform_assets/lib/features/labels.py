@@ -12,7 +12,11 @@ from platform_assets.lib.staging.arrow_utils import conform_to, described_schema
 LABEL_HOURS = 24
 LABELS_SCHEMA = described_schema(
     ("photo_id", pa.int64(), "The photo."),
-    ("posted_at", pa.timestamp("us", tz="UTC"), "When it was posted; the label window is (posted_at, posted_at + 24 h]."),
+    (
+        "posted_at",
+        pa.timestamp("us", tz="UTC"),
+        "When it was posted; the label window is (posted_at, posted_at + 24 h].",
+    ),
     ("views", pa.int64(), "Views in the label window."),
     ("likes", pa.int64(), "Likes in the label window."),
     ("comments", pa.int64(), "Comments in the label window."),

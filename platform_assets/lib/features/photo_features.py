@@ -29,10 +29,17 @@ def compute_photo_features(photos: pa.Table, users: pa.Table) -> pa.Table:
     parts = []
     for (zone,), group in df.group_by("timezone", maintain_order=True):
         local = pl.col("posted_at").dt.convert_time_zone(zone or "UTC")
-        parts.append(group.with_columns(local.dt.hour().alias("posted_hour_local"),
-                                        local.dt.weekday().alias("posted_weekday_local")))
-    df = pl.concat(parts) if parts else df.with_columns(
-        pl.lit(None, pl.Int8).alias("posted_hour_local"), pl.lit(None, pl.Int8).alias("posted_weekday_local")
+        parts.append(
+            group.with_columns(
+                local.dt.hour().alias("posted_hour_local"), local.dt.weekday().alias("posted_weekday_local")
+            )
+        )
+    df = (
+        pl.concat(parts)
+        if parts
+        else df.with_columns(
+            pl.lit(None, pl.Int8).alias("posted_hour_local"), pl.lit(None, pl.Int8).alias("posted_weekday_local")
+        )
     )
     title = pl.col("title").fill_null("")
     out = df.with_columns(
@@ -40,7 +47,9 @@ def compute_photo_features(photos: pa.Table, users: pa.Table) -> pa.Table:
         title.str.split(" ").list.eval(pl.element().filter(pl.element() != "")).list.len().alias("title_words"),
         pl.when(pl.col("latitude").is_null() | pl.col("longitude").is_null())
         .then(pl.lit("unknown"))
-        .otherwise(pl.format("{},{}", pl.col("latitude").floor().cast(pl.Int32), pl.col("longitude").floor().cast(pl.Int32)))
+        .otherwise(
+            pl.format("{},{}", pl.col("latitude").floor().cast(pl.Int32), pl.col("longitude").floor().cast(pl.Int32))
+        )
         .alias("location_bucket"),
         ((pl.col("posted_at") - pl.col("signup_at")).dt.total_seconds() / 86400).alias("author_tenure_days"),
     ).sort("photo_id")

@@ -21,9 +21,21 @@ LABEL_COLUMNS = ["views", "likes", "comments", "shares", "popularity_score"]
 
 TRAINING_SET_SCHEMA = described_schema(
     *[(f.name, f.type, f.metadata[b"description"].decode()) for f in PHOTO_FEATURES_SCHEMA],
-    *[(f"author_{f.name}", f.type, f"The author's `{f.name}` as of posted_at (the user is the author, ts is "
-       f"posted_at): {f.metadata[b'description'].decode()}") for f in USER_ACTIVITY_SCHEMA if f.name in ACTIVITY_FEATURES],
-    ("features_as_of", pa.timestamp("us", tz="UTC"), "ts of the joined user_activity row (NULL: no activity in 31 days); always <= posted_at."),
+    *[
+        (
+            f"author_{f.name}",
+            f.type,
+            f"The author's `{f.name}` as of posted_at (the user is the author, ts is "
+            f"posted_at): {f.metadata[b'description'].decode()}",
+        )
+        for f in USER_ACTIVITY_SCHEMA
+        if f.name in ACTIVITY_FEATURES
+    ],
+    (
+        "features_as_of",
+        pa.timestamp("us", tz="UTC"),
+        "ts of the joined user_activity row (NULL: no activity in 31 days); always <= posted_at.",
+    ),
     *[(f.name, f.type, f.metadata[b"description"].decode()) for f in LABELS_SCHEMA if f.name in LABEL_COLUMNS],
 )
 

@@ -26,8 +26,16 @@ USER_ACTIVITY_SCHEMA = described_schema(
     ("logins_today", pa.int64(), "Logins on ts's UTC calendar day, at or before ts."),
     ("likes_given_7d", pa.int64(), "Likes the user gave in [ts - 7 days, ts]."),
     ("likes_received_7d", pa.int64(), "Likes on the user's photos in [ts - 7 days, ts]."),
-    ("posts_30d", pa.int64(), "Photos the user posted in [ts - 30 days, ts], by posted_at in the app database's photos."),
-    ("sessions_7d", pa.int64(), f"Sessions started in [ts - 7 days, ts]; a session starts after {SESSION_GAP.lower()} without events."),
+    (
+        "posts_30d",
+        pa.int64(),
+        "Photos the user posted in [ts - 30 days, ts], by posted_at in the app database's photos.",
+    ),
+    (
+        "sessions_7d",
+        pa.int64(),
+        f"Sessions started in [ts - 7 days, ts]; a session starts after {SESSION_GAP.lower()} without events.",
+    ),
     ("days_since_signup", pa.float64(), "Days from signup to ts."),
 )
 
@@ -95,6 +103,8 @@ def compute_user_activity(
         for name, table in (("events", events), ("photos", photos), ("users", users)):
             con.register(name, table)
         con.execute(ACTS_SQL)
-        con.execute(POINTS_SQL, {"range_start": range_start.replace(tzinfo=None), "range_end": range_end.replace(tzinfo=None)})
+        con.execute(
+            POINTS_SQL, {"range_start": range_start.replace(tzinfo=None), "range_end": range_end.replace(tzinfo=None)}
+        )
         con.execute(FEATURES_SQL)
         return conform_to(con.sql("SELECT * FROM features").to_arrow_table(), USER_ACTIVITY_SCHEMA)

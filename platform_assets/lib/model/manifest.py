@@ -26,7 +26,10 @@ def git_revision(repo: Path) -> dict:
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True).stdout.strip()
 
-    return {"commit": git("rev-parse", "HEAD") or None, "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+    return {
+        "commit": git("rev-parse", "HEAD") or None,
+        "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+    }
 
 
 def package_versions() -> dict[str, str]:
@@ -36,6 +39,7 @@ def package_versions() -> dict[str, str]:
 
 def model_id(shards: list[dict], code: str, seed: int, config: dict) -> str:
     """Identity from the inputs alone: the same data, code, seed and config give the same id."""
-    blob = json.dumps({"shards": [(s["day"], s["md5"]) for s in shards], "code": code, "seed": seed, "config": config},
-                      sort_keys=True)
+    blob = json.dumps(
+        {"shards": [(s["day"], s["md5"]) for s in shards], "code": code, "seed": seed, "config": config}, sort_keys=True
+    )
     return hashlib.sha256(blob.encode()).hexdigest()[:12]

@@ -43,7 +43,10 @@ def _index(workspace: Path, day: str) -> list[dict]:
 def shard_entry(workspace: Path, day: str) -> dict:
     rel = shard_dir(day)
     return {
-        "day": day, "path": rel, "md5": pinned_md5(workspace, rel), "dvc_file": (workspace / f"{rel}.dvc").read_text(),
+        "day": day,
+        "path": rel,
+        "md5": pinned_md5(workspace, rel),
+        "dvc_file": (workspace / f"{rel}.dvc").read_text(),
         "files": [{"name": s["name"], "sha256": s["sha256"]} for s in _index(workspace, day)],
     }
 
@@ -56,8 +59,10 @@ def evaluate(workspace: Path, days: list[str], config: TrainConfig, truth: pa.Ta
     ids, pred, label = holdout(dirs[-1], model, True)
     _, base_pred, _ = holdout(dirs[-1], baseline, False)
     metrics = {
-        "holdout_day": days[-1], "holdout_photos": int(len(ids)),
-        "spearman_model": round(spearman(pred, label), 6), "spearman_features_only": round(spearman(base_pred, label), 6),
+        "holdout_day": days[-1],
+        "holdout_photos": int(len(ids)),
+        "spearman_model": round(spearman(pred, label), 6),
+        "spearman_features_only": round(spearman(base_pred, label), 6),
     }
     if truth is not None:  # the simulator's planted score: the ceiling a model could reach
         planted = dict(zip(truth["photo_id"].to_pylist(), truth["planted_score"].to_pylist()))
@@ -65,8 +70,9 @@ def evaluate(workspace: Path, days: list[str], config: TrainConfig, truth: pa.Ta
     return model.state_dict(), metrics
 
 
-def train_model(registry: Registry, versions: dict[str, str], config: TrainConfig,
-                truth: pa.Table | None) -> tuple[str, dict]:
+def train_model(
+    registry: Registry, versions: dict[str, str], config: TrainConfig, truth: pa.Table | None
+) -> tuple[str, dict]:
     """Train on the days of `versions` (day -> DVC hash of its latest materialization; the last
     day is the holdout); write weights and manifest into the registry; return (id, manifest).
 
@@ -79,16 +85,23 @@ def train_model(registry: Registry, versions: dict[str, str], config: TrainConfi
         raise ValueError(f"need shards of at least 2 days with samples (one to hold out), found {days}")
     rels = [shard_dir(day) for day in days]
     head = registry.head()
-    stale = [f"{day} (registry {registry.committed_md5(rel, head)}, latest materialization {versions[day]})"
-             for day, rel in zip(days, rels) if registry.committed_md5(rel, head) != versions[day]]
+    stale = [
+        f"{day} (registry {registry.committed_md5(rel, head)}, latest materialization {versions[day]})"
+        for day, rel in zip(days, rels)
+        if registry.committed_md5(rel, head) != versions[day]
+    ]
     if stale:
-        raise StaleRegistryError(f"the data registry's last commit does not hold the latest materialization of "
-                                 f"{stale}: materialize those shards partitions again, then train")
+        raise StaleRegistryError(
+            f"the data registry's last commit does not hold the latest materialization of "
+            f"{stale}: materialize those shards partitions again, then train"
+        )
     with registry.checkout(head) as snapshot:
         registry.restore(snapshot, rels)
         if missing := registry.missing_on_remote(rels, snapshot):
-            raise RegistryError(f"the DVC remote {registry.remote_url} lacks {missing}: a model is only trained on "
-                                "data that can be restored; rerun their shard partitions to push them")
+            raise RegistryError(
+                f"the DVC remote {registry.remote_url} lacks {missing}: a model is only trained on "
+                "data that can be restored; rerun their shard partitions to push them"
+            )
         shards = [shard_entry(snapshot, d) for d in days]
         code = code_version()
         mid = model_id(shards, code, config.seed, asdict(config))
@@ -96,10 +109,16 @@ def train_model(registry: Registry, versions: dict[str, str], config: TrainConfi
     buf = io.BytesIO()
     torch.save(state, buf)
     manifest = {
-        "model_id": mid, "data_version": hashlib.sha256("".join(s["md5"] for s in shards).encode()).hexdigest()[:16],
-        "shards": shards, "code_version": code, "source_git": git_revision(Path(platform_assets.__file__).parent),
+        "model_id": mid,
+        "data_version": hashlib.sha256("".join(s["md5"] for s in shards).encode()).hexdigest()[:16],
+        "shards": shards,
+        "code_version": code,
+        "source_git": git_revision(Path(platform_assets.__file__).parent),
         "registry": {"tag": model_tag(mid), "data_commit": head, "dvc_remote": registry.remote_url},
-        "seed": config.seed, "config": asdict(config), "packages": package_versions(), "metrics": metrics,
+        "seed": config.seed,
+        "config": asdict(config),
+        "packages": package_versions(),
+        "metrics": metrics,
         "weights_sha256": hashlib.sha256(buf.getvalue()).hexdigest(),
     }
     out = registry.root / model_dir(mid)
@@ -116,16 +135,24 @@ def restored_model(registry: Registry, mid: str) -> Iterator[tuple[Path, dict, l
     remote where the cache is bad). Yields (checkout, manifest, what was healed)."""
     tag = model_tag(mid)
     if not registry.has_tag(tag):
-        raise RegistryError(f"no model {mid!r} in the data registry {registry.root} (no tag {tag}); "
-                            "`git -C <registry> tag --list 'popularity-model/*'` lists the models")
+        raise RegistryError(
+            f"no model {mid!r} in the data registry {registry.root} (no tag {tag}); "
+            "`git -C <registry> tag --list 'popularity-model/*'` lists the models"
+        )
     with registry.checkout(tag) as checkout:
         healed = registry.restore(checkout, [model_dir(mid)])
         manifest = json.loads((checkout / model_dir(mid) / "manifest.json").read_text())
         healed += registry.restore(checkout, [s["path"] for s in manifest["shards"]])
-        wrong = [str(checkout / s["path"] / f["name"]) for s in manifest["shards"] for f in s["files"]
-                 if hashlib.sha256((checkout / s["path"] / f["name"]).read_bytes()).hexdigest() != f["sha256"]]
+        wrong = [
+            str(checkout / s["path"] / f["name"])
+            for s in manifest["shards"]
+            for f in s["files"]
+            if hashlib.sha256((checkout / s["path"] / f["name"]).read_bytes()).hexdigest() != f["sha256"]
+        ]
         if wrong:
-            raise RestoreError(f"restored shards differ from the manifest's sha256 although DVC's hashes match: {wrong}")
+            raise RestoreError(
+                f"restored shards differ from the manifest's sha256 although DVC's hashes match: {wrong}"
+            )
         yield checkout, manifest, [str(d) for d in healed]
 
 
@@ -133,8 +160,14 @@ def verify_model(registry: Registry, mid: str) -> dict:
     """Restore a model's data version in a temporary checkout and check every byte."""
     with restored_model(registry, mid) as (_, manifest, healed):
         files = sum(len(s["files"]) for s in manifest["shards"])
-        return {"model_id": mid, "tag": model_tag(mid), "partitions": len(manifest["shards"]), "files": files,
-                "healed": healed, "verified": True}
+        return {
+            "model_id": mid,
+            "tag": model_tag(mid),
+            "partitions": len(manifest["shards"]),
+            "files": files,
+            "healed": healed,
+            "verified": True,
+        }
 
 
 def verify_workspace(registry: Registry) -> dict:
@@ -155,5 +188,10 @@ def reproduce(registry: Registry, mid: str, truth: pa.Table | None) -> dict:
         _, metrics = evaluate(checkout, days, TrainConfig(**manifest["config"]), truth)
     if metrics != manifest["metrics"]:
         raise ReproductionError(f"metrics differ: manifest {manifest['metrics']}, retrained {metrics}")
-    return {"model_id": mid, "tag": model_tag(mid), "restored": [s["path"] for s in manifest["shards"]],
-            "healed": healed, "metrics": metrics}
+    return {
+        "model_id": mid,
+        "tag": model_tag(mid),
+        "restored": [s["path"] for s in manifest["shards"]],
+        "healed": healed,
+        "metrics": metrics,
+    }

@@ -27,8 +27,14 @@ def shard_paths(directories: list[Path]) -> list[Path]:
 
 class ShardDataset(IterableDataset):
     def __init__(
-        self, shards: list[Path], seed: int = 0, epoch: int = 0, shuffle_buffer: int = 2048,
-        start_sample: int = 0, rank: int = 0, world_size: int = 1,
+        self,
+        shards: list[Path],
+        seed: int = 0,
+        epoch: int = 0,
+        shuffle_buffer: int = 2048,
+        start_sample: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
         self.shards, self.seed, self.epoch = list(shards), seed, epoch
         self.shuffle_buffer, self.start_sample = shuffle_buffer, start_sample
@@ -57,7 +63,9 @@ class ShardDataset(IterableDataset):
                 labels = batch.column("label").to_numpy()
                 for i in range(n):
                     yield {
-                        "photo_id": int(ids[i]), "view": int(views[i]), "label": torch.tensor(labels[i]),
+                        "photo_id": int(ids[i]),
+                        "view": int(views[i]),
+                        "label": torch.tensor(labels[i]),
                         "image": torch.from_numpy(image[i].copy()),
                         **{k: torch.from_numpy(v[i].copy()) for k, v in fixed.items()},
                     }

@@ -12,20 +12,35 @@ from platform_assets.lib.embeddings.images import IMAGE_SIZE, as_float, decode
 from platform_assets.lib.shards.augment_rows import drop_cells, perturb_title, rng_for
 
 TABULAR = [
-    "posted_hour_local", "posted_weekday_local", "title_length", "title_words", "author_tenure_days",
-    "author_logins_today", "author_likes_given_7d", "author_likes_received_7d", "author_posts_30d", "author_sessions_7d",
+    "posted_hour_local",
+    "posted_weekday_local",
+    "title_length",
+    "title_words",
+    "author_tenure_days",
+    "author_logins_today",
+    "author_likes_given_7d",
+    "author_likes_received_7d",
+    "author_posts_30d",
+    "author_sessions_7d",
 ]
 IMAGE_BYTES = 3 * IMAGE_SIZE * IMAGE_SIZE
 
 
 def sample_schema(image_dim: int, title_dim: int) -> pa.Schema:
-    return pa.schema([
-        ("photo_id", pa.int64()), ("view", pa.int16()), ("posted_at", pa.timestamp("us", tz="UTC")),
-        ("label", pa.float32()), ("image", pa.binary(IMAGE_BYTES)),
-        ("image_embedding", pa.list_(pa.float32(), image_dim)), ("title_embedding", pa.list_(pa.float32(), title_dim)),
-        ("title", pa.string()), ("features", pa.list_(pa.float32(), len(TABULAR))),
-        ("feature_mask", pa.list_(pa.float32(), len(TABULAR))),
-    ])
+    return pa.schema(
+        [
+            ("photo_id", pa.int64()),
+            ("view", pa.int16()),
+            ("posted_at", pa.timestamp("us", tz="UTC")),
+            ("label", pa.float32()),
+            ("image", pa.binary(IMAGE_BYTES)),
+            ("image_embedding", pa.list_(pa.float32(), image_dim)),
+            ("title_embedding", pa.list_(pa.float32(), title_dim)),
+            ("title", pa.string()),
+            ("features", pa.list_(pa.float32(), len(TABULAR))),
+            ("feature_mask", pa.list_(pa.float32(), len(TABULAR))),
+        ]
+    )
 
 
 def _fixed(values: np.ndarray) -> pa.FixedSizeListArray:
@@ -33,15 +48,31 @@ def _fixed(values: np.ndarray) -> pa.FixedSizeListArray:
 
 
 def build_samples(
-    rows: pa.Table, images: list[bytes], image_vectors: np.ndarray, title_vectors: np.ndarray,
-    views: int, seed: int, device: torch.device, p_drop_cell: float = 0.1, p_drop_word: float = 0.1,
-    p_swap_word: float = 0.1, batch_size: int = 256,
+    rows: pa.Table,
+    images: list[bytes],
+    image_vectors: np.ndarray,
+    title_vectors: np.ndarray,
+    views: int,
+    seed: int,
+    device: torch.device,
+    p_drop_cell: float = 0.1,
+    p_drop_word: float = 0.1,
+    p_swap_word: float = 0.1,
+    batch_size: int = 256,
 ) -> pa.Table:
     """`rows` are training-set rows sorted by photo_id, aligned with `images` and both vector arrays."""
     ids = rows["photo_id"].to_pylist()
-    tabular = np.column_stack([rows[c].to_numpy(zero_copy_only=False).astype(np.float32) for c in TABULAR]) if ids else np.zeros((0, len(TABULAR)), np.float32)
+    tabular = (
+        np.column_stack([rows[c].to_numpy(zero_copy_only=False).astype(np.float32) for c in TABULAR])
+        if ids
+        else np.zeros((0, len(TABULAR)), np.float32)
+    )
     titles = [t or "" for t in rows["title"].to_pylist()] if "title" in rows.column_names else [""] * len(ids)
-    pixels = torch.stack([decode(b) for b in images]) if images else torch.zeros(0, 3, IMAGE_SIZE, IMAGE_SIZE, dtype=torch.uint8)
+    pixels = (
+        torch.stack([decode(b) for b in images])
+        if images
+        else torch.zeros(0, 3, IMAGE_SIZE, IMAGE_SIZE, dtype=torch.uint8)
+    )
     columns: dict[str, list] = {k: [] for k in ("photo_id", "view", "image", "features", "mask", "title")}
     for view in range(views):
         out = []
@@ -63,14 +94,18 @@ def build_samples(
     order = np.lexsort((np.array(columns["view"]), np.array(columns["photo_id"]))) if ids else np.array([], int)
     src = np.tile(np.arange(len(ids)), views)[order] if ids else np.array([], int)
     schema = sample_schema(image_vectors.shape[1], title_vectors.shape[1])
-    return pa.table([
-        pa.array(np.array(columns["photo_id"], np.int64)[order]),
-        pa.array(np.array(columns["view"], np.int16)[order]),
-        rows["posted_at"].take(pa.array(src, pa.int64())),
-        pa.array(rows["popularity_score"].to_numpy(zero_copy_only=False).astype(np.float32)[src]),
-        pa.array([columns["image"][i] for i in order], pa.binary(IMAGE_BYTES)),
-        _fixed(image_vectors[src]), _fixed(title_vectors[src]),
-        pa.array([columns["title"][i] for i in order], pa.string()),
-        _fixed(np.array(columns["features"], np.float32).reshape(-1, len(TABULAR))[order]),
-        _fixed(np.array(columns["mask"], np.float32).reshape(-1, len(TABULAR))[order]),
-    ], schema=schema)
+    return pa.table(
+        [
+            pa.array(np.array(columns["photo_id"], np.int64)[order]),
+            pa.array(np.array(columns["view"], np.int16)[order]),
+            rows["posted_at"].take(pa.array(src, pa.int64())),
+            pa.array(rows["popularity_score"].to_numpy(zero_copy_only=False).astype(np.float32)[src]),
+            pa.array([columns["image"][i] for i in order], pa.binary(IMAGE_BYTES)),
+            _fixed(image_vectors[src]),
+            _fixed(title_vectors[src]),
+            pa.array([columns["title"][i] for i in order], pa.string()),
+            _fixed(np.array(columns["features"], np.float32).reshape(-1, len(TABULAR))[order]),
+            _fixed(np.array(columns["mask"], np.float32).reshape(-1, len(TABULAR))[order]),
+        ],
+        schema=schema,
+    )

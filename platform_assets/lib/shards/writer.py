@@ -34,8 +34,14 @@ class ShardInfo:
 def _encode(table: pa.Table, row_group_rows: int, compression: str) -> bytes:
     """Pixels and float vectors are unique per sample: dictionary encoding only costs time."""
     buf = io.BytesIO()
-    pq.write_table(table, buf, compression=compression, use_dictionary=["title"], row_group_size=row_group_rows,
-                   write_statistics=False)
+    pq.write_table(
+        table,
+        buf,
+        compression=compression,
+        use_dictionary=["title"],
+        row_group_size=row_group_rows,
+        write_statistics=False,
+    )
     return buf.getvalue()
 
 

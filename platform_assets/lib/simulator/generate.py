@@ -6,7 +6,7 @@ import json
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 import polars as pl
@@ -104,7 +104,7 @@ def generate_lake(store: LakeStore, app_db_url: str, scale: LakeScale = LakeScal
     return the manifest of what was planted."""
     rng = np.random.default_rng(scale.seed)
     start = date.fromisoformat(scale.start_date)
-    start_dt = datetime(start.year, start.month, start.day, tzinfo=timezone.utc)
+    start_dt = datetime(start.year, start.month, start.day, tzinfo=UTC)
     start_ms, end_ms = _epoch_ms(start_dt), _epoch_ms(start_dt + timedelta(days=scale.days))
     world = build_world(rng, scale.users, scale.photos, start, scale.days)
 
@@ -120,7 +120,9 @@ def generate_lake(store: LakeStore, app_db_url: str, scale: LakeScale = LakeScal
     login = logs.logins(rng, activity, start_ms, end_ms - start_ms)
     post = logs.posts(scores["photo_id"].to_numpy(), scores["user_id"].to_numpy(), posted_ms, rng)
     budget = max(0, scale.events_per_day * scale.days - len(login) - len(post))
-    inter = logs.interactions(rng, budget, scores["photo_id"].to_numpy(), posted_ms, scores["planted_score"].to_numpy(), activity)
+    inter = logs.interactions(
+        rng, budget, scores["photo_id"].to_numpy(), posted_ms, scores["planted_score"].to_numpy(), activity
+    )
     events = logs.EventBatch.concat([login, post, inter]).sorted()
     events = events.take(events.ts_ms < end_ms)
 
@@ -169,7 +171,7 @@ def generate_lake(store: LakeStore, app_db_url: str, scale: LakeScale = LakeScal
     manifest = {
         "scale": asdict(scale),
         "app_db_url": app_db_url.split("@")[-1],
-        "generated_through": datetime.fromtimestamp(end_ms / 1000, tz=timezone.utc).isoformat(),
+        "generated_through": datetime.fromtimestamp(end_ms / 1000, tz=UTC).isoformat(),
         "drift_field": "app_version",
         "late_files": [files[-1]["key"]] if late is not None else [],
         "redelivered_files": [redelivery["key"]],
@@ -204,7 +206,7 @@ def append_hour(store: LakeStore, late_day: str | None = None) -> list[str]:
     with ThreadPoolExecutor(max_workers=1) as pool:
         todo = [(logs.EventBatch.concat([batch, views]).sorted(), logs.log_key(h0, "part-00"))]
         if late_day:
-            day0 = _epoch_ms(datetime.fromisoformat(late_day).replace(tzinfo=timezone.utc))
+            day0 = _epoch_ms(datetime.fromisoformat(late_day).replace(tzinfo=UTC))
             late = logs.logins(rng, activity, day0, 24 * logs.HOUR_MS).sorted()
             todo.append((late, logs.log_key(day0 + 23 * logs.HOUR_MS, f"part-late-{hour_start:%Y%m%d%H}")))
         for events, key in todo:

@@ -7,8 +7,6 @@ import io
 import numpy as np
 from PIL import Image
 
-from platform_assets.lib.simulator.world import CLASSES, STYLES
-
 SIZE = 64
 _PALETTE = {  # (top colour, bottom colour, accent colour)
     "sunset": ((250, 120, 40), (90, 30, 80), (255, 220, 90)),
@@ -38,8 +36,10 @@ def render(rng: np.random.Generator, visual_class: str, style: str) -> np.ndarra
     elif visual_class == "food":
         mask = (yy - cy) ** 2 / 1.5 + (xx - cx) ** 2 < rng.integers(80, 200)
     else:  # pet: two ears and a head
-        mask = ((yy - cy) ** 2 + (xx - cx) ** 2 < 150) | ((yy - cy + 12) ** 2 + (xx - cx - 7) ** 2 < 20) | (
-            (yy - cy + 12) ** 2 + (xx - cx + 7) ** 2 < 20
+        mask = (
+            ((yy - cy) ** 2 + (xx - cx) ** 2 < 150)
+            | ((yy - cy + 12) ** 2 + (xx - cx - 7) ** 2 < 20)
+            | ((yy - cy + 12) ** 2 + (xx - cx + 7) ** 2 < 20)
         )
     img[mask] = accent
     if style == "vivid":

@@ -6,7 +6,7 @@ import gzip
 import json
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import polars as pl
@@ -176,5 +176,5 @@ def gzip_lines(lines: list[str]) -> bytes:
 
 
 def log_key(ts_ms: int, part: str) -> str:
-    t = datetime.fromtimestamp(ts_ms / 1000, tz=timezone.utc)
+    t = datetime.fromtimestamp(ts_ms / 1000, tz=UTC)
     return f"logs/dt={t:%Y-%m-%d}/hour={t:%H}/{part}.jsonl.gz"

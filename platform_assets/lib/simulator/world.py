@@ -8,7 +8,7 @@ leaking join shows up as a too-good validation score.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -57,7 +57,7 @@ def _local_offsets(start: date, days: int) -> np.ndarray:
     for r, (tz, *_rest) in enumerate(REGIONS):
         zone = ZoneInfo(tz)
         for d in range(days):
-            noon = datetime(start.year, start.month, start.day, 12, tzinfo=timezone.utc) + timedelta(days=d)
+            noon = datetime(start.year, start.month, start.day, 12, tzinfo=UTC) + timedelta(days=d)
             out[r, d] = noon.astimezone(zone).utcoffset().total_seconds() / 3600
     return out
 
@@ -82,7 +82,7 @@ def _titles(rng: np.random.Generator, classes: np.ndarray) -> tuple[list[str], n
 
 
 def build_world(rng: np.random.Generator, n_users: int, n_photos: int, start: date, days: int) -> World:
-    start_ts = datetime(start.year, start.month, start.day, tzinfo=timezone.utc)
+    start_ts = datetime(start.year, start.month, start.day, tzinfo=UTC)
     region = rng.integers(0, len(REGIONS), size=n_users)
     activity = rng.lognormal(mean=0.0, sigma=0.7, size=n_users)
     signup_offset_s = rng.integers(1 * 86400, 400 * 86400, size=n_users)

@@ -100,7 +100,6 @@ ORDER BY photo_id;
 """
 
 
-
 @dataclass(frozen=True)
 class StagedTable:
     valid: pa.Table

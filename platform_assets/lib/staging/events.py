@@ -35,7 +35,11 @@ EVENTS_SCHEMA = described_schema(
     ("photo_id", pa.int64(), "The photo acted on; NULL for logins."),
     ("client", pa.string(), "ios, android or web."),
     ("source_file", pa.string(), "Lake key of the log file the event was read from."),
-    ("extra_json", pa.string(), "The original record when it carried fields outside this schema (drift) or repeated one."),
+    (
+        "extra_json",
+        pa.string(),
+        "The original record when it carried fields outside this schema (drift) or repeated one.",
+    ),
 )
 QUARANTINE_SCHEMA = described_schema(
     ("partition_date", pa.date32(), "The day partition the line was delivered for."),
@@ -230,20 +234,23 @@ class EventsResult:
 def _inline(sql: str) -> str:
     """Constants of the schema written into the SQL as literals (they are ours, not data)."""
     typed = {f: "BIGINT" if f.endswith("_id") and f != "event_id" else "VARCHAR" for f in KNOWN_FIELDS}
-    return (sql.replace("$event_types", repr(EVENT_TYPES))
-            .replace("$zone_suffix", f"'{ZONE_SUFFIX}'")
-            .replace("$known_fields", f"[{', '.join(map(repr, KNOWN_FIELDS))}]")
-            .replace("$typed_fields", repr(json.dumps(typed, separators=(",", ":")))))
+    return (
+        sql.replace("$event_types", repr(EVENT_TYPES))
+        .replace("$zone_suffix", f"'{ZONE_SUFFIX}'")
+        .replace("$known_fields", f"[{', '.join(map(repr, KNOWN_FIELDS))}]")
+        .replace("$typed_fields", repr(json.dumps(typed, separators=(",", ":"))))
+    )
 
 
 def day_bounds(day: date) -> tuple[datetime, datetime]:
-    start = datetime.combine(day, time(), tzinfo=timezone.utc)
+    start = datetime.combine(day, time(), tzinfo=timezone.utc)  # noqa: UP017 (UTC names the Arrow type here)
     return start, start + timedelta(days=1)
 
 
 @contextmanager
-def transform_events(log_lines: LogLines, day: date, memory_limit: str = DUCKDB_MEMORY_LIMIT,
-                     threads: int | None = None) -> Iterator[EventsResult]:
+def transform_events(
+    log_lines: LogLines, day: date, memory_limit: str = DUCKDB_MEMORY_LIMIT, threads: int | None = None
+) -> Iterator[EventsResult]:
     """Parse, type, validate and deduplicate one day's raw log lines.
 
     Lines become compact typed rows as they arrive and their text is dropped (suspect lines
@@ -253,8 +260,9 @@ def transform_events(log_lines: LogLines, day: date, memory_limit: str = DUCKDB_
     instead of failing.
     """
     spill = tempfile.TemporaryDirectory(prefix="events-spill-")
-    con = duck.connect({"memory_limit": memory_limit, "temp_directory": spill.name,
-                        **({"threads": threads} if threads else {})})
+    con = duck.connect(
+        {"memory_limit": memory_limit, "temp_directory": spill.name, **({"threads": threads} if threads else {})}
+    )
     try:
         day_params = dict(zip(("day_start", "day_end"), day_bounds(day)))
         con.execute(MACROS_SQL)
@@ -265,8 +273,15 @@ def transform_events(log_lines: LogLines, day: date, memory_limit: str = DUCKDB_
         con.execute(f"CREATE TEMP TABLE judged AS {_inline(JUDGE_SQL)}", day_params)
         con.execute(VALID_SQL)
         con.execute(DEDUPE_SQL)
-        con.register("files", pa.table({"file_index": pa.array(range(len(log_lines.files)), pa.int32()),
-                                        "source_file": pa.array(log_lines.files, pa.string())}))
+        con.register(
+            "files",
+            pa.table(
+                {
+                    "file_index": pa.array(range(len(log_lines.files)), pa.int32()),
+                    "source_file": pa.array(log_lines.files, pa.string()),
+                }
+            ),
+        )
         quarantine = conform_to(
             con.sql(SELECT_QUARANTINE_SQL, params={"day": day.isoformat()}).to_arrow_table(), QUARANTINE_SCHEMA
         )
@@ -297,8 +312,14 @@ def write_events(events: Iterator[pa.Table], path: Path, head_rows: int = 5) -> 
     time and saves nothing.
     """
     head = EVENTS_SCHEMA.empty_table()
-    with pq.ParquetWriter(path, EVENTS_SCHEMA, compression="zstd", use_dictionary=["event_type", "client", "source_file"],
-                          write_statistics=True, store_schema=True) as writer:
+    with pq.ParquetWriter(
+        path,
+        EVENTS_SCHEMA,
+        compression="zstd",
+        use_dictionary=["event_type", "client", "source_file"],
+        write_statistics=True,
+        store_schema=True,
+    ) as writer:
         for table in events:
             writer.write_table(table)
             if head.num_rows < head_rows:

@@ -53,7 +53,7 @@ def gunzip(data: bytes) -> tuple[bytes, str | None]:
 def _lines(text: bytes, damage: str | None) -> tuple[pa.Array, pa.Array]:
     """Lines of `text` as Arrow strings without their line ends, and a per-line read error."""
     if text.startswith(UTF8_BOM):  # an editor's byte-order mark is not part of the first record
-        text = text[len(UTF8_BOM):]
+        text = text[len(UTF8_BOM) :]
     if b"\r" in text:  # rare: CRLF line ends become LF
         text = text.replace(b"\r\n", b"\n")
     newlines = np.flatnonzero(np.frombuffer(text, dtype=np.uint8) == 10)
