@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 
@@ -12,6 +13,10 @@ from platform_assets.defs.resources import DEMO_DIR, PROJECT_ROOT, workspace_res
 from platform_assets.lib.lake_layout import list_log_days
 from platform_assets.lib.lake_store import LakeStore
 from platform_assets.lib.simulator import LakeScale, generate_lake
+
+# Dagster's console logger at WARNING: the demo prints one line per stage; every event of every
+# run is still in the instance (`make ui` → Runs).
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def run(fresh: bool = False) -> None:
@@ -29,28 +34,23 @@ def run(fresh: bool = False) -> None:
     from platform_assets.definitions import defs as load_defs
 
     defs = load_defs()
-    instance = dg.DagsterInstance.get()  # DAGSTER_HOME: the project's .dagster_home via the Makefile
-    _check(defs.resolve_job_def("app_db_job").execute_in_process(instance=instance))
+    run_job = functools.partial(_run_job, defs, dg.DagsterInstance.get())  # DAGSTER_HOME: .dagster_home via make
+    run_job("app_db_job")
     days, _ = list_log_days(store)
     for day in days:
         print(f"materializing events for {day} ...", flush=True)
-        _check(defs.resolve_job_def("events_job").execute_in_process(instance=instance, partition_key=day))
+        run_job("events_job", partition_key=day)
     first, last = min(days), max(days)
     print(f"materializing features and the training set for {first} .. {last} in one run ...", flush=True)
-    _check(
-        defs.resolve_job_def("features_job").execute_in_process(
-            instance=instance, tags={RANGE_START_TAG: first, RANGE_END_TAG: last}
-        )
-    )
+    run_job("features_job", tags={RANGE_START_TAG: first, RANGE_END_TAG: last})
     print("training the image encoder and embedding images and titles ...", flush=True)
-    _check(defs.resolve_job_def("embeddings_job").execute_in_process(instance=instance))
+    run_job("embeddings_job")
     for day in days:
         print(f"writing augmented training shards for {day} ...", flush=True)
-        _check(defs.resolve_job_def("shards_job").execute_in_process(instance=instance, partition_key=day))
+        run_job("shards_job", partition_key=day)
 
     print("training the popularity model on the pinned shards ...", flush=True)
-    result = defs.resolve_job_def("nightly_training_job").execute_in_process(instance=instance)
-    _check(result)
+    result = run_job("nightly_training_job")
     model = result.get_asset_materialization_events()[0].materialization.metadata
     mid, tag = model["model_id"].value, model["registry_tag"].value
     workspace = workspace_resource()
@@ -65,7 +65,7 @@ def run(fresh: bool = False) -> None:
         f"  DVC remote (every pin):       {workspace.dvc_remote}\n"
         f"  verify the data:              .venv/bin/platform-assets verify [{mid}]\n"
         f"  reproduce the model later:    .venv/bin/platform-assets reproduce {mid}\n"
-        f"  Dagster instance:             {os.environ.get('DAGSTER_HOME', '(temporary)')}\n"
+        f"  Dagster instance:             {os.environ.get('DAGSTER_HOME', '(temporary)')}  (every run's full log)\n"
         "  open the UI:                  make ui   (dagster dev -h 127.0.0.1 -p 3000, then http://127.0.0.1:3000)\n"
         "  deliver another hour of logs: .venv/bin/platform-assets lake append-hour --late-day "
         f"{next(iter(days), 'YYYY-MM-DD')}\n"
@@ -73,6 +73,8 @@ def run(fresh: bool = False) -> None:
     )
 
 
-def _check(result: dg.ExecuteInProcessResult) -> None:
+def _run_job(defs: dg.Definitions, instance: dg.DagsterInstance, job: str, **kwargs) -> dg.ExecuteInProcessResult:
+    result = defs.resolve_job_def(job).execute_in_process(run_config=QUIET, instance=instance, **kwargs)
     if not result.success:
-        raise SystemExit(f"run {result.run_id} failed")
+        raise SystemExit(f"run {result.run_id} of {job} failed: its log is in the instance (make ui → Runs)")
+    return result

@@ -43,6 +43,7 @@ BRANCH = "main"
 CACHE_TYPE = "reflink,copy"  # never hard links or symlinks: see the module docstring
 LOCK_TIMEOUT_S = 600
 HEAL_PASSES = 3
+GIT_LOCKS = ("config.lock", "index.lock", "HEAD.lock", f"refs/heads/{BRANCH}.lock", "packed-refs.lock")
 GIT_PUSH_ATTEMPTS = 5
 IDENTITY = ("platform-assets", "platform-assets@localhost")  # used only where git has none configured
 SHARDS = "shards"
@@ -224,7 +225,15 @@ class Registry:
         """Pins, tags and registry set-up from parallel runs on one machine, one at a time."""
         self.root.mkdir(parents=True, exist_ok=True)
         with FileLock(str(self.root / ".platform-assets.lock"), timeout=LOCK_TIMEOUT_S):
+            self._clear_stale_git_locks()
             yield
+
+    def _clear_stale_git_locks(self) -> None:
+        """A git command killed mid-write leaves its `.lock` file, and every later git command
+        refuses to run. Under our lock no git command of ours runs here, so one left is stale."""
+        git_dir = self.root / ".git"
+        for name in GIT_LOCKS:
+            (git_dir / name).unlink(missing_ok=True)
 
     # --- set-up ---------------------------------------------------------------------------
 
