@@ -3,18 +3,25 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
 # DVC lives in its own environment (requirements-dvc.lock says why); .venv/bin/dvc links to it.
 DVC_VENV := .venv-dvc
 DVC_STAMP := $(DVC_VENV)/.installed
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
-.PHONY: env demo test ui validate bench clean
+.PHONY: env test-env demo test ui validate bench clean
 
-# --clear: a changed lock gives exactly the locked environment, nothing left over from the last one.
+# What running needs. --clear: a changed lock gives exactly the locked environment, nothing left
+# over from the last one.
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv --clear $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -c requirements.lock -e .
 	touch $(STAMP)
+
+# The test tools on top (pytest, moto's S3 server, PostgreSQL, Playwright, ruff): `make test` only.
+$(DEV_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev]'
+	touch $(DEV_STAMP)
 
 $(DVC_STAMP): requirements-dvc.lock
 	$(PYTHON) -m venv --clear $(DVC_VENV)
@@ -32,8 +39,10 @@ $(DAGSTER_HOME)/dagster.yaml: deploy/local/dagster.yaml
 demo: env $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/platform-assets demo
 
+test-env: env $(DEV_STAMP)
+
 # Lint and format are checked first: a red CI says so before the suite runs.
-test: env
+test: test-env
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest -n 2 --dist loadfile
@@ -44,8 +53,8 @@ validate: env
 ui: env $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
-bench: env
-	$(BIN)/python benchmarks/events_transform.py
+bench: test-env
+	$(BIN)/python -m benchmarks.events_transform
 
 # The data registry (data/) and its DVC remote (.dvc-remote/) are kept: they are the data's history.
 clean:

@@ -1,6 +1,6 @@
 """Benchmark: image-embedding pipeline throughput vs the bare model's forward pass.
 
-    .venv/bin/python benchmarks/embedding_throughput.py [--images 4096] [--batch-size 256] [--repeats 3]
+    .venv/bin/python -m benchmarks.embedding_throughput [--images 4096] [--batch-size 256] [--repeats 3]
 
 Pipeline: JPEG bytes -> DataLoader workers decode and resize -> (pinned, non-blocking) copy
 -> model, as `embeddings/image_embeddings` runs it. Bare: the same model on the same batch
@@ -14,21 +14,17 @@ import json
 import os
 import platform
 import statistics
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from benchmarks.common import bench_parser  # noqa: E402
-from platform_assets.lib.embeddings.device import inference_mode, pick_device, to_device  # noqa: E402
-from platform_assets.lib.embeddings.image_encoder import ImageEncoder  # noqa: E402
-from platform_assets.lib.embeddings.images import as_float, decode, image_batches  # noqa: E402
-from platform_assets.lib.simulator.images import encode_jpeg, render  # noqa: E402
-from platform_assets.lib.simulator.world import CLASSES, STYLES  # noqa: E402
+from benchmarks.common import bench_parser
+from platform_assets.lib.embeddings.device import inference_mode, pick_device, to_device
+from platform_assets.lib.embeddings.image_encoder import ImageEncoder
+from platform_assets.lib.embeddings.images import as_float, decode, image_batches
+from platform_assets.lib.simulator.images import encode_jpeg, render
+from platform_assets.lib.simulator.world import CLASSES, STYLES
 
 
 def main() -> None:

@@ -1,7 +1,7 @@
 """Benchmark: the `events` transform vs a straightforward pandas implementation, and vs
 `zcat` of the same files (decompression alone, the floor). Same lake, same run.
 
-    .venv/bin/python benchmarks/events_transform.py [--events 10000000] [--repeats 3]
+    .venv/bin/python -m benchmarks.events_transform [--events 10000000] [--repeats 3]
 
 Each implementation runs in its own process (so peak RSS is its own) over every day of the
 lake, one partition at a time, and writes its events; the parent checks both produced the same
@@ -20,10 +20,9 @@ import time
 from datetime import date
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from benchmarks.common import bench_parser, peak_rss_mb
 
-from benchmarks.common import bench_parser, peak_rss_mb  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def lake_for(events: int, base: Path):
@@ -107,7 +106,17 @@ def run_one(impl: str, lake_dir: str, out_dir: str) -> None:
 
 def child(impl: str, lake_dir: str, out_dir: str) -> dict:
     proc = subprocess.run(
-        [sys.executable, __file__, "--child", impl, "--lake-dir", lake_dir, "--out", out_dir],
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.events_transform",
+            "--child",
+            impl,
+            "--lake-dir",
+            lake_dir,
+            "--out",
+            out_dir,
+        ],
         capture_output=True,
         text=True,
         check=True,

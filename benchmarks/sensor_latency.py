@@ -1,7 +1,7 @@
 """Benchmark: sensor-to-fresh latency under the daemon, on the production stack (PostgreSQL
 instance, S3 lake, real `dagster-daemon`, default sensor intervals).
 
-    .venv/bin/python benchmarks/sensor_latency.py [--files 4]
+    .venv/bin/python -m benchmarks.sensor_latency [--files 4]
 
 Each new hourly log file (one at a time; the first opens a new day) is timed from the moment
 it lands to the moment its partition's `staging/events` and `features/user_activity` are both
@@ -12,18 +12,15 @@ from __future__ import annotations
 
 import json
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import dagster as dg
 
-import dagster as dg  # noqa: E402
-
-from benchmarks.common import bench_parser  # noqa: E402
-from platform_assets.lib.simulator import LakeScale, append_hour  # noqa: E402
-from platform_assets_tests.production_stack import production_stack, wait_for  # noqa: E402
+from benchmarks.common import bench_parser
+from platform_assets.lib.simulator import LakeScale, append_hour
+from platform_assets_tests.production_stack import production_stack, wait_for
 
 EVENTS = dg.AssetKey(["staging", "events"])
 ACTIVITY = dg.AssetKey(["features", "user_activity"])

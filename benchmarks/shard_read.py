@@ -2,7 +2,7 @@
 Streaming, each over the same samples in its own format written by its own writer, in the
 same run.
 
-    .venv/bin/python benchmarks/shard_read.py [--samples 20000] [--repeats 3]
+    .venv/bin/python -m benchmarks.shard_read [--samples 20000] [--repeats 3]
 
 One epoch, one reader process each (no DataLoader workers), shuffle buffer 2048 for ours and
 WebDataset, MosaicML Streaming's own shuffle. The peers run from `benchmarks/.venv-peers`
@@ -20,17 +20,15 @@ import sys
 import time
 from pathlib import Path
 
+import pyarrow.parquet as pq
+
+from benchmarks.common import bench_parser, peak_rss_mb
+from benchmarks.shard_write import samples
+from platform_assets.lib.lake_store import LakeStore
+from platform_assets.lib.shards.reader import ShardDataset, shard_paths
+from platform_assets.lib.shards.writer import write_shards
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import pyarrow.parquet as pq  # noqa: E402
-
-from benchmarks.common import bench_parser, peak_rss_mb  # noqa: E402
-from benchmarks.shard_write import samples  # noqa: E402
-from platform_assets.lib.lake_store import LakeStore  # noqa: E402
-from platform_assets.lib.shards.reader import ShardDataset, shard_paths  # noqa: E402
-from platform_assets.lib.shards.writer import write_shards  # noqa: E402
-
 PEERS = ROOT / "benchmarks" / ".venv-peers"
 
 
@@ -77,11 +75,12 @@ def main() -> None:
     for _ in range(args.repeats):
         for impl in runs:
             if impl == "platform":
-                cmd = [sys.executable, __file__, "--child", "x", "--dir", str(base / "ours")]
+                cmd = [sys.executable, "-m", "benchmarks.shard_read", "--child", "x", "--dir", str(base / "ours")]
             else:
                 cmd = [
                     str(PEERS / "bin" / "python"),
-                    str(ROOT / "benchmarks" / "shard_read_peers.py"),
+                    "-m",
+                    "benchmarks.shard_read_peers",
                     "--impl",
                     impl,
                     "--source",

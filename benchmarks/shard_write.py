@@ -1,6 +1,6 @@
 """Benchmark: training-shard writing speed vs this disk's sequential write bandwidth.
 
-    .venv/bin/python benchmarks/shard_write.py [--samples 20000] [--repeats 3]
+    .venv/bin/python -m benchmarks.shard_write [--samples 20000] [--repeats 3]
 
 Writes the same samples table (the real shard schema, 3x64x64 pixels per sample) with the
 platform's shard writer, and measures `dd` writing the same number of bytes with fdatasync
@@ -15,22 +15,19 @@ import platform
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
+import pyarrow as pa
 
-import numpy as np  # noqa: E402
-import pyarrow as pa  # noqa: E402
-
-from benchmarks.common import bench_parser  # noqa: E402
-from platform_assets.lib.lake_store import LakeStore  # noqa: E402
-from platform_assets.lib.shards.samples import IMAGE_BYTES, TABULAR, sample_schema  # noqa: E402
-from platform_assets.lib.shards.writer import write_shards  # noqa: E402
-from platform_assets.lib.simulator.images import render  # noqa: E402
-from platform_assets.lib.simulator.world import CLASSES, STYLES  # noqa: E402
+from benchmarks.common import bench_parser
+from platform_assets.lib.lake_store import LakeStore
+from platform_assets.lib.shards.samples import IMAGE_BYTES, TABULAR, sample_schema
+from platform_assets.lib.shards.writer import write_shards
+from platform_assets.lib.simulator.images import render
+from platform_assets.lib.simulator.world import CLASSES, STYLES
 
 
 def samples(n: int) -> pa.Table:

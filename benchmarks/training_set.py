@@ -2,7 +2,7 @@
 platform's DuckDB ASOF join vs pandas `merge_asof` vs Feast's `get_historical_features`
 (file offline store), on the same inputs in the same run, with identical values checked.
 
-    .venv/bin/python benchmarks/training_set.py [--events 10000000] [--repeats 3]
+    .venv/bin/python -m benchmarks.training_set [--events 10000000] [--repeats 3]
 
 Inputs are prepared once from the benchmark lake (events, user_activity, labels, photo
 features as Parquet). Each implementation runs in its own process so peak RSS is its own;
@@ -22,11 +22,9 @@ import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+from benchmarks.common import bench_parser, peak_rss_mb
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from benchmarks.common import bench_parser, peak_rss_mb  # noqa: E402
-
 FEAST_VENV = ROOT / "benchmarks" / ".venv-feast"
 AUTHOR_COLUMNS = [
     "author_logins_today",
@@ -96,7 +94,7 @@ def run_platform(inputs: Path, result: Path) -> float:
 
 def child(impl: str, inputs: Path, out_dir: Path) -> dict:
     python = str(FEAST_VENV / "bin" / "python") if impl != "platform" else sys.executable
-    script = [python, str(ROOT / "benchmarks" / ("training_set.py" if impl == "platform" else "training_set_peers.py"))]
+    script = [python, "-m", "benchmarks.training_set" if impl == "platform" else "benchmarks.training_set_peers"]
     proc = subprocess.run(
         [*script, "--child", impl, "--inputs", str(inputs), "--out", str(out_dir)],
         capture_output=True,

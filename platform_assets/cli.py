@@ -9,6 +9,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from platform_assets.demo import DEMO_APP_DB_URL, DEMO_LAKE
 from platform_assets.lib.lake_store import LakeStore
 from platform_assets.lib.simulator import LakeScale, append_hour, generate_lake
 
@@ -17,10 +18,10 @@ def _store(args: argparse.Namespace) -> LakeStore:
     return LakeStore(args.lake, args.s3_endpoint_url or os.environ.get("PLATFORM_ASSETS_S3_ENDPOINT_URL"))
 
 
-def _lake_args(p: argparse.ArgumentParser, demo: Path) -> None:
+def _lake_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--lake",
-        default=os.environ.get("PLATFORM_ASSETS_LAKE", str(demo / "lake")),
+        default=os.environ.get("PLATFORM_ASSETS_LAKE", str(DEMO_LAKE)),
         help="lake root: a directory or s3://bucket/prefix (env PLATFORM_ASSETS_LAKE)",
     )
     p.add_argument("--s3-endpoint-url", default=None, help="S3 API endpoint (env PLATFORM_ASSETS_S3_ENDPOINT_URL)")
@@ -51,10 +52,10 @@ def cmd_append(args: argparse.Namespace) -> None:
 
 def cmd_reproduce(args: argparse.Namespace) -> None:
     from platform_assets.defs.resources import workspace_resource
+    from platform_assets.lib.lake_layout import GROUND_TRUTH_FILE
     from platform_assets.lib.model.run import reproduce
-    from platform_assets.lib.simulator.generate import TRUTH_KEY
 
-    truth = _store(args).read_parquet_if_exists(TRUTH_KEY)
+    truth = _store(args).read_parquet_if_exists(GROUND_TRUTH_FILE)
     print(json.dumps(reproduce(workspace_resource().registry(), args.model_id, truth), indent=2))
 
 
@@ -73,14 +74,12 @@ def _demo(args: argparse.Namespace) -> None:
     from dagster import BetaWarning
 
     warnings.filterwarnings("ignore", category=BetaWarning)
-    from platform_assets import demo
+    from platform_assets.demo.run import run
 
-    demo.run(fresh=args.fresh)
+    run(fresh=args.fresh)
 
 
 def main(argv: list[str] | None = None) -> None:
-    from platform_assets.defs.resources import DEMO_DIR
-
     parser = argparse.ArgumentParser(prog="platform-assets", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     lake = sub.add_parser("lake", help="the simulated photo-app lake").add_subparsers(
@@ -88,11 +87,11 @@ def main(argv: list[str] | None = None) -> None:
     )
 
     gen = lake.add_parser("generate", help="write a seeded lake: app database, images, hourly logs")
-    _lake_args(gen, DEMO_DIR)
+    _lake_args(gen)
     default = LakeScale()
     gen.add_argument(
         "--app-db",
-        default=os.environ.get("PLATFORM_ASSETS_APP_DB_URL", f"sqlite:///{DEMO_DIR / 'app.db'}"),
+        default=os.environ.get("PLATFORM_ASSETS_APP_DB_URL", DEMO_APP_DB_URL),
         help="SQLAlchemy URL of the app database (env PLATFORM_ASSETS_APP_DB_URL)",
     )
     for name in ("users", "photos", "days", "events_per_day", "files_per_hour", "seed"):
@@ -102,7 +101,7 @@ def main(argv: list[str] | None = None) -> None:
     gen.set_defaults(func=cmd_generate)
 
     app = lake.add_parser("append-hour", help="deliver the next hour of logs (and optionally a late file)")
-    _lake_args(app, DEMO_DIR)
+    _lake_args(app)
     app.add_argument("--late-day", default=None, help="also deliver a late file for this earlier day (YYYY-MM-DD)")
     app.set_defaults(func=cmd_append)
 
@@ -121,7 +120,7 @@ def main(argv: list[str] | None = None) -> None:
         description=registry,
     )
     rep.add_argument("model_id")
-    _lake_args(rep, DEMO_DIR)
+    _lake_args(rep)
     rep.set_defaults(func=cmd_reproduce)
 
     ver = sub.add_parser(

@@ -1,47 +1,13 @@
-"""Shared fixtures: small generated lakes and the resources that point at them."""
+"""Fixtures: small generated lakes and a throwaway Dagster instance (helpers are in `helpers`)."""
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import subprocess
-from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 
 import dagster as dg
-import pyarrow as pa
 import pytest
 
-from platform_assets.defs.resources import AppDatabaseResource, LakeResource, WorkspaceResource
-from platform_assets.lib.lake_store import LakeStore
-from platform_assets.lib.simulator import LakeScale, generate_lake
-from platform_assets.lib.staging.events import EVENTS_SCHEMA, transform_events
-from platform_assets.lib.staging.log_lines import read_log_lines
-
-SMALL = LakeScale(users=60, photos=150, days=2, events_per_day=4000, files_per_hour=2, defect_rate=0.01, seed=11)
-
-
-@dataclass
-class Lake:
-    store: LakeStore
-    app_db_url: str
-    manifest: dict
-
-    def resources(self) -> dict:
-        return {
-            "lake": LakeResource(root=self.store.root, s3_endpoint_url=self.store.s3_endpoint_url),
-            "app_db": AppDatabaseResource(url=self.app_db_url),
-        }
-
-
-def make_lake(root: Path, scale: LakeScale = SMALL) -> Lake:
-    root.mkdir(parents=True, exist_ok=True)
-    store = LakeStore(str(root / "lake"))
-    (root / "lake").mkdir(exist_ok=True)
-    url = f"sqlite:///{root / 'app.db'}"
-    return Lake(store, url, generate_lake(store, url, scale))
+from platform_assets_tests.helpers import Lake, make_lake
 
 
 @pytest.fixture(scope="session")
@@ -60,46 +26,3 @@ def fresh_lake(tmp_path: Path) -> Lake:
 def instance() -> dg.DagsterInstance:
     with dg.instance_for_test() as inst:
         yield inst
-
-
-@dataclass
-class TransformedDay:
-    """What `transform_events` made of one day, its streamed events gathered into one table."""
-
-    events: pa.Table
-    quarantine: pa.Table
-    stats: dict[str, int]
-    unexpected_fields: dict[str, int]
-
-
-def transform_day(store: LakeStore, keys: list[str], day: date) -> TransformedDay:
-    with transform_events(read_log_lines(store, keys), day) as result:
-        events = pa.Table.from_batches([b for t in result.events for b in t.to_batches()], EVENTS_SCHEMA)
-    return TransformedDay(events, result.quarantine, result.stats, result.unexpected_fields)
-
-
-def files_under(root: Path) -> dict[str, str]:
-    """sha256 of every visible file (temporary files are hidden: readers and DVC skip them)."""
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
-    }
-
-
-def read_manifest(store: LakeStore) -> dict:
-    return json.loads(store.read_bytes("_simulator/manifest.json"))
-
-
-def registry_resource(root: Path, **settings) -> WorkspaceResource:
-    """A data registry (created on first pin) in `root/registry`, pushing to a directory remote."""
-    return WorkspaceResource(root=str(root / "registry"), dvc_remote=str(root / "dvc-remote"), **settings)
-
-
-def run_cli(cwd: Path, *cmd: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
-    """A command as a user types it (git, .venv/bin/dvc, platform-assets), its output captured;
-    `env` adds to the environment."""
-    done = subprocess.run(list(cmd), cwd=cwd, capture_output=True, text=True, env={**os.environ, **(env or {})})
-    if check and done.returncode:
-        raise AssertionError(f"{cmd} failed ({done.returncode}): {done.stdout}{done.stderr}")
-    return done

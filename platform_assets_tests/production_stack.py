@@ -76,6 +76,20 @@ def stop_process_group(proc: subprocess.Popen) -> None:
         return
 
 
+def start_webserver(port: int, out=subprocess.DEVNULL) -> subprocess.Popen:
+    """`dagster-webserver` on 127.0.0.1:`port` over the project's workspace, in a process group of
+    its own (stop it with `stop_process_group`)."""
+    return subprocess.Popen(
+        [str(Path(sys.executable).with_name("dagster-webserver")), "-w", "workspace.yaml"]
+        + ["-h", "127.0.0.1", "-p", str(port)],
+        cwd=ROOT,
+        env=dict(os.environ),
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
 def wait_for(predicate, timeout: float, what: str, poll: float = 1.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -148,22 +162,7 @@ def production_stack(tmp: Path, scale: LakeScale) -> Iterator[Stack]:
                         )
 
                     port = free_port()
-                    web = subprocess.Popen(
-                        [
-                            str(bin_dir / "dagster-webserver"),
-                            "-w",
-                            "workspace.yaml",
-                            "-h",
-                            "127.0.0.1",
-                            "-p",
-                            str(port),
-                        ],
-                        cwd=ROOT,
-                        env=dict(os.environ),
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                        start_new_session=True,
-                    )
+                    web = start_webserver(port, log)
                     stack = Stack(
                         instance, lake, env, tmp / "registry", git_remote, f"http://127.0.0.1:{port}", start_daemon
                     )

@@ -14,7 +14,7 @@ import pytest
 from platform_assets.defs.lake.raw_db import raw_users
 from platform_assets.defs.resources import AppDatabaseResource, LakeResource
 from platform_assets.defs.staging.events import stage_events
-from platform_assets_tests.conftest import SMALL, files_under, make_lake
+from platform_assets_tests.helpers import SMALL, files_under, make_lake
 
 ROOT = Path(__file__).resolve().parents[1]
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
@@ -93,12 +93,16 @@ def dagster_cli(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedP
     )
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_a_malformed_start_date_is_named_with_the_expected_form(tmp_path: Path) -> None:
     done = dagster_cli(tmp_path, "asset", "list", PLATFORM_ASSETS_START_DATE="2026-13-45")
     assert done.returncode != 0
     assert "PLATFORM_ASSETS_START_DATE='2026-13-45' is not a date: use YYYY-MM-DD" in done.stderr
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 @pytest.mark.parametrize("key", ["2026-3-1", "2025-12-31"], ids=["malformed", "before-the-start-date"])
 def test_a_partition_outside_the_range_or_malformed_is_refused_and_writes_nothing(tmp_path: Path, key: str) -> None:
     lake = make_lake(tmp_path, SMALL)

@@ -8,12 +8,15 @@ import json
 import time
 
 import dagster as dg
+import pytest
 import requests
 
-from platform_assets.lib.registry import dvc_executable
+from platform_assets.lib.registry import dvc_executable, shard_dir
 from platform_assets.lib.simulator import LakeScale, append_hour
-from platform_assets_tests.conftest import run_cli
+from platform_assets_tests.helpers import run_cli
 from platform_assets_tests.production_stack import production_stack, wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 SCALE = LakeScale(users=60, photos=200, days=2, events_per_day=3000, defect_rate=0.005, seed=9)
 SHARDS = dg.AssetKey(["shards", "training_shards"])
@@ -76,7 +79,7 @@ def test_daemon_runs_the_graph_from_new_files_on_s3_and_postgres(tmp_path) -> No
         assert served == {
             r.dagster_run.run_id for r in instance.get_run_records()
         }  # the webserver reads the same instance
-        dvc_file = "shards/dt=2026-11-01.dvc"
+        dvc_file = f"{shard_dir('2026-11-01')}.dvc"
         assert run_cli(stack.registry_git_remote, "git", "log", "--oneline", "main", "--", dvc_file).stdout.strip()
         cloud = run_cli(stack.registry, dvc_executable(), "status", "--cloud", "--json", dvc_file).stdout
         assert json.loads(cloud or "{}") == {}  # every object of the pin is on the S3 remote

@@ -15,8 +15,11 @@ import sys
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
-from platform_assets_tests.conftest import SMALL, make_lake
+from platform_assets_tests.helpers import SMALL, make_lake
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

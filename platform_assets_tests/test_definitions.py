@@ -61,7 +61,7 @@ def test_sensor_and_jobs_are_registered() -> None:
     assert d.get_sensor_def("new_logs_sensor").default_status == dg.DefaultSensorStatus.RUNNING
     assert d.get_sensor_def("features_sensor").default_status == dg.DefaultSensorStatus.RUNNING
     assert d.get_schedule_def("nightly_training").cron_schedule == "0 3 * * *"
-    assert d.get_sensor_def("shards_sensor").default_status == dg.DefaultSensorStatus.RUNNING
+    assert d.get_sensor_def("shards_automation").default_status == dg.DefaultSensorStatus.RUNNING
     assert d.resolve_job_def("events_job") and d.resolve_job_def("app_db_job") and d.resolve_job_def("features_job")
 
 

@@ -2,20 +2,15 @@
 
 import dagster as dg
 import numpy as np
+import pytest
 import torch
 
-from platform_assets.defs.embeddings.assets import (
-    IMAGE_EMBEDDINGS_FILE,
-    IMAGE_QUARANTINE_FILE,
-    TITLE_EMBEDDINGS_FILE,
-    image_embeddings,
-    image_encoder,
-    title_embeddings,
-)
+from platform_assets.defs.embeddings.assets import image_embeddings, image_encoder, title_embeddings
 from platform_assets.defs.lake.raw_db import raw_photos, raw_users
 from platform_assets.defs.staging.app_tables import stage_photos, stage_users
 from platform_assets.lib.embeddings.augment import augment, draw_params
 from platform_assets.lib.embeddings.image_encoder import train_simclr
+from platform_assets.lib.lake_layout import IMAGE_EMBEDDINGS_FILE, IMAGE_QUARANTINE_FILE, TITLE_EMBEDDINGS_FILE
 from platform_assets.lib.simulator.images import encode_jpeg, render
 
 FAST = {
@@ -31,6 +26,7 @@ def materialized(result: dg.ExecuteInProcessResult, name: str) -> dict:
     return {k: v.value for k, v in mat.metadata.items()}
 
 
+@pytest.mark.slow
 def test_embeddings_are_incremental_and_broken_images_quarantined(fresh_lake) -> None:
     resources = fresh_lake.resources()
     assert dg.materialize([raw_users, raw_photos, stage_users, stage_photos], resources=resources).success
@@ -66,6 +62,7 @@ def test_embeddings_are_incremental_and_broken_images_quarantined(fresh_lake) ->
     assert np.allclose(norms, 1, atol=1e-3)
 
 
+@pytest.mark.slow
 def test_encoder_training_is_deterministic() -> None:
     images = torch.rand(48, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     a = train_simclr(images, epochs=1, batch_size=16, lr=1e-3, seed=4, device=torch.device("cpu"))

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 import pytest
 
 from platform_assets.lib.lake_store import LakeStore
-from platform_assets_tests.conftest import transform_day
+from platform_assets_tests.helpers import transform_day
 
 DAY = date(2026, 11, 1)
 

@@ -9,14 +9,14 @@ import pytest
 from platform_assets.defs.features.assets import photo_features, popularity_labels, training_set, user_activity
 from platform_assets.defs.features.sensors import affected_range
 from platform_assets.defs.lake.raw_db import raw_photos, raw_users
+from platform_assets.defs.partitions import range_tags
 from platform_assets.defs.staging.app_tables import stage_photos, stage_users
 from platform_assets.defs.staging.events import stage_events
 from platform_assets.lib.features import training_set as ts_lib
 from platform_assets.lib.lake_layout import partition_key
 from platform_assets.lib.simulator import LakeScale
-from platform_assets_tests.conftest import make_lake
+from platform_assets_tests.helpers import make_lake
 
-RANGE = ("dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
 SCALE = LakeScale(users=1500, photos=2500, days=5, events_per_day=30_000, defect_rate=0.002, seed=3)
 
 
@@ -31,7 +31,7 @@ def build_features(lake) -> dg.ExecuteInProcessResult:
     result = dg.materialize(
         [user_activity, popularity_labels, training_set],
         resources=resources,
-        tags=dict(zip(RANGE, (days[0], days[-1]))),
+        tags=range_tags(days[0], days[-1]),
     )
     assert result.success
     return result

@@ -7,7 +7,11 @@ import shutil
 import subprocess
 import sys
 
-from platform_assets_tests.conftest import SMALL, make_lake
+import pytest
+
+from platform_assets_tests.helpers import SMALL, make_lake
+
+pytestmark = pytest.mark.slow
 
 ZONES = ("UTC", "Asia/Kolkata", "America/St_Johns")
 # Staging, events and features of every day, then the sha256 of every file they wrote.
@@ -15,7 +19,7 @@ BUILD = """
 import json, sys
 from pathlib import Path
 from platform_assets.lib.lake_store import LakeStore
-from platform_assets_tests.conftest import Lake, files_under
+from platform_assets_tests.helpers import Lake, files_under
 from platform_assets_tests.test_features_assets import build_features
 root = Path(sys.argv[1])
 manifest = json.loads((root / "lake" / "_simulator" / "manifest.json").read_text())

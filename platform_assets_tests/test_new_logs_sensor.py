@@ -86,7 +86,8 @@ def test_sensor_runs_materialize_the_requested_partition(fresh_lake, instance, m
 
 def test_features_sensor_requests_one_ranged_run_after_events_land(fresh_lake, instance, monkeypatch) -> None:
     from platform_assets.definitions import defs
-    from platform_assets.defs.features.sensors import RANGE_END_TAG, RANGE_START_TAG, features_sensor
+    from platform_assets.defs.features.sensors import features_sensor
+    from platform_assets.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
 
     monkeypatch.setenv("PLATFORM_ASSETS_LAKE", fresh_lake.store.root)
     job = defs().resolve_job_def("events_job")
@@ -104,12 +105,28 @@ def test_features_sensor_requests_one_ranged_run_after_events_land(fresh_lake, i
     ]
 
 
-def test_shards_sensor_requests_each_changed_training_day_once(instance) -> None:
-    from platform_assets.defs.features.assets import TRAINING_SET
-    from platform_assets.defs.shards.sensors import shards_sensor
+def test_shards_automation_requests_each_rewritten_training_day_once(instance) -> None:
+    """Declarative automation of the shards: any rewritten day (not only the latest), each
+    once; an embeddings refresh alone requests nothing."""
+    from platform_assets.definitions import defs
+    from platform_assets.defs.keys import IMAGE_EMBEDDINGS, TITLE_EMBEDDINGS, TRAINING_SET, TRAINING_SHARDS
 
+    def evaluate(cursor=None):
+        return dg.evaluate_automation_conditions(
+            defs=defs(), instance=instance, asset_selection=dg.AssetSelection.assets(TRAINING_SHARDS), cursor=cursor
+        )
+
+    def report(key: dg.AssetKey, partition: str | None = None) -> None:
+        instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=key, partition=partition))
+
+    report(IMAGE_EMBEDDINGS), report(TITLE_EMBEDDINGS)
+    start = evaluate()
+    assert start.total_requested == 0  # what exists when automation is switched on is not redone
     for day in ("2026-11-01", "2026-11-02", "2026-11-01"):
-        instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=TRAINING_SET, partition=day))
-    first = shards_sensor(dg.build_sensor_context(instance=instance))
-    assert [r.partition_key for r in first.run_requests] == ["2026-11-01", "2026-11-02"]
-    assert not shards_sensor(dg.build_sensor_context(instance=instance, cursor=first.cursor)).run_requests
+        report(TRAINING_SET, day)
+    first = evaluate(start.cursor)
+    requested = {k for r in first.results for k in r.true_subset.expensively_compute_partition_keys()}
+    assert requested == {"2026-11-01", "2026-11-02"}
+    assert evaluate(first.cursor).total_requested == 0
+    report(IMAGE_EMBEDDINGS)
+    assert evaluate(first.cursor).total_requested == 0

@@ -12,6 +12,8 @@ from platform_assets.lib.lake_store import LakeStore
 from platform_assets.lib.simulator import LakeScale, generate_lake
 from platform_assets_tests.pg_server import postgres_server
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def pg_url():

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from platform_assets.lib.registry import GITIGNORES, Registry, RegistryUnavailableError, dvc_executable, shard_dir
-from platform_assets_tests.conftest import run_cli
+from platform_assets_tests.helpers import run_cli
+
+pytestmark = pytest.mark.slow
 
 
 def write_day(root: Path, day: str, seed: int) -> str:

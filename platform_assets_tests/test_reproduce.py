@@ -20,14 +20,17 @@ from platform_assets.defs.embeddings.assets import image_embeddings, image_encod
 from platform_assets.defs.features.assets import photo_features, popularity_labels, training_set, user_activity
 from platform_assets.defs.lake.raw_db import raw_photos, raw_users
 from platform_assets.defs.models.assets import popularity_model
+from platform_assets.defs.partitions import range_tags
 from platform_assets.defs.shards.assets import training_shards
 from platform_assets.defs.staging.app_tables import stage_photos, stage_users
 from platform_assets.defs.staging.events import stage_events
+from platform_assets.lib.lake_layout import GROUND_TRUTH_FILE
 from platform_assets.lib.model.run import StaleRegistryError, reproduce, verify_model, verify_workspace
 from platform_assets.lib.registry import RestoreError, cache_object, dvc_executable, model_dir, shard_dir
 from platform_assets.lib.simulator import LakeScale, append_hour
-from platform_assets.lib.simulator.generate import TRUTH_KEY
-from platform_assets_tests.conftest import make_lake, registry_resource, run_cli
+from platform_assets_tests.helpers import make_lake, registry_resource, run_cli
+
+pytestmark = pytest.mark.slow
 
 SCALE = LakeScale(users=120, photos=500, days=3, events_per_day=6000, defect_rate=0.005, seed=21)
 DAYS = ["2026-11-01", "2026-11-02", "2026-11-03"]
@@ -56,7 +59,7 @@ def build_all(resources, instance) -> None:
         [user_activity, popularity_labels, training_set],
         resources=resources,
         instance=instance,
-        tags={"dagster/asset_partition_range_start": DAYS[0], "dagster/asset_partition_range_end": DAYS[-1]},
+        tags=range_tags(DAYS[0], DAYS[-1]),
     ).success
     for day in DAYS:
         assert dg.materialize(
@@ -103,7 +106,7 @@ def two_models(tmp_path_factory):
             "v2": v2,
             "a": meta_a,
             "b": meta_b,
-            "truth": lake.store.read_parquet(TRUTH_KEY),
+            "truth": lake.store.read_parquet(GROUND_TRUTH_FILE),
             "tmp": tmp,
         }
 

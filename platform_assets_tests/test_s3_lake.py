@@ -15,6 +15,8 @@ from platform_assets.lib.lake_store import LakeStore
 from platform_assets.lib.simulator import LakeScale, generate_lake
 from platform_assets_tests.s3_server import make_bucket, s3_server
 
+pytestmark = pytest.mark.slow
+
 SCALE = LakeScale(users=40, photos=80, days=2, events_per_day=2000, defect_rate=0.01, seed=5)
 
 
@@ -67,7 +69,7 @@ def test_dvc_remote_on_s3_and_pull_into_a_fresh_clone(tmp_path) -> None:
     import os
 
     from platform_assets.lib.registry import Registry, dvc_executable, shard_dir
-    from platform_assets_tests.conftest import run_cli
+    from platform_assets_tests.helpers import run_cli
 
     with s3_server() as endpoint:
         make_bucket(endpoint, "dvc-store")

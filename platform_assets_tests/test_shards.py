@@ -19,17 +19,20 @@ from torch.utils.data import DataLoader
 from platform_assets.defs.embeddings.assets import image_embeddings, image_encoder, title_embeddings
 from platform_assets.defs.features.assets import photo_features, popularity_labels, training_set, user_activity
 from platform_assets.defs.lake.raw_db import raw_photos, raw_users
+from platform_assets.defs.partitions import range_tags
 from platform_assets.defs.shards.assets import training_shards
 from platform_assets.defs.staging.app_tables import stage_photos, stage_users
 from platform_assets.defs.staging.events import stage_events
 from platform_assets.lib.lake_store import LakeStore
-from platform_assets.lib.registry import dvc_executable
+from platform_assets.lib.registry import dvc_executable, shard_dir
 from platform_assets.lib.shards.reader import ShardDataset, shard_paths
 from platform_assets.lib.shards.writer import write_shards
-from platform_assets_tests.conftest import make_lake, registry_resource, run_cli
+from platform_assets_tests.helpers import make_lake, registry_resource, run_cli
+
+pytestmark = pytest.mark.slow
 
 DAY = "2026-11-01"
-RANGE = {"dagster/asset_partition_range_start": "2026-11-01", "dagster/asset_partition_range_end": "2026-11-02"}
+RANGE = range_tags("2026-11-01", "2026-11-02")
 FAST = {
     "ops": {
         "embeddings__image_encoder": {"config": {"epochs": 1, "batch_size": 64}},
@@ -70,11 +73,11 @@ def build(resources, where: Path, **config) -> dg.ExecuteInProcessResult:
 def assert_pinned_as_a_commit(registry: Path, day: str, commit: str) -> None:
     """The pin is a commit of the registry holding the day's `.dvc` file, nothing is left
     uncommitted, and every object of it is on the DVC remote."""
-    assert run_cli(registry, "git", "log", "--oneline", "--", f"shards/dt={day}.dvc").stdout.strip()
+    assert run_cli(registry, "git", "log", "--oneline", "--", f"{shard_dir(day)}.dvc").stdout.strip()
     assert run_cli(registry, "git", "status", "--porcelain").stdout == ""
     assert run_cli(registry, "git", "rev-parse", "HEAD").stdout.strip() == commit
-    committed = run_cli(registry, "git", "show", f"HEAD:shards/dt={day}.dvc").stdout
-    assert committed == (registry / f"shards/dt={day}.dvc").read_text()
+    committed = run_cli(registry, "git", "show", f"HEAD:{shard_dir(day)}.dvc").stdout
+    assert committed == (registry / f"{shard_dir(day)}.dvc").read_text()
     status = run_cli(registry, dvc_executable(), "status", "--json")
     assert json.loads(status.stdout) == {}  # the workspace holds what the .dvc file records
     cloud = run_cli(registry, dvc_executable(), "status", "--cloud", "--json")
@@ -85,7 +88,7 @@ def test_shards_are_byte_identical_across_builds_and_indexed(shard_lake) -> None
     lake, root, resources = shard_lake
     first, second = build(resources, root / "a"), build(resources, root / "b")
     assert first.success and second.success
-    shards_a, shards_b = root / "a" / "registry" / f"shards/dt={DAY}", root / "b" / "registry" / f"shards/dt={DAY}"
+    shards_a, shards_b = root / "a" / "registry" / shard_dir(DAY), root / "b" / "registry" / shard_dir(DAY)
     index_a = json.loads((shards_a / "index.json").read_text())
     index_b = json.loads((shards_b / "index.json").read_text())
     assert index_a == index_b and len(index_a["shards"]) >= 2  # 1 MB target: several shards
@@ -101,15 +104,15 @@ def test_shards_are_byte_identical_across_builds_and_indexed(shard_lake) -> None
     assert set(views["view_count"].to_pylist()) == {2}
     # pinned by DVC: the .dvc hash is the data version, equal across identical builds, status clean
     mats = [r.get_asset_materialization_events()[0].materialization for r in (first, second)]
-    dvc_a = yaml.safe_load((root / "a" / "registry" / f"shards/dt={DAY}.dvc").read_text())["outs"][0]["md5"]
-    dvc_b = yaml.safe_load((root / "b" / "registry" / f"shards/dt={DAY}.dvc").read_text())["outs"][0]["md5"]
+    dvc_a = yaml.safe_load((root / "a" / "registry" / f"{shard_dir(DAY)}.dvc").read_text())["outs"][0]["md5"]
+    dvc_b = yaml.safe_load((root / "b" / "registry" / f"{shard_dir(DAY)}.dvc").read_text())["outs"][0]["md5"]
     assert mats[0].tags["dagster/data_version"] == mats[1].tags["dagster/data_version"] == dvc_a == dvc_b
-    assert meta["dvc_hash"].value == dvc_a and meta["dvc_file"].value == f"shards/dt={DAY}.dvc"
+    assert meta["dvc_hash"].value == dvc_a and meta["dvc_file"].value == f"{shard_dir(DAY)}.dvc"
     # each pin is a commit of its registry, made after the push: the remote has the objects
     for where, mat in zip(("a", "b"), mats):
         assert_pinned_as_a_commit(root / where / "registry", DAY, mat.metadata["registry_commit"].value)
     other_seed = build(resources, root / "c", seed=1)
-    index_c = json.loads((root / "c" / "registry" / f"shards/dt={DAY}/index.json").read_text())
+    index_c = json.loads((root / "c" / "registry" / f"{shard_dir(DAY)}/index.json").read_text())
     assert other_seed.success and index_c["shards"][0]["sha256"] != index_a["shards"][0]["sha256"]
     meta_c = other_seed.get_asset_materialization_events()[0].materialization.metadata
     assert meta_c["dvc_hash"].value != dvc_a  # other bytes, another data version
@@ -150,13 +153,13 @@ def _write_slowly(root: str) -> None:
     fs, base = store._fs_and_base()
     object.__setattr__(store, "_fs_and_base", lambda: (_SlowDisk(fs), base))
     table = pa.table({"blob": [os.urandom(2**20) for _ in range(8)]})
-    write_shards(store, "shards/dt=2026-11-01", table, target_bytes=4 * 2**20, threads=1)
+    write_shards(store, shard_dir("2026-11-01"), table, target_bytes=4 * 2**20, threads=1)
 
 
 def test_a_killed_write_leaves_no_shard_that_looks_complete(tmp_path) -> None:
     proc = multiprocessing.get_context("spawn").Process(target=_write_slowly, args=(str(tmp_path),))
     proc.start()
-    target = tmp_path / "shards" / "dt=2026-11-01"
+    target = tmp_path / shard_dir("2026-11-01")
     deadline = time.monotonic() + 60
     while not (target.exists() and any(p.name.startswith(".tmp-") for p in target.iterdir())):
         assert time.monotonic() < deadline and proc.is_alive(), "the writer never started a shard"
@@ -170,7 +173,7 @@ def test_a_killed_write_leaves_no_shard_that_looks_complete(tmp_path) -> None:
 def test_reader_order_is_a_function_of_seed_and_epoch_and_resumes(shard_lake) -> None:
     lake, root, resources = shard_lake
     assert build(resources, root / "r").success
-    paths = shard_paths([root / "r" / "registry" / f"shards/dt={DAY}"])
+    paths = shard_paths([root / "r" / "registry" / shard_dir(DAY)])
     ids = lambda ds: [(s["photo_id"], s["view"]) for s in ds]  # noqa: E731
     a = ids(ShardDataset(paths, seed=3, epoch=0, shuffle_buffer=64))
     assert a == ids(ShardDataset(paths, seed=3, epoch=0, shuffle_buffer=64))

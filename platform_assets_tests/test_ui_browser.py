@@ -6,18 +6,28 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import dagster as dg
+import pytest
 import yaml
 
-from platform_assets_tests.conftest import make_lake, run_cli
-from platform_assets_tests.production_stack import FAST_EMBEDDINGS, free_port, stop_process_group, wait_for
+from platform_assets.defs.partitions import range_tags
+from platform_assets.lib.registry import shard_dir
+from platform_assets_tests.helpers import make_lake, run_cli
+from platform_assets_tests.production_stack import (
+    FAST_EMBEDDINGS,
+    free_port,
+    start_webserver,
+    stop_process_group,
+    wait_for,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
-RANGE = {"dagster/asset_partition_range_start": "2026-11-01", "dagster/asset_partition_range_end": "2026-11-02"}
+RANGE = range_tags("2026-11-01", "2026-11-02")
 
 
 def chromium() -> str:
@@ -68,27 +78,12 @@ def test_ui_shows_the_layers_and_a_shard_materialization_with_its_dvc_hash(tmp_p
         )
         assert d.resolve_job_def("shards_job").execute_in_process(instance=instance, partition_key="2026-11-01").success
     registry = Path(env["PLATFORM_ASSETS_WORKSPACE"])
-    dvc_hash = yaml.safe_load((registry / "shards" / "dt=2026-11-01.dvc").read_text())["outs"][0]["md5"]
+    dvc_hash = yaml.safe_load((registry / f"{shard_dir('2026-11-01')}.dvc").read_text())["outs"][0]["md5"]
     commit = run_cli(registry, "git", "rev-parse", "HEAD").stdout.strip()  # the pin's commit in the registry
-    assert run_cli(registry, "git", "log", "--oneline", "--", "shards/dt=2026-11-01.dvc").stdout.strip()
+    assert run_cli(registry, "git", "log", "--oneline", "--", f"{shard_dir('2026-11-01')}.dvc").stdout.strip()
 
     port = free_port()
-    web = subprocess.Popen(
-        [
-            str(Path(sys.executable).with_name("dagster-webserver")),
-            "-w",
-            "workspace.yaml",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(port),
-        ],
-        cwd=ROOT,
-        env=dict(os.environ),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    web = start_webserver(port)
     ARTIFACTS.mkdir(exist_ok=True)
     try:
 

@@ -7,6 +7,9 @@ from datetime import date
 import dagster as dg
 
 START_DATE_ENV = "PLATFORM_ASSETS_START_DATE"
+# A run over a range of days (single-run backfill policy) is these two tags on an asset job's run.
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 
 def start_date() -> str:
@@ -41,3 +44,8 @@ def partition_day(context: dg.AssetExecutionContext) -> date:
             allow_retries=False,
         )
     return date.fromisoformat(key)
+
+
+def range_tags(first: str, last: str) -> dict[str, str]:
+    """The tags of one run over the days `first` to `last`, both included."""
+    return {RANGE_START_TAG: first, RANGE_END_TAG: last}

@@ -13,11 +13,9 @@ import sqlalchemy as sa
 import tenacity
 from pydantic import Field
 
+from platform_assets.demo import DEMO_APP_DB_URL, DEMO_LAKE, LOCAL_DVC_REMOTE, LOCAL_REGISTRY
 from platform_assets.lib.lake_store import S3_ATTEMPTS, LakeStore
 from platform_assets.lib.registry import Registry
-
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-DEMO_DIR = PROJECT_ROOT / ".demo"
 
 
 class LakeResource(dg.ConfigurableResource):
@@ -158,8 +156,8 @@ def workspace_resource() -> WorkspaceResource:
     production = deployment() == "production"
     setting = _required if production else lambda name: os.environ.get(name) or None
     return WorkspaceResource(
-        root=setting("PLATFORM_ASSETS_WORKSPACE") or str(PROJECT_ROOT / "data"),
-        dvc_remote=setting("PLATFORM_ASSETS_DVC_REMOTE") or str(PROJECT_ROOT / ".dvc-remote"),
+        root=setting("PLATFORM_ASSETS_WORKSPACE") or str(LOCAL_REGISTRY),
+        dvc_remote=setting("PLATFORM_ASSETS_DVC_REMOTE") or str(LOCAL_DVC_REMOTE),
         s3_endpoint_url=_optional("PLATFORM_ASSETS_S3_ENDPOINT_URL"),
         git_remote=setting("PLATFORM_ASSETS_REGISTRY_GIT_REMOTE"),
     )
@@ -180,13 +178,11 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
         }
     return {
         "lake": LakeResource(
-            root=os.environ.get("PLATFORM_ASSETS_LAKE", str(DEMO_DIR / "lake")),
+            root=os.environ.get("PLATFORM_ASSETS_LAKE", str(DEMO_LAKE)),
             s3_endpoint_url=_optional("PLATFORM_ASSETS_S3_ENDPOINT_URL"),
             s3_region=_optional("AWS_REGION"),
         ),
-        "app_db": AppDatabaseResource(
-            url=os.environ.get("PLATFORM_ASSETS_APP_DB_URL", f"sqlite:///{DEMO_DIR / 'app.db'}")
-        ),
+        "app_db": AppDatabaseResource(url=os.environ.get("PLATFORM_ASSETS_APP_DB_URL", DEMO_APP_DB_URL)),
         "workspace": workspace_resource(),
     }
 

@@ -1,4 +1,5 @@
-"""Where each dataset lives in the lake, and how raw log files map to daily partitions."""
+"""Where each dataset lives in the lake, and how raw log files map to daily partitions: every
+lake path is spelled here once."""
 
 from __future__ import annotations
 
@@ -12,6 +13,21 @@ import pyarrow as pa
 from platform_assets.lib.lake_store import FileEntry, LakeStore
 
 LOGS_PREFIX = "logs"
+# Daily datasets: one Parquet file per day under `<dataset>/dt=YYYY-MM-DD/` (see partition_key).
+EVENTS_PATH = "staging/events"
+EVENTS_QUARANTINE_PATH = "staging/events_quarantine"
+USER_ACTIVITY_PATH = "features/user_activity"
+LABELS_PATH = "features/popularity_labels"
+TRAINING_SET_PATH = "features/training_set"
+# Whole-table datasets.
+PHOTO_FEATURES_FILE = "features/photo_features.parquet"
+ENCODER_POINTER = "embeddings/image_encoder/current.json"
+IMAGE_EMBEDDINGS_FILE = "embeddings/image_embeddings.parquet"
+IMAGE_QUARANTINE_FILE = "embeddings/image_quarantine.parquet"
+TITLE_EMBEDDINGS_FILE = "embeddings/title_embeddings.parquet"
+# Optional (photo_id, planted_score): a lake that knows each photo's true popularity (the
+# simulator's does) lets the model report the ceiling it could reach; production lakes omit it.
+GROUND_TRUTH_FILE = "_simulator/photo_truth.parquet"
 _LOG_KEY = re.compile(r"^logs/dt=(\d{4}-\d{2}-\d{2})/hour=([01]\d|2[0-3])/[^/]+\.jsonl\.gz$")
 
 
@@ -21,6 +37,10 @@ def raw_snapshot_key(table: str) -> str:
 
 def staging_key(table: str) -> str:
     return f"staging/{table}.parquet"
+
+
+def encoder_weights_key(version: str) -> str:
+    return f"embeddings/image_encoder/weights-{version}.pt"
 
 
 def partition_key(dataset: str, day: str) -> str:

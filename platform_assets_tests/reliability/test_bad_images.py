@@ -6,19 +6,17 @@ import io
 
 import dagster as dg
 import numpy as np
+import pytest
 from PIL import Image
 
-from platform_assets.defs.embeddings.assets import (
-    IMAGE_EMBEDDINGS_FILE,
-    IMAGE_QUARANTINE_FILE,
-    image_embeddings,
-    image_encoder,
-)
+from platform_assets.defs.embeddings.assets import image_embeddings, image_encoder
 from platform_assets.defs.lake.raw_db import raw_photos, raw_users
 from platform_assets.defs.staging.app_tables import stage_photos, stage_users
+from platform_assets.lib.lake_layout import IMAGE_EMBEDDINGS_FILE, IMAGE_QUARANTINE_FILE
 from platform_assets_tests.test_embeddings import FAST
 
 
+@pytest.mark.slow
 def test_bad_images_are_quarantined_with_their_reason_and_the_rest_embedded(fresh_lake) -> None:
     store, resources = fresh_lake.store, fresh_lake.resources()
     assert dg.materialize([raw_users, raw_photos, stage_users, stage_photos], resources=resources).success

@@ -6,11 +6,14 @@ import gzip
 import json
 from datetime import date
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from platform_assets.lib.lake_store import LakeStore
-from platform_assets_tests.conftest import transform_day
+from platform_assets_tests.helpers import transform_day
+
+pytestmark = pytest.mark.slow
 
 DAY = date(2026, 11, 1)
 KINDS = (

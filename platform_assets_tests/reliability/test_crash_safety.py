@@ -23,17 +23,20 @@ import yaml
 from platform_assets.defs.embeddings.assets import image_embeddings, image_encoder, title_embeddings
 from platform_assets.defs.features.assets import photo_features, popularity_labels, training_set, user_activity
 from platform_assets.defs.lake.raw_db import raw_photos, raw_users
+from platform_assets.defs.partitions import range_tags
 from platform_assets.defs.staging.app_tables import stage_photos, stage_users
 from platform_assets.defs.staging.events import stage_events
-from platform_assets.lib.registry import dvc_executable, read_dvc_file
+from platform_assets.lib.registry import dvc_executable, read_dvc_file, shard_dir
 from platform_assets.lib.simulator import LakeScale
-from platform_assets_tests.conftest import Lake, files_under, make_lake, registry_resource, run_cli
+from platform_assets_tests.helpers import Lake, files_under, make_lake, registry_resource, run_cli
 from platform_assets_tests.reliability.materialize_child import command
 
+pytestmark = pytest.mark.slow
+
 DAY = "2026-11-01"
-DVC_FILE = f"shards/dt={DAY}.dvc"
+DVC_FILE = f"{shard_dir(DAY)}.dvc"
 BIG_DAY = LakeScale(users=400, photos=300, days=1, events_per_day=400_000, files_per_hour=2, defect_rate=0.005, seed=5)
-RANGE = {"dagster/asset_partition_range_start": DAY, "dagster/asset_partition_range_end": "2026-11-02"}
+RANGE = range_tags(DAY, "2026-11-02")
 FAST = {
     "ops": {
         "embeddings__image_encoder": {"config": {"epochs": 1, "batch_size": 64}},
@@ -260,7 +263,7 @@ def test_overlapping_shard_backfills_pin_without_lock_failures(graph, shard_refe
     assert day_files(registry) == shard_reference.files
     assert f"dt={days[1]}.dvc" in got and f"dt={days[1]}/index.json" in got
     assert_registry_consistent(registry, shard_reference, "overlap")
-    assert git(registry, "log", "--oneline", "--", f"shards/dt={days[1]}.dvc").strip()
+    assert git(registry, "log", "--oneline", "--", f"{shard_dir(days[1])}.dvc").strip()
 
 
 def test_a_dvc_remote_on_s3_dropping_connections_still_gets_every_pin(graph, shard_reference) -> None:

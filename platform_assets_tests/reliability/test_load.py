@@ -10,14 +10,17 @@ from datetime import date
 import dagster as dg
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+import pytest
 
 from platform_assets.defs.lake.sensors import new_logs_sensor
 from platform_assets.defs.resources import LakeResource
 from platform_assets.defs.staging.events import stage_events
 from platform_assets.lib.lake_layout import list_log_days, partition_key
 from platform_assets.lib.simulator import LakeScale, append_hour
-from platform_assets_tests.conftest import files_under, make_lake, transform_day
+from platform_assets_tests.helpers import files_under, make_lake, transform_day
 from platform_assets_tests.reliability.materialize_child import command
+
+pytestmark = pytest.mark.slow
 
 DAYS = ["2026-11-01", "2026-11-02", "2026-11-03", "2026-11-04"]
 SCALE = LakeScale(users=200, photos=150, days=4, events_per_day=40_000, files_per_hour=2, defect_rate=0.01, seed=9)

@@ -59,6 +59,7 @@ def test_no_credentials_in_the_repository() -> None:
             assert not secrets.search(path.read_text(errors="ignore")), name
 
 
+@pytest.mark.slow
 def test_no_credential_reaches_the_event_log_or_the_output(tmp_path, capfd) -> None:
     """A run against a password-protected database URL and an S3 lake with a secret key, one
     that succeeds and one that fails: neither secret appears in any event or printed line."""

@@ -20,6 +20,8 @@ from platform_assets_tests.fault_proxy import fault_proxy
 from platform_assets_tests.pg_server import postgres_server
 from platform_assets_tests.s3_server import make_bucket, s3_server
 
+pytestmark = pytest.mark.slow
+
 DAY = "2026-11-01"
 SCALE = LakeScale(users=50, photos=80, days=1, events_per_day=3000, files_per_hour=2, defect_rate=0.01, seed=3)
 

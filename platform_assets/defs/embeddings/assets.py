@@ -4,32 +4,32 @@ Embeddings are incremental: a row is reused while its photo's content hash (imag
 title) and the model version are unchanged, so only new or changed photos are encoded.
 """
 
-import io
 import json
-import time
 
 import dagster as dg
-import numpy as np
-import pyarrow as pa
-import torch
 from pydantic import Field
 
+from platform_assets.defs.keys import IMAGE_EMBEDDINGS, IMAGE_ENCODER, PHOTOS, TITLE_EMBEDDINGS
 from platform_assets.defs.metadata import table_metadata
 from platform_assets.defs.resources import LakeResource
 from platform_assets.defs.retry import IO_RETRY, transient_retries
-from platform_assets.lib.embeddings.device import inference_mode, pick_device, to_device
-from platform_assets.lib.embeddings.image_encoder import load_encoder, load_weights, train_simclr, weights_version
-from platform_assets.lib.embeddings.images import as_float, decode, image_batches
-from platform_assets.lib.embeddings.incremental import content_hash, embedding_table, split_todo
-from platform_assets.lib.embeddings.titles import embed_titles, model_version
-from platform_assets.lib.lake_layout import staging_key
-
-PHOTOS = dg.AssetKey(["staging", "photos"])
-IMAGE_ENCODER = dg.AssetKey(["embeddings", "image_encoder"])
-ENCODER_POINTER = "embeddings/image_encoder/current.json"
-IMAGE_EMBEDDINGS_FILE = "embeddings/image_embeddings.parquet"
-IMAGE_QUARANTINE_FILE = "embeddings/image_quarantine.parquet"
-TITLE_EMBEDDINGS_FILE = "embeddings/title_embeddings.parquet"
+from platform_assets.lib.embeddings.device import pick_device
+from platform_assets.lib.embeddings.image_encoder import load_weights
+from platform_assets.lib.embeddings.refresh import (
+    encoded_weights,
+    refresh_image_embeddings,
+    refresh_title_embeddings,
+    train_encoder,
+)
+from platform_assets.lib.embeddings.titles import model_version
+from platform_assets.lib.lake_layout import (
+    ENCODER_POINTER,
+    IMAGE_EMBEDDINGS_FILE,
+    IMAGE_QUARANTINE_FILE,
+    TITLE_EMBEDDINGS_FILE,
+    encoder_weights_key,
+    staging_key,
+)
 
 
 class ImageEncoderConfig(dg.Config):
@@ -66,42 +66,17 @@ def image_encoder(
 ) -> dg.MaterializeResult:
     store = lake.store()
     device = pick_device(config.device)
-    arch = config.arch
     if config.weights_path:
         arch, state = load_weights(config.weights_path)
-        metrics: dict = {"source": config.weights_path}
+        encoder = encoded_weights(state, {"source": config.weights_path})
     else:
-        photos = store.read_parquet(staging_key("photos"))
-        images = []
-        for blob in store.read_many(photos["image_key"].to_pylist()):
-            try:
-                images.append(decode(blob))
-            except ValueError:
-                continue  # broken images are reported by image_embeddings
-        started = time.perf_counter()
-        result = train_simclr(
-            as_float(torch.stack(images)),
-            config.epochs,
-            config.batch_size,
-            config.learning_rate,
-            config.seed,
-            device,
-            arch,
+        arch = config.arch
+        blobs = store.read_many(store.read_parquet(staging_key("photos"))["image_key"].to_pylist())
+        encoder = train_encoder(
+            blobs, config.epochs, config.batch_size, config.learning_rate, config.seed, device, arch
         )
-        state = result.state_dict
-        metrics = {
-            "source": "simclr",
-            "images": len(images),
-            "epochs": config.epochs,
-            "seconds": round(time.perf_counter() - started, 1),
-            "first_loss": round(result.losses[0], 4),
-            "last_loss": round(result.losses[-1], 4),
-        }
-    version = weights_version(state)
-    buf = io.BytesIO()
-    torch.save(state, buf)
-    key = f"embeddings/image_encoder/weights-{version}.pt"
-    store.write_bytes(key, buf.getvalue())
+    version, metrics, key = encoder.version, encoder.metrics, encoder_weights_key(encoder.version)
+    store.write_bytes(key, encoder.weights)
     store.write_bytes(ENCODER_POINTER, json.dumps({"version": version, "key": key, "arch": arch}).encode())
     context.log.info(f"image encoder {version} on {device}: {metrics}")
     return dg.MaterializeResult(
@@ -118,7 +93,7 @@ def image_encoder(
 
 @dg.asset(
     retry_policy=IO_RETRY,
-    key=["embeddings", "image_embeddings"],
+    key=IMAGE_EMBEDDINGS,
     deps=[PHOTOS, IMAGE_ENCODER],
     group_name="embeddings",
     kinds={"pytorch", "parquet"},
@@ -132,65 +107,39 @@ def image_embeddings(
     device = pick_device(config.device)
     pointer = json.loads(store.read_bytes(ENCODER_POINTER))
     photos = store.read_parquet(staging_key("photos"))
-    blobs = store.read_many(photos["image_key"].to_pylist())
-    current = pa.table({"photo_id": photos["photo_id"], "content_hash": pa.array([content_hash(b) for b in blobs])})
-    keep, todo = split_todo(current, store.read_parquet_if_exists(IMAGE_EMBEDDINGS_FILE), pointer["version"])
-    todo_index = {pid: i for i, pid in enumerate(photos["photo_id"].to_pylist())}
-    todo_blobs = [blobs[todo_index[pid]] for pid in todo["photo_id"].to_pylist()]
-
-    model = load_encoder(
-        torch.load(io.BytesIO(store.read_bytes(pointer["key"])), weights_only=True),
-        device,
-        pointer.get("arch", "resnet-small"),
-    )
-    vectors, errors = np.zeros((len(todo_blobs), model.dim), np.float32), {}
-    started = time.perf_counter()
-    with inference_mode(device):
-        for idx, batch, err in image_batches(todo_blobs, config.batch_size, device, config.workers):
-            vectors[idx.numpy()] = model(as_float(to_device(batch, device))).float().cpu().numpy()
-            errors.update({int(i): e for i, e in zip(idx, err) if e})
-    seconds = time.perf_counter() - started
-    ok = np.array([i not in errors for i in range(len(todo_blobs))], dtype=bool)
-    new = embedding_table(
-        todo["photo_id"].filter(pa.array(ok)),
-        todo["content_hash"].filter(pa.array(ok)),
+    result = refresh_image_embeddings(
+        photos,
+        store.read_many(photos["image_key"].to_pylist()),
+        store.read_parquet_if_exists(IMAGE_EMBEDDINGS_FILE),
+        store.read_bytes(pointer["key"]),
         pointer["version"],
-        vectors[ok],
+        pointer.get("arch", "resnet-small"),
+        device,
+        config.batch_size,
+        config.workers,
     )
-    table = (
-        pa.concat_tables([t for t in (keep, new) if t is not None]).sort_by("photo_id")
-        if keep is not None
-        else new.sort_by("photo_id")
-    )
-    quarantine = pa.table(
-        {
-            "photo_id": pa.array([todo["photo_id"][i].as_py() for i in errors], pa.int64()),
-            "image_key": pa.array(
-                [photos["image_key"][todo_index[todo["photo_id"][i].as_py()]].as_py() for i in errors], pa.string()
-            ),
-            "reason": pa.array(list(errors.values()), pa.string()),
-        }
-    )
-    size = store.write_parquet(IMAGE_EMBEDDINGS_FILE, table)
-    store.write_parquet(IMAGE_QUARANTINE_FILE, quarantine)
-    if errors:
-        context.log.warning(f"{len(errors)} unreadable images quarantined: {list(errors.values())[:3]}")
+    size = store.write_parquet(IMAGE_EMBEDDINGS_FILE, result.table)
+    store.write_parquet(IMAGE_QUARANTINE_FILE, result.quarantine)
+    if result.quarantine.num_rows:
+        context.log.warning(
+            f"{result.quarantine.num_rows} unreadable images quarantined: {result.quarantine['reason'].to_pylist()[:3]}"
+        )
     return dg.MaterializeResult(
-        metadata=table_metadata(table.drop_columns(["embedding"]), store.uri(IMAGE_EMBEDDINGS_FILE), size)
+        metadata=table_metadata(result.table.drop_columns(["embedding"]), store.uri(IMAGE_EMBEDDINGS_FILE), size)
         | {
             "encoder_version": pointer["version"],
             "device": str(device),
-            "embedded": int(ok.sum()),
-            "reused": keep.num_rows if keep is not None else 0,
-            "quarantined": len(errors),
-            "images_per_second": round(len(todo_blobs) / seconds, 1) if todo_blobs else 0.0,
+            "embedded": result.embedded,
+            "reused": result.reused,
+            "quarantined": result.quarantine.num_rows,
+            "images_per_second": result.per_second,
         }
     )
 
 
 @dg.asset(
     retry_policy=IO_RETRY,
-    key=["embeddings", "title_embeddings"],
+    key=TITLE_EMBEDDINGS,
     deps=[PHOTOS],
     group_name="embeddings",
     kinds={"pytorch", "parquet"},
@@ -200,32 +149,23 @@ def image_embeddings(
 def title_embeddings(config: EmbeddingConfig, lake: LakeResource) -> dg.MaterializeResult:
     store = lake.store()
     device = pick_device(config.device)
-    photos = store.read_parquet(staging_key("photos"))
-    titles = [t or "" for t in photos["title"].to_pylist()]
-    current = pa.table(
-        {"photo_id": photos["photo_id"], "content_hash": pa.array([content_hash(t.encode()) for t in titles])}
-    )
     version = model_version()
-    keep, todo = split_todo(current, store.read_parquet_if_exists(TITLE_EMBEDDINGS_FILE), version)
-    by_id = dict(zip(photos["photo_id"].to_pylist(), titles))
-    started = time.perf_counter()
-    vectors = (
-        embed_titles([by_id[i] for i in todo["photo_id"].to_pylist()], device, config.batch_size)
-        if todo.num_rows
-        else np.zeros((0, 384), np.float32)
+    result = refresh_title_embeddings(
+        store.read_parquet(staging_key("photos")),
+        store.read_parquet_if_exists(TITLE_EMBEDDINGS_FILE),
+        version,
+        device,
+        config.batch_size,
     )
-    seconds = time.perf_counter() - started
-    new = embedding_table(todo["photo_id"], todo["content_hash"], version, vectors)
-    table = (pa.concat_tables([keep, new]) if keep is not None else new).sort_by("photo_id")
-    size = store.write_parquet(TITLE_EMBEDDINGS_FILE, table)
+    size = store.write_parquet(TITLE_EMBEDDINGS_FILE, result.table)
     return dg.MaterializeResult(
-        metadata=table_metadata(table.drop_columns(["embedding"]), store.uri(TITLE_EMBEDDINGS_FILE), size)
+        metadata=table_metadata(result.table.drop_columns(["embedding"]), store.uri(TITLE_EMBEDDINGS_FILE), size)
         | {
             "model_version": version,
             "device": str(device),
-            "embedded": todo.num_rows,
-            "reused": keep.num_rows if keep is not None else 0,
-            "titles_per_second": round(todo.num_rows / seconds, 1) if todo.num_rows else 0.0,
+            "embedded": result.embedded,
+            "reused": result.reused,
+            "titles_per_second": result.per_second,
         }
     )
 

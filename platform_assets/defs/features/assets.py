@@ -9,11 +9,11 @@ from datetime import date, timedelta
 
 import dagster as dg
 
+from platform_assets.defs.keys import EVENTS, LABELS, PHOTO_FEATURES, PHOTOS, TRAINING_SET, USER_ACTIVITY, USERS
 from platform_assets.defs.metadata import column_schema, table_metadata
 from platform_assets.defs.partitions import daily
 from platform_assets.defs.resources import LakeResource
 from platform_assets.defs.retry import IO_RETRY, transient_retries
-from platform_assets.defs.staging.events import EVENTS
 from platform_assets.lib.features.labels import LABELS_SCHEMA, compute_labels
 from platform_assets.lib.features.photo_features import PHOTO_FEATURES_SCHEMA, compute_photo_features
 from platform_assets.lib.features.training_set import (
@@ -22,18 +22,20 @@ from platform_assets.lib.features.training_set import (
     point_in_time_violations,
 )
 from platform_assets.lib.features.user_activity import LOOKBACK_DAYS, USER_ACTIVITY_SCHEMA, compute_user_activity
-from platform_assets.lib.lake_layout import day_range, partition_key, read_days, staging_key
+from platform_assets.lib.lake_layout import (
+    EVENTS_PATH,
+    LABELS_PATH,
+    PHOTO_FEATURES_FILE,
+    TRAINING_SET_PATH,
+    USER_ACTIVITY_PATH,
+    day_range,
+    partition_key,
+    read_days,
+    staging_key,
+)
 from platform_assets.lib.lake_store import LakeStore
 from platform_assets.lib.staging.events import EVENTS_SCHEMA
 
-USERS = dg.AssetKey(["staging", "users"])
-PHOTOS = dg.AssetKey(["staging", "photos"])
-USER_ACTIVITY = dg.AssetKey(["features", "user_activity"])
-LABELS = dg.AssetKey(["features", "popularity_labels"])
-PHOTO_FEATURES = dg.AssetKey(["features", "photo_features"])
-TRAINING_SET = dg.AssetKey(["features", "training_set"])
-
-PHOTO_FEATURES_FILE = "features/photo_features.parquet"
 _RANGED = {"partitions_def": daily, "backfill_policy": dg.BackfillPolicy.single_run(), "group_name": "features"}
 
 
@@ -75,7 +77,7 @@ def _write_days(context: dg.AssetExecutionContext, store: LakeStore, dataset: st
 def user_activity(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     store = lake.store()
     first, last = _window(context)
-    events = read_days(store, "staging/events", day_range(first - timedelta(days=LOOKBACK_DAYS), last), EVENTS_SCHEMA)
+    events = read_days(store, EVENTS_PATH, day_range(first - timedelta(days=LOOKBACK_DAYS), last), EVENTS_SCHEMA)
     table = compute_user_activity(
         events,
         store.read_parquet(staging_key("photos")),
@@ -83,7 +85,7 @@ def user_activity(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.M
         context.partition_time_window.start,
         context.partition_time_window.end,
     )
-    return dg.MaterializeResult(metadata=_write_days(context, store, "features/user_activity", table, "ts"))
+    return dg.MaterializeResult(metadata=_write_days(context, store, USER_ACTIVITY_PATH, table, "ts"))
 
 
 @dg.asset(
@@ -99,14 +101,14 @@ def user_activity(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.M
 def popularity_labels(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     store = lake.store()
     first, last = _window(context)
-    events = read_days(store, "staging/events", day_range(first, last + timedelta(days=1)), EVENTS_SCHEMA)
+    events = read_days(store, EVENTS_PATH, day_range(first, last + timedelta(days=1)), EVENTS_SCHEMA)
     table = compute_labels(
         store.read_parquet(staging_key("photos")),
         events,
         context.partition_time_window.start,
         context.partition_time_window.end,
     )
-    metadata = _write_days(context, store, "features/popularity_labels", table, "posted_at")
+    metadata = _write_days(context, store, LABELS_PATH, table, "posted_at")
     ready = sum(table["label_ready"].to_pylist())
     return dg.MaterializeResult(metadata=metadata | {"labels_ready": ready, "labels_pending": table.num_rows - ready})
 
@@ -154,11 +156,11 @@ def training_set(context: dg.AssetExecutionContext, lake: LakeResource):
     first, last = _window(context)
     activity = read_days(
         store,
-        "features/user_activity",
+        USER_ACTIVITY_PATH,
         day_range(first - timedelta(days=LOOKBACK_DAYS + 1), last),
         USER_ACTIVITY_SCHEMA,
     )
-    labels = read_days(store, "features/popularity_labels", day_range(first, last), LABELS_SCHEMA)
+    labels = read_days(store, LABELS_PATH, day_range(first, last), LABELS_SCHEMA)
     if not store.exists(PHOTO_FEATURES_FILE):
         raise dg.Failure(
             f"{store.uri(PHOTO_FEATURES_FILE)} does not exist: materialize features/photo_features (app_db_job)"
@@ -170,7 +172,7 @@ def training_set(context: dg.AssetExecutionContext, lake: LakeResource):
         context.partition_time_window.start,
         context.partition_time_window.end,
     )
-    yield dg.MaterializeResult(metadata=_write_days(context, store, "features/training_set", table, "posted_at"))
+    yield dg.MaterializeResult(metadata=_write_days(context, store, TRAINING_SET_PATH, table, "posted_at"))
     violations = point_in_time_violations(table)
     yield dg.AssetCheckResult(
         check_name="point_in_time_correct",

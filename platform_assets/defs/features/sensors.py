@@ -5,12 +5,10 @@ from datetime import date, timedelta
 import dagster as dg
 
 from platform_assets.defs.features.assets import features_job
+from platform_assets.defs.keys import EVENTS
 from platform_assets.defs.materializations import new_materializations
-from platform_assets.defs.staging.events import EVENTS
+from platform_assets.defs.partitions import range_tags
 from platform_assets.lib.features.user_activity import LOOKBACK_DAYS
-
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 
 def affected_range(changed: set[str], materialized: set[str]) -> tuple[str, str] | None:
@@ -41,8 +39,5 @@ def features_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     span = affected_range(changed, materialized)
     if span is None:
         return dg.SensorResult(skip_reason="no days to rebuild", cursor=cursor)
-    request = dg.RunRequest(
-        run_key=f"features:{cursor}",
-        tags={RANGE_START_TAG: span[0], RANGE_END_TAG: span[1]},
-    )
+    request = dg.RunRequest(run_key=f"features:{cursor}", tags=range_tags(*span))
     return dg.SensorResult(run_requests=[request], cursor=cursor)

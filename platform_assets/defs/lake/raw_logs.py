@@ -2,10 +2,11 @@
 
 import dagster as dg
 
+from platform_assets.defs.keys import RAW_LOGS
 from platform_assets.defs.partitions import daily
 
 raw_logs = dg.AssetSpec(
-    key=["lake", "raw_logs"],
+    key=RAW_LOGS,
     group_name="lake",
     kinds={"jsonl"},
     partitions_def=daily,

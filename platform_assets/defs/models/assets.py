@@ -6,14 +6,13 @@ from dataclasses import dataclass
 import dagster as dg
 from pydantic import Field
 
+from platform_assets.defs.keys import POPULARITY_MODEL, TRAINING_SHARDS
 from platform_assets.defs.resources import LakeResource, WorkspaceResource
 from platform_assets.defs.retry import IO_RETRY, transient_retries
+from platform_assets.lib.lake_layout import GROUND_TRUTH_FILE
 from platform_assets.lib.model.run import train_model
 from platform_assets.lib.model.train import TrainConfig
 from platform_assets.lib.registry import model_dir, model_tag, shard_dir
-from platform_assets.lib.simulator.generate import TRUTH_KEY
-
-SHARDS = dg.AssetKey(["shards", "training_shards"])
 
 
 class ModelConfig(dg.Config):
@@ -36,9 +35,9 @@ def latest_shard_versions(instance: dg.DagsterInstance, window_days: int) -> dic
     """The latest materialization of each of the newest `window_days` shard partitions with
     samples, from Dagster's event log: what was last written is what the model must read."""
     versions: dict[str, ShardVersion] = {}
-    for day in sorted(instance.get_materialized_partitions(SHARDS), reverse=True):
+    for day in sorted(instance.get_materialized_partitions(TRAINING_SHARDS), reverse=True):
         record = instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=SHARDS, asset_partitions=[day]), limit=1
+            dg.AssetRecordsFilter(asset_key=TRAINING_SHARDS, asset_partitions=[day]), limit=1
         ).records[0]
         metadata = record.asset_materialization.metadata
         if metadata["samples"].value > 0:
@@ -50,8 +49,8 @@ def latest_shard_versions(instance: dg.DagsterInstance, window_days: int) -> dic
 
 @dg.asset(
     retry_policy=IO_RETRY,
-    key=["models", "popularity_model"],
-    deps=[SHARDS],
+    key=POPULARITY_MODEL,
+    deps=[TRAINING_SHARDS],
     group_name="models",
     kinds={"pytorch", "dvc"},
     description="MLP over image and title embeddings and tabular features; weights + manifest (DVC hash of every "
@@ -63,7 +62,7 @@ def popularity_model(
 ) -> dg.MaterializeResult:
     registry = workspace.registry()
     used = latest_shard_versions(context.instance, config.window_days)
-    truth = lake.store().read_parquet_if_exists(TRUTH_KEY)
+    truth = lake.store().read_parquet_if_exists(GROUND_TRUTH_FILE)
     train = TrainConfig(config.epochs, config.batch_size, config.learning_rate, config.seed)
     mid, manifest = train_model(registry, {day: v.dvc_hash for day, v in used.items()}, train, truth)
     tag = model_tag(mid)
@@ -117,9 +116,7 @@ def popularity_model(
     )
 
 
-nightly_training_job = dg.define_asset_job(
-    "nightly_training_job", selection=dg.AssetSelection.assets(["models", "popularity_model"])
-)
+nightly_training_job = dg.define_asset_job("nightly_training_job", selection=dg.AssetSelection.assets(POPULARITY_MODEL))
 nightly_training = dg.ScheduleDefinition(
     name="nightly_training",
     job=nightly_training_job,

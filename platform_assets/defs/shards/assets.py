@@ -3,20 +3,24 @@
 import time
 
 import dagster as dg
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 from pydantic import Field
 
-from platform_assets.defs.embeddings.assets import IMAGE_EMBEDDINGS_FILE, TITLE_EMBEDDINGS_FILE
-from platform_assets.defs.features.assets import TRAINING_SET
+from platform_assets.defs.keys import IMAGE_EMBEDDINGS, TITLE_EMBEDDINGS, TRAINING_SET, TRAINING_SHARDS
 from platform_assets.defs.partitions import daily, partition_day
 from platform_assets.defs.resources import LakeResource, WorkspaceResource
 from platform_assets.defs.retry import IO_RETRY, transient_retries
+from platform_assets.defs.shards.automation import on_training_day_rewritten
 from platform_assets.lib.embeddings.device import pick_device
-from platform_assets.lib.lake_layout import partition_key, staging_key
+from platform_assets.lib.lake_layout import (
+    IMAGE_EMBEDDINGS_FILE,
+    TITLE_EMBEDDINGS_FILE,
+    TRAINING_SET_PATH,
+    partition_key,
+    staging_key,
+)
 from platform_assets.lib.registry import shard_dir
 from platform_assets.lib.shards.samples import build_samples
+from platform_assets.lib.shards.selection import select_rows
 from platform_assets.lib.shards.writer import write_shards
 
 
@@ -30,25 +34,12 @@ class ShardConfig(dg.Config):
     device: str = "auto"
 
 
-def _vectors(table: pa.Table, ids: pa.Array) -> np.ndarray:
-    """Rows of an embeddings table in the order of `ids` (all present)."""
-    taken = table.take(pc.index_in(ids, table["photo_id"])).combine_chunks()
-    return (
-        taken["embedding"].chunk(0).values.to_numpy().reshape(len(ids), -1)
-        if len(ids)
-        else np.zeros((0, 1), np.float32)
-    )
-
-
 @dg.asset(
     retry_policy=IO_RETRY,
-    key=["shards", "training_shards"],
-    deps=[
-        TRAINING_SET,
-        dg.AssetKey(["embeddings", "image_embeddings"]),
-        dg.AssetKey(["embeddings", "title_embeddings"]),
-    ],
+    key=TRAINING_SHARDS,
+    deps=[TRAINING_SET, IMAGE_EMBEDDINGS, TITLE_EMBEDDINGS],
     partitions_def=daily,
+    automation_condition=on_training_day_rewritten,
     group_name="shards",
     kinds={"pytorch", "parquet"},
     description="K augmented views per training example (image crops/flips/jitter, hidden cells, title word "
@@ -61,22 +52,19 @@ def training_shards(
 ) -> dg.MaterializeResult:
     day = partition_day(context).isoformat()
     store, out = lake.store(), workspace.store()
-    rows = store.read_parquet(partition_key("features/training_set", day))
-    photos = store.read_parquet(staging_key("photos")).select(["photo_id", "title", "image_key"])
-    image_emb, title_emb = store.read_parquet(IMAGE_EMBEDDINGS_FILE), store.read_parquet(TITLE_EMBEDDINGS_FILE)
-    rows = rows.join(photos, "photo_id").sort_by("photo_id")
-    usable = pc.and_(
-        pc.is_in(rows["photo_id"], image_emb["photo_id"]), pc.is_in(rows["photo_id"], title_emb["photo_id"])
+    selected = select_rows(
+        store.read_parquet(partition_key(TRAINING_SET_PATH, day)),
+        store.read_parquet(staging_key("photos")),
+        store.read_parquet(IMAGE_EMBEDDINGS_FILE),
+        store.read_parquet(TITLE_EMBEDDINGS_FILE),
     )
-    skipped = rows.num_rows - pc.sum(usable).as_py() if rows.num_rows else 0
-    rows = rows.filter(usable) if rows.num_rows else rows
     device = pick_device(config.device)
     started = time.perf_counter()
     samples = build_samples(
-        rows,
-        store.read_many(rows["image_key"].to_pylist()),
-        _vectors(image_emb, rows["photo_id"]),
-        _vectors(title_emb, rows["photo_id"]),
+        selected.rows,
+        store.read_many(selected.rows["image_key"].to_pylist()),
+        selected.image_vectors,
+        selected.title_vectors,
         config.views,
         config.seed,
         device,
@@ -85,7 +73,7 @@ def training_shards(
     seconds = time.perf_counter() - started
     pinned = workspace.registry().pin(shard_dir(day), f"shards {day}: {samples.num_rows} samples, run {context.run_id}")
     context.log.info(f"pinned {pinned.path} as {pinned.md5} (commit {pinned.commit[:10]}) in {pinned.seconds:.2f}s")
-    if skipped:
+    if skipped := selected.without_embeddings:
         context.log.warning(
             f"{skipped} training rows without an image or title embedding (quarantined images) left out"
         )
@@ -113,7 +101,7 @@ def training_shards(
 
 shards_job = dg.define_asset_job(
     "shards_job",
-    selection=dg.AssetSelection.assets(["shards", "training_shards"]),
+    selection=dg.AssetSelection.assets(TRAINING_SHARDS),
     partitions_def=daily,
     description="Write one day's augmented training shards.",
 )

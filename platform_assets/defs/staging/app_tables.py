@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from platform_assets.defs.keys import USERS
 from platform_assets.defs.lake.raw_db import raw_photos, raw_users
 from platform_assets.defs.metadata import column_schema, table_metadata
 from platform_assets.defs.resources import LakeResource
@@ -69,5 +70,5 @@ stage_photos = _staged(
     "photos",
     raw_photos,
     "Photos, typed, deduplicated by `photo_id` and checked against `users`; bad rows go to `photos_quarantine`.",
-    [dg.AssetKey(["staging", "users"])],
+    [USERS],
 )

@@ -6,13 +6,13 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
-from platform_assets.defs.lake.raw_logs import raw_logs
+from platform_assets.defs.keys import EVENTS, EVENTS_QUARANTINE, RAW_LOGS
 from platform_assets.defs.metadata import column_schema, table_metadata
 from platform_assets.defs.partitions import daily, partition_day
 from platform_assets.defs.resources import LakeResource
 from platform_assets.defs.retry import IO_RETRY, transient_retries
 from platform_assets.lib import duck
-from platform_assets.lib.lake_layout import LOGS_PREFIX, log_day, partition_key
+from platform_assets.lib.lake_layout import EVENTS_PATH, EVENTS_QUARANTINE_PATH, LOGS_PREFIX, log_day, partition_key
 from platform_assets.lib.staging.events import (
     DUCKDB_MEMORY_LIMIT,
     EVENTS_SCHEMA,
@@ -22,9 +22,6 @@ from platform_assets.lib.staging.events import (
     write_events,
 )
 from platform_assets.lib.staging.log_lines import read_log_lines
-
-EVENTS = dg.AssetKey(["staging", "events"])
-QUARANTINE = dg.AssetKey(["staging", "events_quarantine"])
 
 # Checks on the written partition, in one DuckDB pass over the Arrow table.
 CHECKS_SQL = """
@@ -53,15 +50,15 @@ class EventsConfig(dg.Config):
     specs=[
         dg.AssetSpec(
             EVENTS,
-            deps=[raw_logs],
+            deps=[RAW_LOGS],
             group_name="staging",
             kinds={"duckdb", "parquet"},
             description="Activity events of one UTC day: typed, UTC timestamps, one row per event id.",
             metadata={"dagster/column_schema": column_schema(EVENTS_SCHEMA)},
         ),
         dg.AssetSpec(
-            QUARANTINE,
-            deps=[raw_logs],
+            EVENTS_QUARANTINE,
+            deps=[RAW_LOGS],
             group_name="staging",
             kinds={"duckdb", "parquet"},
             description="Every rejected log line of the day with its source file, line number, reason and text.",
@@ -74,7 +71,7 @@ class EventsConfig(dg.Config):
         dg.AssetCheckSpec("no_duplicate_event_ids", asset=EVENTS, description="Zero duplicate ids after dedupe."),
         dg.AssetCheckSpec(
             "quarantine_share_below_threshold",
-            asset=QUARANTINE,
+            asset=EVENTS_QUARANTINE,
             description="Share of quarantined lines below `max_quarantine_share` (warning only).",
         ),
     ],
@@ -104,9 +101,9 @@ def stage_events(context: dg.AssetExecutionContext, config: EventsConfig, lake: 
             null_keys, outside_day, duplicate_ids = con.sql(
                 CHECKS_SQL, params={"path": str(events_file), "day_start": start, "day_end": end}
             ).fetchall()[0]
-        quarantine_key = partition_key("staging/events_quarantine", day.isoformat())
+        quarantine_key = partition_key(EVENTS_QUARANTINE_PATH, day.isoformat())
         quarantine_size = store.write_parquet(quarantine_key, result.quarantine)
-        events_key = partition_key("staging/events", day.isoformat())
+        events_key = partition_key(EVENTS_PATH, day.isoformat())
         events_size = store.put_file(events_key, events_file)
     stats = result.stats
     context.log.info(f"{day}: {len(keys)} files, {stats}")
@@ -131,7 +128,7 @@ def stage_events(context: dg.AssetExecutionContext, config: EventsConfig, lake: 
         },
     )
     yield dg.MaterializeResult(
-        asset_key=QUARANTINE,
+        asset_key=EVENTS_QUARANTINE,
         metadata=table_metadata(result.quarantine, store.uri(quarantine_key), quarantine_size)
         | {"reasons": dg.MetadataValue.json(result.reasons)},
     )
@@ -154,7 +151,7 @@ def stage_events(context: dg.AssetExecutionContext, config: EventsConfig, lake: 
     share = stats["quarantined"] / stats["lines"] if stats["lines"] else 0.0
     yield dg.AssetCheckResult(
         check_name="quarantine_share_below_threshold",
-        asset_key=QUARANTINE,
+        asset_key=EVENTS_QUARANTINE,
         passed=share <= config.max_quarantine_share,
         severity=dg.AssetCheckSeverity.WARN,
         metadata={"quarantine_share": share, "threshold": config.max_quarantine_share},

@@ -2,17 +2,19 @@
 
 import dagster as dg
 
+from platform_assets.defs.keys import (
+    PHOTO_FEATURES,
+    PHOTOS,
+    PHOTOS_QUARANTINE,
+    RAW_LOGS,
+    USERS,
+    USERS_QUARANTINE,
+)
+
 app_db_job = dg.define_asset_job(
     "app_db_job",
-    selection=dg.AssetSelection.groups("lake").required_multi_asset_neighbors()
-    - dg.AssetSelection.assets(["lake", "raw_logs"])
-    | dg.AssetSelection.assets(
-        ["staging", "users"],
-        ["staging", "users_quarantine"],
-        ["staging", "photos"],
-        ["staging", "photos_quarantine"],
-        ["features", "photo_features"],
-    ),
+    selection=dg.AssetSelection.groups("lake").required_multi_asset_neighbors() - dg.AssetSelection.assets(RAW_LOGS)
+    | dg.AssetSelection.assets(USERS, USERS_QUARANTINE, PHOTOS, PHOTOS_QUARANTINE, PHOTO_FEATURES),
     description="Snapshot the app database and rebuild `users`, `photos` and `photo_features`.",
 )
 

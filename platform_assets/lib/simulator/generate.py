@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 import numpy as np
 import polars as pl
 
+from platform_assets.lib.lake_layout import GROUND_TRUTH_FILE
 from platform_assets.lib.lake_store import LakeStore
 from platform_assets.lib.simulator import logs
 from platform_assets.lib.simulator.app_db import write_app_db
@@ -18,7 +19,6 @@ from platform_assets.lib.simulator.images import encode_jpeg, render
 from platform_assets.lib.simulator.world import build_world
 
 MANIFEST_KEY = "_simulator/manifest.json"
-TRUTH_KEY = "_simulator/photo_truth.parquet"
 ACTIVITY_KEY = "_simulator/user_activity.parquet"
 
 
@@ -111,7 +111,7 @@ def generate_lake(store: LakeStore, app_db_url: str, scale: LakeScale = LakeScal
     write_app_db(app_db_url, world.users.drop("activity"), world.photos)
     if images:
         _write_images(store, world.photos, world.truth, scale.seed)
-    store.write_parquet(TRUTH_KEY, world.truth.to_arrow())
+    store.write_parquet(GROUND_TRUTH_FILE, world.truth.to_arrow())
     store.write_parquet(ACTIVITY_KEY, world.users.select("user_id", "activity").to_arrow())
 
     activity = world.users["activity"].to_numpy()
@@ -189,7 +189,7 @@ def append_hour(store: LakeStore, late_day: str | None = None) -> list[str]:
     hour_start = datetime.fromisoformat(manifest["generated_through"])
     rng = np.random.default_rng([scale.seed, int(hour_start.timestamp())])
     activity = store.read_parquet(ACTIVITY_KEY).column("activity").to_numpy()
-    truth = pl.from_arrow(store.read_parquet(TRUTH_KEY))
+    truth = pl.from_arrow(store.read_parquet(GROUND_TRUTH_FILE))
     h0 = _epoch_ms(hour_start)
 
     batch = logs.logins(rng, activity, h0, logs.HOUR_MS)
