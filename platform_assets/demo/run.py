@@ -98,7 +98,7 @@ def _stage(console: Console, days: list[str], what: str) -> Iterable[str]:
 
 
 def run(fresh: bool = False) -> None:
-    console = Console(highlight=False)
+    console = Console(highlight=False, soft_wrap=True)
     os.environ.setdefault("PLATFORM_ASSETS_LAKE", str(DEMO_LAKE))
     os.environ.setdefault("PLATFORM_ASSETS_APP_DB_URL", DEMO_APP_DB_URL)
     store = LakeStore(os.environ["PLATFORM_ASSETS_LAKE"])
@@ -148,6 +148,5 @@ def run(fresh: bool = False) -> None:
         "  open the UI:                  make ui   (dagster dev -h 127.0.0.1 -p 3000, then http://127.0.0.1:3000)\n"
         "  deliver another hour of logs: .venv/bin/platform-assets lake append-hour --late-day "
         f"{next(iter(days), 'YYYY-MM-DD')}\n"
-        f"  (project root: {PROJECT_ROOT})",
-        soft_wrap=True,
+        f"  (project root: {PROJECT_ROOT})"
     )
