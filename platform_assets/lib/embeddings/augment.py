@@ -12,6 +12,8 @@ import hashlib
 import torch
 import torch.nn.functional as F
 
+from platform_assets.lib.embeddings.device import reproducible
+
 
 def sample_seed(seed: int, example_id: int, view: int) -> int:
     digest = hashlib.blake2b(f"{seed}:{example_id}:{view}".encode(), digest_size=8).digest()
@@ -32,6 +34,11 @@ def augment(images: torch.Tensor, params: torch.Tensor, min_scale: float = 0.4, 
 
     `images`: (N, 3, H, W) floats in [0, 1]; `params`: from `draw_params`, on any device.
     """
+    with reproducible():  # one image's mean is a single reduction, split across threads above 32k values
+        return _augment(images, params, min_scale, jitter)
+
+
+def _augment(images: torch.Tensor, params: torch.Tensor, min_scale: float, jitter: float) -> torch.Tensor:
     n = images.shape[0]
     p = params.to(images.device, images.dtype)
     area = min_scale + (1 - min_scale) * p[:, 0]

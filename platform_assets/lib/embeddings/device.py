@@ -1,4 +1,7 @@
-"""Where torch work runs, and the settings that make it fast there."""
+"""Where torch work runs, the settings that make it fast there, and the one that makes a CPU
+result the same bits on any machine: torch's intra-op thread count decides how matmuls,
+convolutions and reductions are split and summed (for a small batch, even in a forward
+pass), so every step whose output is hashed or pinned runs inside `reproducible`."""
 
 from __future__ import annotations
 
@@ -6,6 +9,31 @@ import contextlib
 from collections.abc import Iterator
 
 import torch
+
+# Intra-op threads of every hashed or pinned CPU step (encoder training, image and title
+# embeddings, augmentation, model training): a fixed count, not the machine's, so any core
+# count gives the same bits. 2 costs nothing on the 2-core CI machine and runs as fast as 1
+# thread on a single core; a bigger machine leaves its other cores idle during these steps.
+REPRODUCIBLE_THREADS = 2
+
+
+@contextlib.contextmanager
+def reproducible(algorithms: bool = False) -> Iterator[None]:
+    """Run torch on exactly `REPRODUCIBLE_THREADS` intra-op threads; with `algorithms`, also
+    with torch's deterministic algorithms (a warning where an op has none, as on CUDA).
+    The previous settings are restored on exit, so the rest of the process is untouched."""
+    threads = torch.get_num_threads()
+    previous = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.set_num_threads(REPRODUCIBLE_THREADS)
+    switch = algorithms and not previous[0]  # an existing setting (strict or not) is kept as is
+    if switch:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        if switch:
+            torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
+        torch.set_num_threads(threads)
 
 
 def pick_device(requested: str = "auto") -> torch.device:

@@ -1,7 +1,8 @@
 """The image encoder: a ResNet-style CNN trained on the lake's own images with a SimCLR
 objective (two augmented views of each image must embed close together), so no labels and
-no downloaded weights are needed. Training is seeded and deterministic on CPU, so the
-weights — and their hash, the encoder version — are reproducible."""
+no downloaded weights are needed. Training is seeded and runs on a fixed thread count
+(`device.reproducible`), so on CPU the weights — and their hash, the encoder version — are
+the same bits on any core count, and so are the embeddings of its forward pass."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from platform_assets.lib.embeddings.augment import augment
+from platform_assets.lib.embeddings.device import reproducible
 
 
 class BasicBlock(nn.Module):
@@ -64,10 +66,11 @@ class ImageEncoder(nn.Module):
         self.dim = cin
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.relu(self.bn1(self.conv1(x)))
-        for i in range(1, 5):
-            x = getattr(self, f"layer{i}")(x)
-        return x.mean(dim=(2, 3))
+        with reproducible():  # with few images per batch, the bits depend on the thread count
+            x = F.relu(self.bn1(self.conv1(x)))
+            for i in range(1, 5):
+                x = getattr(self, f"layer{i}")(x)
+            return x.mean(dim=(2, 3))
 
 
 def load_weights(path: str) -> tuple[str, dict]:
@@ -114,9 +117,15 @@ def train_simclr(
     device: torch.device,
     arch: str = "resnet-small",
 ) -> TrainResult:
-    """Train on (N, 3, H, W) images; deterministic for a seed on CPU."""
+    """Train on (N, 3, H, W) images; deterministic for a seed on CPU, on any core count."""
+    with reproducible(algorithms=True):  # gradients are sums split by thread count
+        return _train(images, epochs, batch_size, lr, seed, device, arch)
+
+
+def _train(
+    images: torch.Tensor, epochs: int, batch_size: int, lr: float, seed: int, device: torch.device, arch: str
+) -> TrainResult:
     torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True, warn_only=True)
     model = ImageEncoder(arch).to(device)
     head = nn.Sequential(nn.Linear(model.dim, model.dim), nn.ReLU(), nn.Linear(model.dim, 64)).to(device)
     opt = torch.optim.AdamW([*model.parameters(), *head.parameters()], lr=lr, weight_decay=1e-4)

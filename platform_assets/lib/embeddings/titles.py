@@ -9,6 +9,8 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from platform_assets.lib.embeddings.device import reproducible
+
 TITLE_DIM = 384
 
 
@@ -28,8 +30,9 @@ def _model(device: str):
 
 
 def embed_titles(titles: list[str], device: torch.device, batch_size: int = 256) -> np.ndarray:
-    """(N, 384) float32, L2-normalised; bf16 autocast on CUDA."""
+    """(N, 384) float32, L2-normalised; bf16 autocast on CUDA. On CPU the same bits on any
+    core count (a fixed thread count: for a few titles, the matmuls split by it)."""
     model = _model(str(device))
-    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
+    with reproducible(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
         out = model.encode(titles, batch_size=batch_size, convert_to_numpy=True, normalize_embeddings=True)
     return np.asarray(out, dtype=np.float32).reshape(len(titles), TITLE_DIM)

@@ -1,4 +1,6 @@
-"""Train and evaluate the popularity model from training shards, deterministically on CPU.
+"""Train and evaluate the popularity model from training shards, deterministically on CPU:
+seeded, and on a fixed thread count (`device.reproducible`), so any core count gives the
+same weights and predictions.
 
 The model is an MLP over the image embedding, the title embedding and the tabular features
 (hidden cells zeroed, with their mask); the baseline is the same MLP over the tabular
@@ -16,6 +18,7 @@ import pyarrow.parquet as pq
 import torch
 import torch.nn as nn
 
+from platform_assets.lib.embeddings.device import reproducible
 from platform_assets.lib.shards.reader import ShardDataset, shard_paths
 
 
@@ -46,8 +49,12 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def fit(train_dirs: list[Path], config: TrainConfig, use_embeddings: bool) -> nn.Module:
+    with reproducible(algorithms=True):  # MKL may split a matmul by thread count (not seen at these sizes)
+        return _fit(train_dirs, config, use_embeddings)
+
+
+def _fit(train_dirs: list[Path], config: TrainConfig, use_embeddings: bool) -> nn.Module:
     torch.manual_seed(config.seed)
-    torch.use_deterministic_algorithms(True, warn_only=True)
     dataset = ShardDataset(shard_paths(train_dirs), seed=config.seed, shuffle_buffer=4096)
     model, opt = None, None
     for epoch in range(config.epochs):
@@ -74,6 +81,6 @@ def holdout(holdout_dir: Path, model: nn.Module, use_embeddings: bool) -> tuple[
         name: torch.from_numpy(table[name].combine_chunks().values.to_numpy().reshape(table.num_rows, -1).copy())
         for name in ("image_embedding", "title_embedding", "features", "feature_mask")
     }
-    with torch.no_grad():
+    with torch.no_grad(), reproducible():
         pred = model(_inputs(batch, use_embeddings)).squeeze(1).numpy()
     return table["photo_id"].to_numpy(), pred, table["label"].to_numpy()
