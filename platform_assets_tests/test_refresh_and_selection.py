@@ -1,0 +1,77 @@
+"""The embeddings' bookkeeping and the shards' row selection, without Dagster: what is
+recomputed, reused and quarantined; which rows become samples, with aligned vectors."""
+
+import numpy as np
+import pyarrow as pa
+import torch
+from torch import nn
+
+from platform_assets.lib.embeddings.image_encoder import ImageEncoder
+from platform_assets.lib.embeddings.incremental import embedding_table
+from platform_assets.lib.embeddings.refresh import encoded_weights, refresh_image_embeddings
+from platform_assets.lib.shards.selection import select_rows
+from platform_assets.lib.simulator.images import encode_jpeg, render
+
+CPU = torch.device("cpu")
+
+
+def _photos(ids: list[int]) -> pa.Table:
+    return pa.table({"photo_id": pa.array(ids, pa.int64()), "image_key": [f"images/{i}.jpg" for i in ids]})
+
+
+def test_only_new_or_changed_images_are_embedded_and_broken_ones_quarantined() -> None:
+    torch.manual_seed(0)
+    encoder = ImageEncoder()
+    nn.init.normal_(encoder.conv1.weight)
+    weights = encoded_weights(encoder.state_dict(), {})
+    rng = np.random.default_rng(0)
+    blobs = [encode_jpeg(render(rng, "beach", "plain")) for _ in range(4)]
+    first = refresh_image_embeddings(
+        _photos([1, 2, 3]), blobs[:3], None, weights.weights, weights.version, "resnet-small", CPU, 2, 0
+    )
+    assert (first.embedded, first.reused, first.quarantine.num_rows) == (3, 0, 0)
+    # 2 changed, 3 broken, 4 new; 1 unchanged is reused with its vector.
+    second = refresh_image_embeddings(
+        _photos([1, 2, 3, 4]),
+        [blobs[0], blobs[3], b"not a jpeg", blobs[1]],
+        first.table,
+        weights.weights,
+        weights.version,
+        "resnet-small",
+        CPU,
+        2,
+        0,
+    )
+    assert (second.embedded, second.reused) == (2, 1)
+    assert second.quarantine.to_pylist() == [
+        {"photo_id": 3, "image_key": "images/3.jpg", "reason": second.quarantine["reason"][0].as_py()}
+    ]
+    assert second.quarantine["reason"][0].as_py().startswith("not a readable image")
+    assert second.table["photo_id"].to_pylist() == [1, 2, 4]
+    vectors = {r["photo_id"]: r["embedding"] for r in second.table.to_pylist()}
+    assert vectors[1] == first.table.to_pylist()[0]["embedding"]
+    # Photo 4 holds photo 2's old image: the same vector up to float rounding (another batch).
+    assert np.allclose(vectors[4], first.table.to_pylist()[1]["embedding"], atol=1e-5)
+    assert not np.allclose(vectors[2], vectors[4], atol=1e-3)
+
+
+def test_rows_without_both_embeddings_are_counted_and_vectors_align_with_rows() -> None:
+    rows = pa.table({"photo_id": pa.array([5, 3, 9, 7], pa.int64()), "label": [0.5, 0.3, 0.9, 0.7]})
+    photos = pa.table(
+        {
+            "photo_id": pa.array([3, 5, 7, 9], pa.int64()),
+            "title": ["c", "e", "g", "i"],
+            "image_key": ["k3", "k5", "k7", "k9"],
+        }
+    )
+
+    def emb(ids: list[int], dim: int) -> pa.Table:
+        vectors = np.array([[i] * dim for i in ids], np.float32)
+        return embedding_table(pa.array(ids, pa.int64()), pa.array(["h"] * len(ids)), "v", vectors)
+
+    selected = select_rows(rows, photos, emb([9, 3, 5], 2), emb([3, 5, 7, 9], 3))
+    assert selected.rows["photo_id"].to_pylist() == [3, 5, 9]  # 7 has no image embedding
+    assert selected.rows["title"].to_pylist() == ["c", "e", "i"]
+    assert selected.without_embeddings == 1
+    assert selected.image_vectors[:, 0].tolist() == [3, 5, 9]
+    assert selected.title_vectors.shape == (3, 3) and selected.title_vectors[:, 0].tolist() == [3, 5, 9]
