@@ -100,7 +100,7 @@ WITH parsed AS (
     FROM canonical
 ), checked AS (
     SELECT *, coalesce((exact OR drifted) AND ascii(event_id) > 32 AND user_id IS NOT NULL AND client IS NOT NULL
-                       AND ends_with(ts_text, 'Z') AND substr(ts_text, 12, 2) <> '24'
+                       AND (ends_with(ts_text, 'Z') OR regexp_matches(ts_text, $zone_suffix)) AND substr(ts_text, 12, 2) <> '24'
                        AND event_type IN $event_types
                        AND (photo_id IS NOT NULL OR event_type = 'login') AND ts >= $day_start AND ts < $day_end,
                        false) AS ok
