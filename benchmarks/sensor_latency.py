@@ -19,11 +19,9 @@ from pathlib import Path
 import dagster as dg
 
 from benchmarks.common import bench_parser
+from platform_assets.defs.keys import EVENTS, USER_ACTIVITY
 from platform_assets.lib.simulator import LakeScale, append_hour
 from platform_assets_tests.production_stack import production_stack, wait_for
-
-EVENTS = dg.AssetKey(["staging", "events"])
-ACTIVITY = dg.AssetKey(["features", "user_activity"])
 
 
 def materialized_after(instance: dg.DagsterInstance, key: dg.AssetKey, day: str, since: float) -> float | None:
@@ -44,7 +42,7 @@ def main() -> None:
     scale = LakeScale(users=60, photos=200, days=1, events_per_day=3000, defect_rate=0.005, seed=9)
     latencies = []
     with tempfile.TemporaryDirectory() as tmp, production_stack(Path(tmp), scale) as stack:
-        wait_for(lambda: materialized_after(stack.instance, ACTIVITY, "2026-11-01", 0), 300, "the first day")
+        wait_for(lambda: materialized_after(stack.instance, USER_ACTIVITY, "2026-11-01", 0), 300, "the first day")
         for _ in range(args.files):
             landed = time.time()
             keys = append_hour(stack.lake)  # the next hour: the first one opens a new day
@@ -52,7 +50,7 @@ def main() -> None:
             wait_for(
                 lambda day=day, landed=landed: (
                     materialized_after(stack.instance, EVENTS, day, landed)
-                    and materialized_after(stack.instance, ACTIVITY, day, landed)
+                    and materialized_after(stack.instance, USER_ACTIVITY, day, landed)
                 ),
                 600,
                 f"{day}",
@@ -60,7 +58,7 @@ def main() -> None:
             )
             done = max(
                 materialized_after(stack.instance, EVENTS, day, landed),
-                materialized_after(stack.instance, ACTIVITY, day, landed),
+                materialized_after(stack.instance, USER_ACTIVITY, day, landed),
             )
             latencies.append(done - landed)
             print(f"{day}: {latencies[-1]:.1f}s", flush=True)

@@ -11,6 +11,7 @@ import dagster as dg
 import pytest
 import requests
 
+from platform_assets.defs.keys import EVENTS, TRAINING_SHARDS
 from platform_assets.lib.registry import dvc_executable, shard_dir
 from platform_assets.lib.simulator import LakeScale, append_hour
 from platform_assets_tests.helpers import run_cli
@@ -19,8 +20,6 @@ from platform_assets_tests.production_stack import production_stack, wait_for
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 SCALE = LakeScale(users=60, photos=200, days=2, events_per_day=3000, defect_rate=0.005, seed=9)
-SHARDS = dg.AssetKey(["shards", "training_shards"])
-EVENTS = dg.AssetKey(["staging", "events"])
 IN_FLIGHT = [
     dg.DagsterRunStatus.QUEUED,
     dg.DagsterRunStatus.NOT_STARTED,
@@ -43,7 +42,7 @@ def test_daemon_runs_the_graph_from_new_files_on_s3_and_postgres(tmp_path) -> No
         wait_for(lambda: len(instance.get_materialized_partitions(EVENTS)) == 2, 240, "events of both days")
         wait_for(
             lambda: (
-                {"2026-11-01", "2026-11-02"} <= instance.get_materialized_partitions(SHARDS)
+                {"2026-11-01", "2026-11-02"} <= instance.get_materialized_partitions(TRAINING_SHARDS)
                 and not instance.get_run_records(dg.RunsFilter(statuses=IN_FLIGHT))
             ),
             420,

@@ -8,6 +8,7 @@ from pathlib import Path
 import dagster as dg
 
 from platform_assets.definitions import defs
+from platform_assets.defs.keys import EVENTS, RAW_LOGS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,11 +50,11 @@ def test_assets_are_grouped_by_layer_with_descriptions_and_schemas() -> None:
         "features/popularity_labels",
         "features/training_set",
     }
-    events = graph.get(dg.AssetKey(["staging", "events"]))
+    events = graph.get(EVENTS)
     schema = events.metadata["dagster/column_schema"]
     assert {c.name for c in schema.columns} >= {"event_id", "ts", "user_id", "photo_id", "event_type"}
     assert all(c.description for c in schema.columns)
-    assert dg.AssetKey(["lake", "raw_logs"]) in events.parent_keys
+    assert RAW_LOGS in events.parent_keys
 
 
 def test_sensor_and_jobs_are_registered() -> None:

@@ -5,6 +5,7 @@ import os
 
 import dagster as dg
 
+from platform_assets.defs.keys import EVENTS
 from platform_assets.defs.lake.sensors import new_logs_sensor
 from platform_assets.defs.resources import LakeResource
 from platform_assets.lib.simulator import append_hour
@@ -80,7 +81,7 @@ def test_sensor_runs_materialize_the_requested_partition(fresh_lake, instance, m
     run = job.execute_in_process(instance=instance, partition_key=request.partition_key)
     assert run.success
     assert fresh_lake.store.exists(f"staging/events/dt={request.partition_key}/part-0.parquet")
-    mats = instance.get_latest_materialization_event(dg.AssetKey(["staging", "events"]))
+    mats = instance.get_latest_materialization_event(EVENTS)
     assert mats.asset_materialization.partition == request.partition_key
 
 

@@ -8,6 +8,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
+from platform_assets.defs.keys import PHOTOS, PHOTOS_QUARANTINE
 from platform_assets.defs.lake.raw_db import raw_photos, raw_users
 from platform_assets.defs.staging.app_tables import stage_photos, stage_users
 from platform_assets.defs.staging.events import stage_events
@@ -101,7 +102,7 @@ def _stage_with(tmp_path, raw_photos_table: pa.Table, users: pa.Table):
 
     return store, dg.materialize(
         [stage_photos],
-        selection=[dg.AssetKey(["staging", "photos"]), dg.AssetKey(["staging", "photos_quarantine"])],
+        selection=[PHOTOS, PHOTOS_QUARANTINE],
         resources={"lake": LakeResource(root=str(tmp_path)), "app_db": AppDatabaseResource(url="sqlite://")},
     )
 
