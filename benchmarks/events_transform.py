@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -67,6 +68,12 @@ class Timed:
             self.untimed += time.perf_counter() - t
 
 
+def cpu_seconds() -> float:
+    """CPU time this process used so far, every thread counted: what the work costs, whatever the steal."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def time_it(fn) -> float:
     t = time.perf_counter()
     fn()
@@ -113,7 +120,14 @@ def run_one(impl: str, lake_dir: str, out_dir: str, worker: str | None = None) -
     wall = time.perf_counter() - started
     print(
         json.dumps(
-            {"seconds": seconds, "wall": wall, "events": events, "quarantined": quarantined, "peak_mb": peak_rss_mb()}
+            {
+                "seconds": seconds,
+                "wall": wall,
+                "cpu_seconds": cpu_seconds(),
+                "events": events,
+                "quarantined": quarantined,
+                "peak_mb": peak_rss_mb(),
+            }
         )
     )
 
@@ -290,6 +304,11 @@ def main() -> None:
         },
         "events_per_second": {f"platform_{c}_cores": round(events / v) for c, v in med.items()}
         | {"pandas": round(events / pandas)},
+        "median_cpu_seconds_whole_child": {
+            f"platform_{c}_cores": round(statistics.median(r["cpu_seconds"] for r in runs), 2)
+            for c, runs in platform_runs.items()
+        }
+        | {"pandas": round(statistics.median(r["cpu_seconds"] for r in pandas_runs), 2)},
         "speedup_vs_pandas": round(pandas / med[all_cores], 1),
         "speedup_1_to_all_cores": round(med[1] / med[all_cores], 2),
         "multiple_of_zcat_floor": {f"{c}_cores": round(med[c] / floor[c], 2) for c in core_counts},

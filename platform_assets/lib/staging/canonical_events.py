@@ -145,10 +145,13 @@ def _timestamp(data, pos, end):
 
 
 @numba.njit(cache=True, nogil=True)
-def _parse(data, start, end, day_start, day_end):
-    """One line, if it is a canonical record of the day that passes every rule:
-    (True, id end, ts, type code, user_id, photo_id, photo_id set, client start, client end)."""
-    no = (False, 0, 0, 0, 0, 0, False, 0, 0)
+def _parse(data, start, day_start, day_end):
+    """The line at `start`, if it is a canonical record of the day that passes every rule: (True, id end,
+    ts, type code, user_id, photo_id, photo_id set, client start, client end, index of its line end).
+
+    No string may hold a control character, so the scan never runs past the line's end."""
+    end = len(data)
+    no = (False, 0, 0, 0, 0, 0, False, 0, 0, 0)
     p = _literal(data, start, end, _OPEN)
     if p < 0:
         return no
@@ -197,9 +200,14 @@ def _parse(data, start, end, day_start, day_end):
     if client_start < 0:
         return no
     client_end = _string_end(data, client_start, end)
-    if client_end < 0 or end - client_end != 2 or data[client_end + 1] != 125:  # '"}' ends the line
+    if client_end < 0 or client_end + 1 == end or data[client_end + 1] != 125:  # '"}' ends the record
         return no
-    return True, id_end, ts, code, user, photo, q < 0, client_start, client_end
+    stop = client_end + 2  # then the line ends: LF, CRLF, or the end of the text
+    if stop < end and data[stop] == 13 and stop + 1 < end and data[stop + 1] == 10:
+        stop += 1
+    if stop < end and data[stop] != 10:
+        return no
+    return True, id_end, ts, code, user, photo, q < 0, client_start, client_end, stop
 
 
 @numba.njit(cache=True, nogil=True)
@@ -229,13 +237,9 @@ def _split(text, scan, hold_last, day_start, day_end):  # noqa: PLR0915
     k = m = 0
     start = 0
     for line in range(n):
-        stop = start
-        while stop < len(text) and text[stop] != 10:
-            stop += 1
-        end = stop - 1 if stop < len(text) and stop > start and text[stop - 1] == 13 else stop
-        parsed = (False, 0, 0, 0, 0, 0, False, 0, 0)
+        parsed = (False, 0, 0, 0, 0, 0, False, 0, 0, 0)
         if scan and not (hold_last and line == n - 1):
-            parsed = _parse(text, start, end, day_start, day_end)
+            parsed = _parse(text, start, day_start, day_end)
         if parsed[0]:
             typed_line[k], ts[k], code[k], user_id[k], photo_id[k], photo_set[k] = (
                 line + 1,
@@ -248,10 +252,15 @@ def _split(text, scan, hold_last, day_start, day_end):  # noqa: PLR0915
             _append(text, start + len(_OPEN), parsed[1], ids, id_offsets, k)
             _append(text, parsed[7], parsed[8], clients, client_offsets, k)
             k += 1
-        else:
-            raw_line[m] = line + 1
-            _append(text, start, end, raw, raw_offsets, m)
-            m += 1
+            start = parsed[9] + 1
+            continue
+        stop = start
+        while stop < len(text) and text[stop] != 10:
+            stop += 1
+        end = stop - 1 if stop < len(text) and stop > start and text[stop - 1] == 13 else stop
+        raw_line[m] = line + 1
+        _append(text, start, end, raw, raw_offsets, m)
+        m += 1
         start = stop + 1
     return (
         typed_line[:k], ids[: id_offsets[k]], id_offsets[: k + 1], ts[:k], code[:k], user_id[:k], photo_id[:k],

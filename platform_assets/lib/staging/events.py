@@ -267,17 +267,20 @@ def transform_events(
     """
     if log_lines.day not in (None, day):
         raise ValueError(f"log lines typed for {log_lines.day} cannot make the events of {day}")
+    cores = threads or usable_cores()
     spill = tempfile.TemporaryDirectory(prefix="events-spill-")
-    con = duck.connect(
-        {"memory_limit": memory_limit, "temp_directory": spill.name, "threads": threads or usable_cores()}
-    )
+    con = duck.connect({"memory_limit": memory_limit, "temp_directory": spill.name, "threads": cores})
     try:
         day_params = dict(zip(("day_start", "day_end"), day_bounds(day)))
         con.execute(MACROS_SQL)
         # One query over the whole day, pulling a file's lines at a time as the reader delivers them.
+        # One DuckDB thread: the stream hands out one batch at a time, so more would only contend
+        # for it (and for the GIL the reader's threads need); the reader's threads do the work.
+        con.execute("SET threads = 1")
         con.register("delivered_lines", log_lines.reader())
         con.execute("CREATE TEMP TABLE delivered AS SELECT * FROM delivered_lines")
         con.unregister("delivered_lines")
+        con.execute(f"SET threads = {cores}")
         con.execute(LINES_SQL)
         con.execute(f"CREATE TEMP TABLE classified AS {_inline(FAST_SQL)}", day_params)
         con.execute(f"CREATE TEMP TABLE judged AS {_inline(JUDGE_SQL)}", day_params)
