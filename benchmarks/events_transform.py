@@ -100,9 +100,7 @@ def run_one(impl: str, lake_dir: str, out_dir: str, worker: str | None = None) -
             from platform_assets.lib.staging.events import transform_events, write_events
             from platform_assets.lib.staging.log_lines import read_log_lines
 
-            with transform_events(
-                read_log_lines(store, keys, date.fromisoformat(day)), date.fromisoformat(day)
-            ) as result:
+            with transform_events(read_log_lines(store, keys), date.fromisoformat(day)) as result:
                 timed = Timed(result.events)  # the transform's time only, not the writer's
                 write_events(timed, Path(path))
             rows, q = result.stats["events"], result.quarantine.num_rows

@@ -62,9 +62,7 @@ def prepare(events: int, base: Path) -> Path:
     t = time.perf_counter()
     tables = []
     for day, d in days.items():
-        with transform_events(
-            read_log_lines(store, [f.key for f in d.files], date.fromisoformat(day)), date.fromisoformat(day)
-        ) as result:
+        with transform_events(read_log_lines(store, [f.key for f in d.files]), date.fromisoformat(day)) as result:
             tables.extend(result.events)
     events_table = pa.concat_tables(tables)
     start = datetime.fromisoformat(min(days)).replace(tzinfo=UTC)

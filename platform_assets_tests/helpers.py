@@ -53,9 +53,8 @@ class TransformedDay:
     unexpected_fields: dict[str, int]
 
 
-def transform_day(store: LakeStore, keys: list[str], day: date, typed: bool = True) -> TransformedDay:
-    """`typed=False`: every line read as text by the SQL path (the reference for the reader's typed path)."""
-    with transform_events(read_log_lines(store, keys, day if typed else None), day) as result:
+def transform_day(store: LakeStore, keys: list[str], day: date) -> TransformedDay:
+    with transform_events(read_log_lines(store, keys), day) as result:
         events = pa.Table.from_batches([b for t in result.events for b in t.to_batches()], EVENTS_SCHEMA)
     return TransformedDay(events, result.quarantine, result.stats, result.unexpected_fields)
 

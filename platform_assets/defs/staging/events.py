@@ -89,7 +89,7 @@ def stage_events(context: dg.AssetExecutionContext, config: EventsConfig, lake: 
             f"{day}: {len(skipped)} files outside the lake layout "
             f"(logs/dt=YYYY-MM-DD/hour=00..23/*.jsonl.gz) skipped: {skipped[:20]}"
         )
-    lines = read_log_lines(store, keys, day)
+    lines = read_log_lines(store, keys)
     with (
         tempfile.TemporaryDirectory(prefix="events-") as tmp,
         transform_events(lines, day, config.duckdb_memory_limit) as result,

@@ -1,9 +1,7 @@
 """The `events` transform: raw log lines to typed, deduplicated events plus a quarantine.
 
-Nearly every line arrives already typed: the reader reads the producer's canonical records
-itself (`canonical_events`), in parallel. Two DuckDB passes handle the rest: a fast one types
-the other lines written in minified form, and one over the few remaining lines gives every
-rejected line exactly one reason. Together they
+Two DuckDB passes: a fast one types the lines written as the producer writes them, and one
+over the few remaining lines gives every rejected line exactly one reason. Together they
 keep every valid event exactly once (first delivery wins: the order the files are given in, then line).
 Fields outside the known schema (schema drift), or a known field repeated, do not reject a
 line: the event is kept (a repeated field's first value counts) and its whole original record
@@ -17,7 +15,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 
 import duckdb
@@ -26,8 +24,7 @@ import pyarrow.parquet as pq
 
 from platform_assets.lib import duck
 from platform_assets.lib.staging.arrow_utils import conform_to, described_schema
-from platform_assets.lib.staging.canonical_events import EVENT_TYPES, day_bounds
-from platform_assets.lib.staging.log_lines import LogLines, usable_cores
+from platform_assets.lib.staging.log_lines import LogLines
 
 UTC = pa.timestamp("us", tz="UTC")
 EVENTS_SCHEMA = described_schema(
@@ -56,6 +53,7 @@ QUARANTINE_SCHEMA = described_schema(
 DUCKDB_MEMORY_LIMIT = "1GB"  # DuckDB's own share; a day at benchmark scale peaks near 600 MB
 ROW_GROUP_ROWS = 122_880  # DuckDB's own row-group size; fixed, so a rerun writes the same bytes
 KNOWN_FIELDS = ("event_id", "ts", "event_type", "user_id", "photo_id", "client")
+EVENT_TYPES = ("login", "view", "like", "comment", "share", "post")
 # A time of day ending in Z or an offset. Timestamps without one are read as UTC and counted
 # (`timestamps_without_zone`); a date without a time, or hour 24, is a bad timestamp.
 ZONE_SUFFIX = r"\d{2}:\d{2}(:\d{2}(\.\d*)?)?\s*(Z|z|[+-]\d{2}(:?\d{2})?)$"
@@ -168,19 +166,10 @@ SELECT file_index, line_number, reason, event_id, ts, event_type, user_id, photo
 FROM judged
 """
 
-# The lines the reader typed, and the others, still text.
-LINES_SQL = """
-CREATE TEMP VIEW typed_lines AS SELECT * FROM delivered WHERE canonical;
-CREATE TEMP VIEW lines AS SELECT file_index, line_number, raw, read_error FROM delivered WHERE NOT canonical;
-"""
-
-# Every valid line once, from any path, with its delivery: file, then line, as one number.
+# Every valid line once, from either path, with its delivery: file, then line, as one number.
 VALID_SQL = """
 CREATE TEMP VIEW valid AS
 SELECT *, file_index::BIGINT << 32 | line_number AS delivery FROM (
-    SELECT file_index, line_number, event_id, ts, event_type, user_id, photo_id, client, NULL AS extra_json
-    FROM typed_lines
-    UNION ALL
     SELECT file_index, line_number, event_id, ts, event_type, user_id, photo_id, client, extra_json
     FROM classified WHERE NOT suspect
     UNION ALL
@@ -212,7 +201,7 @@ ORDER BY source_file, line_number
 """
 
 STATS_SQL = """
-SELECT (SELECT count(*) FROM classified) + (SELECT count(*) FROM typed_lines) AS lines,
+SELECT (SELECT count(*) FROM classified) AS lines,
        (SELECT count(*) FROM valid) AS valid_lines,
        (SELECT count(*) FROM judged WHERE reason IS NOT NULL AND reason <> 'blank_line') AS quarantined,
        (SELECT count(*) FROM judged WHERE reason = 'blank_line') AS blank_lines,
@@ -253,6 +242,11 @@ def _inline(sql: str) -> str:
     )
 
 
+def day_bounds(day: date) -> tuple[datetime, datetime]:
+    start = datetime.combine(day, time(), tzinfo=timezone.utc)  # noqa: UP017 (UTC names the Arrow type here)
+    return start, start + timedelta(days=1)
+
+
 @contextmanager
 def transform_events(
     log_lines: LogLines, day: date, memory_limit: str = DUCKDB_MEMORY_LIMIT, threads: int | None = None
@@ -265,24 +259,17 @@ def transform_events(
     whole copy of the output; past `memory_limit` DuckDB spills to a temporary directory
     instead of failing.
     """
-    if log_lines.day not in (None, day):
-        raise ValueError(f"log lines typed for {log_lines.day} cannot make the events of {day}")
-    cores = threads or usable_cores()
     spill = tempfile.TemporaryDirectory(prefix="events-spill-")
-    con = duck.connect({"memory_limit": memory_limit, "temp_directory": spill.name, "threads": cores})
+    con = duck.connect(
+        {"memory_limit": memory_limit, "temp_directory": spill.name, **({"threads": threads} if threads else {})}
+    )
     try:
         day_params = dict(zip(("day_start", "day_end"), day_bounds(day)))
         con.execute(MACROS_SQL)
-        # One query over the whole day, pulling a file's lines at a time as the reader delivers them.
-        # One DuckDB thread: the stream hands out one batch at a time, so more would only contend
-        # for it (and for the GIL the reader's threads need); the reader's threads do the work.
-        con.execute("SET threads = 1")
-        con.register("delivered_lines", log_lines.reader())
-        con.execute("CREATE TEMP TABLE delivered AS SELECT * FROM delivered_lines")
-        con.unregister("delivered_lines")
-        con.execute(f"SET threads = {cores}")
-        con.execute(LINES_SQL)
+        # One query over the whole day, pulling a file's lines at a time as the reader decompresses them.
+        con.register("lines", log_lines.reader())
         con.execute(f"CREATE TEMP TABLE classified AS {_inline(FAST_SQL)}", day_params)
+        con.unregister("lines")
         con.execute(f"CREATE TEMP TABLE judged AS {_inline(JUDGE_SQL)}", day_params)
         con.execute(VALID_SQL)
         con.execute(DEDUPE_SQL)
