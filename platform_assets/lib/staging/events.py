@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 
 from platform_assets.lib import duck
 from platform_assets.lib.staging.arrow_utils import conform_to, described_schema
-from platform_assets.lib.staging.log_lines import LogLines
+from platform_assets.lib.staging.log_lines import LogLines, usable_cores
 
 UTC = pa.timestamp("us", tz="UTC")
 EVENTS_SCHEMA = described_schema(
@@ -257,11 +257,12 @@ def transform_events(
     keep theirs); the sorted events then stream out a row group at a time while the context
     is open. Memory follows the day's events, not its text, and there is never a second
     whole copy of the output; past `memory_limit` DuckDB spills to a temporary directory
-    instead of failing.
+    instead of failing. DuckDB gets `threads`, by default the cores this process may use (not
+    the machine's: under `taskset` or a container's cpuset, more threads only contend).
     """
     spill = tempfile.TemporaryDirectory(prefix="events-spill-")
     con = duck.connect(
-        {"memory_limit": memory_limit, "temp_directory": spill.name, **({"threads": threads} if threads else {})}
+        {"memory_limit": memory_limit, "temp_directory": spill.name, "threads": threads or usable_cores()}
     )
     try:
         day_params = dict(zip(("day_start", "day_end"), day_bounds(day)))

@@ -112,7 +112,12 @@ class LogLines:
 
 def read_log_lines(store: LakeStore, keys: list[str], threads: int | None = None) -> LogLines:
     """The lines of `keys`, decompressed `threads` files ahead of the consumer."""
-    return LogLines(list(keys), _read_ahead(store, list(keys), threads or min(8, (os.cpu_count() or 2) * 2)))
+    return LogLines(list(keys), _read_ahead(store, list(keys), threads or min(8, 2 * usable_cores())))
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity: `taskset`, a container's cpuset), not the machine's."""
+    return len(os.sched_getaffinity(0))
 
 
 def _read_ahead(store: LakeStore, keys: list[str], threads: int) -> Iterator[pa.RecordBatch]:
