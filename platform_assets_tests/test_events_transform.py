@@ -6,8 +6,11 @@ from datetime import UTC, date, datetime
 
 import pytest
 
+from platform_assets.lib.lake_layout import list_log_days
 from platform_assets.lib.lake_store import LakeStore
-from platform_assets_tests.helpers import transform_day
+from platform_assets.lib.staging.events import transform_events, write_events
+from platform_assets.lib.staging.log_lines import read_log_lines
+from platform_assets_tests.helpers import make_lake, transform_day
 
 DAY = date(2026, 11, 1)
 
@@ -194,3 +197,22 @@ def test_a_timestamp_without_a_zone_is_read_as_utc_and_counted(tmp_path) -> None
 def test_a_field_that_does_not_belong_to_the_event_type_is_kept_as_delivered(tmp_path) -> None:
     result = run(tmp_path, {"p": [ev("a", event_type="login", photo_id=7)]})  # README: kept; features ignore it
     assert result.events.to_pylist()[0]["photo_id"] == 7 and result.quarantine.num_rows == 0
+
+
+def test_the_same_bytes_whatever_the_thread_counts(tmp_path) -> None:
+    """A day's events file and quarantine do not depend on how many threads read and transform it."""
+    lake = make_lake(tmp_path / "lake")
+    days, _ = list_log_days(lake.store)
+    day, listing = next(iter(days.items()))
+    keys = [f.key for f in listing.files]
+    outputs = []
+    for reader_threads, duckdb_threads in ((1, 1), (2, 2), (8, 4)):
+        lines = read_log_lines(lake.store, keys, reader_threads)
+        with transform_events(lines, date.fromisoformat(day), threads=duckdb_threads) as result:
+            path = tmp_path / f"events-{reader_threads}-{duckdb_threads}.parquet"
+            write_events(result.events, path)
+        outputs.append((path.read_bytes(), result.quarantine, result.stats))
+    first = outputs[0]
+    assert first[2]["events"] > 1000 and first[1].num_rows > 0
+    for other in outputs[1:]:
+        assert other[0] == first[0] and other[1].equals(first[1]) and other[2] == first[2]
