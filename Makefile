@@ -45,7 +45,7 @@ test-env: env $(DEV_STAMP)
 test: test-env
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest -n 2 --dist loadfile
+	$(BIN)/pytest -n 2 --dist loadfile --durations=25
 
 validate: env
 	$(BIN)/dagster definitions validate -w workspace.yaml
