@@ -41,11 +41,12 @@ demo: env $(DAGSTER_HOME)/dagster.yaml
 
 test-env: env $(DEV_STAMP)
 
-# Lint and format are checked first: a red CI says so before the suite runs.
+# Lint and format are checked first: a red CI says so before the suite runs. Three workers on
+# CI's two cores: the longest tests (daemon, `dagster dev`, Chromium, sensors) mostly wait.
 test: test-env
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest -n 2 --dist loadfile --durations=25
+	$(BIN)/pytest -n 3 --dist loadfile --durations=25
 
 validate: env
 	$(BIN)/dagster definitions validate -w workspace.yaml

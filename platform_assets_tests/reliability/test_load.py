@@ -58,16 +58,22 @@ def test_sensor_ticks_and_runs_while_files_keep_landing_lose_nothing(tmp_path) -
     resources = lake.resources()
     landed: list[str] = []
     done = threading.Event()
+    ticked = threading.Condition()
+    ticks = 0
 
     def deliver() -> None:  # twelve hours of logs and two late files, one hour every 0.3 s
         for i in range(12):
             landed.extend(append_hour(lake.store, late_day="2026-11-01" if i in (3, 9) else None))
             time.sleep(0.3)
+            if i % 3 == 2:  # however slow the runs, the sensor ticks between every three files
+                with ticked:
+                    seen = ticks
+                    ticked.wait_for(lambda seen=seen: ticks > seen, timeout=120)
         done.set()
 
     writer = threading.Thread(target=deliver)
     writer.start()
-    cursor, ticks, requested = None, 0, []
+    cursor, requested = None, []
     with dg.instance_for_test() as instance:
         while True:
             finished = done.is_set()  # read before the tick: the tick after the last file is the final one
@@ -75,7 +81,9 @@ def test_sensor_ticks_and_runs_while_files_keep_landing_lose_nothing(tmp_path) -
                 instance=instance, cursor=cursor, resources={"lake": LakeResource(root=lake.store.root)}
             )
             result = new_logs_sensor(context)
-            cursor, ticks = result.cursor, ticks + 1
+            with ticked:
+                cursor, ticks = result.cursor, ticks + 1
+                ticked.notify_all()
             for request in result.run_requests or []:  # run what the tick asked for, as the daemon would
                 requested.append(request.run_key)
                 assert dg.materialize([stage_events], partition_key=request.partition_key, resources=resources).success
@@ -88,7 +96,7 @@ def test_sensor_ticks_and_runs_while_files_keep_landing_lose_nothing(tmp_path) -
     assert {f"{day}:{listing.digest}" for day, listing in days.items()} <= set(
         requested
     )  # the final state of every day
-    assert ticks >= 3 and len(landed) == 14  # twelve hourly files and two late ones
+    assert ticks >= 5 and len(landed) == 14  # twelve hourly files and two late ones
     for day, listing in days.items():  # every valid event of every landed file is in its day's partition, once
         expected = transform_day(lake.store, [f.key for f in listing.files], date.fromisoformat(day)).events
         got = lake.store.read_parquet(partition_key("staging/events", day))
