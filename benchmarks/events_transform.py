@@ -89,7 +89,6 @@ def run_one(impl: str, lake_dir: str, out_dir: str, worker: str | None = None) -
     store = LakeStore(lake_dir)
     days, _ = list_log_days(store)
     index, workers = map(int, (worker or "0/1").split("/"))
-    started = time.perf_counter()
     events = quarantined = 0
     seconds = 0.0
     for day, listing in list(days.items())[index::workers]:
@@ -115,12 +114,10 @@ def run_one(impl: str, lake_dir: str, out_dir: str, worker: str | None = None) -
         seconds += time.perf_counter() - t
         events += rows
         quarantined += q
-    wall = time.perf_counter() - started
     print(
         json.dumps(
             {
                 "seconds": seconds,
-                "wall": wall,
                 "cpu_seconds": cpu_seconds(),
                 "events": events,
                 "quarantined": quarantined,
@@ -141,10 +138,12 @@ def child_command(impl: str, lake_dir: str, out_dir: str, cores: int | None = No
 
 
 def child(impl: str, lake_dir: str, out_dir: str, cores: int | None = None) -> dict:
+    """Run one child; its report, plus `wall`: the whole process, start-up included, as the parent saw it."""
+    t = time.perf_counter()
     proc = subprocess.run(
         child_command(impl, lake_dir, out_dir, cores), capture_output=True, text=True, check=True, cwd=ROOT
     )
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return json.loads(proc.stdout.strip().splitlines()[-1]) | {"wall": time.perf_counter() - t}
 
 
 def zcat_floor(paths: list[str], cores: int) -> float:
@@ -178,11 +177,14 @@ class Steal:
 
 
 def backfill(args, base: Path) -> None:
-    """A lake of `--backfill-days` days: one process, day after day, vs one worker process per core."""
+    """A lake of `--backfill-days` days: one process, day after day, vs one worker process per core.
+    Both walls are the parent's, process start-up included."""
+    from platform_assets.lib.staging.log_lines import usable_cores
+
     store = lake_for(args.events, base, args.backfill_days)
     out_dir = base / "out-backfill"
     out_dir.mkdir(exist_ok=True)
-    cores = len(os.sched_getaffinity(0))
+    cores = usable_cores()
     runs: dict[str, list[dict]] = {"sequential": [], "parallel": []}
     for i in range(args.repeats):
         with Steal() as steal:
@@ -258,13 +260,14 @@ def main() -> None:
 
     store = lake_for(args.events, base)
     from platform_assets.lib.lake_layout import list_log_days
+    from platform_assets.lib.staging.log_lines import usable_cores
 
     days, _ = list_log_days(store)
     paths = [os.path.join(store.root, f.key) for d in days.values() for f in d.files]
     raw_bytes = sum(f.size for d in days.values() for f in d.files)
     out_dir = base / "out"
     out_dir.mkdir(exist_ok=True)
-    all_cores = len(os.sched_getaffinity(0))
+    all_cores = usable_cores()
     core_counts = sorted({1, all_cores})
     platform_runs: dict[int, list[dict]] = {c: [] for c in core_counts}
     floors: dict[int, list[float]] = {c: [] for c in core_counts}
