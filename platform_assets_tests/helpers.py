@@ -84,3 +84,40 @@ def run_cli(cwd: Path, *cmd: str, check: bool = True, env: dict | None = None) -
     if check and done.returncode:
         raise AssertionError(f"{cmd} failed ({done.returncode}): {done.stdout}{done.stderr}")
     return done
+
+
+def synthetic_shards(root: Path, days: int = 2, n: int = 301, target_bytes: int = 2**20) -> list[Path]:
+    """Days of small synthetic training shards in the reader's and writer's real format, with a
+    learnable label; photo ids are unique across days (day × 100,000 + row)."""
+    import numpy as np
+
+    from platform_assets.lib.shards.samples import IMAGE_BYTES, TABULAR, sample_schema
+    from platform_assets.lib.shards.writer import write_shards
+
+    def fixed(a: np.ndarray) -> pa.FixedSizeListArray:
+        return pa.FixedSizeListArray.from_arrays(pa.array(a.astype(np.float32).reshape(-1)), a.shape[1])
+
+    rng, store, dirs = np.random.default_rng(0), LakeStore(str(root)), []
+    for day in range(days):
+        image, title = rng.normal(size=(n, 32)), rng.normal(size=(n, 16))
+        features = rng.gamma(2.0, 3.0, size=(n, len(TABULAR)))
+        mask = (rng.random(features.shape) > 0.1).astype(np.float32)
+        label = image[:, 0] + title[:, 1] + np.log1p(features[:, 0]) + rng.normal(size=n)
+        table = pa.table(
+            [
+                pa.array(day * 100_000 + np.arange(n, dtype=np.int64)),
+                pa.array(np.zeros(n, np.int16)),
+                pa.array(np.zeros(n, "datetime64[us]")).cast(pa.timestamp("us", tz="UTC")),
+                pa.array(label.astype(np.float32)),
+                pa.array([bytes(IMAGE_BYTES)] * n, pa.binary(IMAGE_BYTES)),
+                fixed(image),
+                fixed(title),
+                pa.array(["t"] * n),
+                fixed(features * mask),
+                fixed(mask),
+            ],
+            schema=sample_schema(32, 16),
+        )
+        write_shards(store, f"day{day}", table, target_bytes)
+        dirs.append(root / f"day{day}")
+    return dirs

@@ -25,6 +25,7 @@ import torch
 
 from platform_assets.lib.embeddings.augment import augment, draw_params
 from platform_assets.lib.embeddings.device import REPRODUCIBLE_THREADS, reproducible
+from platform_assets_tests.helpers import synthetic_shards
 
 
 def _sha(data: bytes | np.ndarray | torch.Tensor) -> str:
@@ -33,43 +34,6 @@ def _sha(data: bytes | np.ndarray | torch.Tensor) -> str:
     if isinstance(data, np.ndarray):
         data = np.ascontiguousarray(data).tobytes()
     return hashlib.sha256(data).hexdigest()[:16]
-
-
-def _shards(root: Path) -> list[Path]:
-    """Two days of small synthetic training shards (the reader's and writer's real format)."""
-    import pyarrow as pa
-
-    from platform_assets.lib.lake_store import LakeStore
-    from platform_assets.lib.shards.samples import IMAGE_BYTES, TABULAR, sample_schema
-    from platform_assets.lib.shards.writer import write_shards
-
-    def fixed(a: np.ndarray) -> pa.FixedSizeListArray:
-        return pa.FixedSizeListArray.from_arrays(pa.array(a.astype(np.float32).reshape(-1)), a.shape[1])
-
-    rng, n, store, dirs = np.random.default_rng(0), 301, LakeStore(str(root)), []
-    for day in range(2):
-        image, title = rng.normal(size=(n, 32)), rng.normal(size=(n, 16))
-        features = rng.gamma(2.0, 3.0, size=(n, len(TABULAR)))
-        mask = (rng.random(features.shape) > 0.1).astype(np.float32)
-        label = image[:, 0] + title[:, 1] + np.log1p(features[:, 0]) + rng.normal(size=n)
-        table = pa.table(
-            [
-                pa.array(np.arange(n, dtype=np.int64)),
-                pa.array(np.zeros(n, np.int16)),
-                pa.array(np.zeros(n, "datetime64[us]")).cast(pa.timestamp("us", tz="UTC")),
-                pa.array(label.astype(np.float32)),
-                pa.array([bytes(IMAGE_BYTES)] * n, pa.binary(IMAGE_BYTES)),
-                fixed(image),
-                fixed(title),
-                pa.array(["t"] * n),
-                fixed(features * mask),
-                fixed(mask),
-            ],
-            schema=sample_schema(32, 16),
-        )
-        write_shards(store, f"day{day}", table, 2**20)
-        dirs.append(root / f"day{day}")
-    return dirs
 
 
 def step_outputs(workdir: Path) -> dict:
@@ -90,7 +54,7 @@ def step_outputs(workdir: Path) -> dict:
     out["augmented"] = _sha((augment(images[:5], draw_params(3, list(range(5)), 0)) * 255).round().to(torch.uint8))
     titles = ["Golden sunset", "My cat asleep on the sofa again", "Tacos", "City lights at night", "Beach day"]
     out["title_embeddings"] = [_sha(embed_titles(titles[:n], cpu)) for n in (1, len(titles))]
-    dirs = _shards(workdir)
+    dirs = synthetic_shards(workdir)
     model = fit(dirs[:1], TrainConfig(epochs=2, batch_size=64), use_embeddings=True)
     buf = io.BytesIO()
     torch.save(model.state_dict(), buf)

@@ -14,7 +14,6 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 import yaml
-from torch.utils.data import DataLoader
 
 from platform_assets.defs.embeddings.assets import image_embeddings, image_encoder, title_embeddings
 from platform_assets.defs.features.assets import photo_features, popularity_labels, training_set, user_activity
@@ -25,7 +24,7 @@ from platform_assets.defs.staging.app_tables import stage_photos, stage_users
 from platform_assets.defs.staging.events import stage_events
 from platform_assets.lib.lake_store import LakeStore
 from platform_assets.lib.registry import dvc_executable, shard_dir
-from platform_assets.lib.shards.reader import ShardDataset, shard_paths
+from platform_assets.lib.shards.reader import ShardDataset, ShardLoader, local_shards, shard_paths
 from platform_assets.lib.shards.writer import write_shards
 from platform_assets_tests.helpers import make_lake, registry_resource, run_cli
 
@@ -170,22 +169,15 @@ def test_a_killed_write_leaves_no_shard_that_looks_complete(tmp_path) -> None:
     assert LakeStore(str(tmp_path)).list_files("shards") == []  # what readers and DVC see: nothing
 
 
-def test_reader_order_is_a_function_of_seed_and_epoch_and_resumes(shard_lake) -> None:
+def test_reader_yields_the_pipelines_shards_as_tensors(shard_lake) -> None:
+    """The reader over shards the graph wrote (its order and resume: test_reader.py)."""
     lake, root, resources = shard_lake
     assert build(resources, root / "r").success
-    paths = shard_paths([root / "r" / "registry" / shard_dir(DAY)])
-    ids = lambda ds: [(s["photo_id"], s["view"]) for s in ds]  # noqa: E731
-    a = ids(ShardDataset(paths, seed=3, epoch=0, shuffle_buffer=64))
-    assert a == ids(ShardDataset(paths, seed=3, epoch=0, shuffle_buffer=64))
-    assert a != ids(ShardDataset(paths, seed=3, epoch=1, shuffle_buffer=64))
-    assert sorted(a) == sorted(ids(ShardDataset(paths, seed=3, epoch=1, shuffle_buffer=64)))
-    assert ids(ShardDataset(paths, seed=3, epoch=0, shuffle_buffer=64, start_sample=25)) == a[25:]
-    ranks = [ids(ShardDataset(paths, seed=3, rank=r, world_size=2)) for r in (0, 1)]
-    assert not set(ranks[0]) & set(ranks[1]) and sorted(ranks[0] + ranks[1]) == sorted(a)
-    loader = DataLoader(ShardDataset(paths, seed=3), batch_size=16, num_workers=2)
+    shards = local_shards([root / "r" / "registry" / shard_dir(DAY)])
+    stored = pa.concat_tables(pq.read_table(s.path) for s in shards)
     seen = []
-    for batch in loader:
+    for batch in ShardLoader(ShardDataset(shards, seed=3), batch_size=16, num_workers=2):
         assert batch["image"].dtype == torch.uint8 and batch["image"].shape[1:] == (3, 64, 64)
         assert batch["features"].shape[1] == batch["feature_mask"].shape[1] == 10
-        seen += list(zip(batch["photo_id"].tolist(), batch["view"].tolist()))
-    assert sorted(seen) == sorted(a)  # two workers split the shards, nothing lost or repeated
+        seen += list(zip(batch["photo_id"].tolist(), batch["view"].tolist(), strict=True))
+    assert sorted(seen) == sorted(zip(stored["photo_id"].to_pylist(), stored["view"].to_pylist(), strict=True))

@@ -157,6 +157,17 @@ class LakeStore:
         with fs.open_input_stream(self.path(key), compression=None) as f:
             return f.read()
 
+    @_names_the_lake("reading")
+    def stream(self, key: str, sink: Callable[[bytes], object], chunk_bytes: int = 8 * 2**20) -> int:
+        """Pass the object to `sink` a chunk at a time (large objects never held whole); returns its size."""
+        fs, _ = self._fs_and_base()
+        size = 0
+        with fs.open_input_stream(self.path(key), compression=None) as f:
+            while chunk := f.read(chunk_bytes):
+                sink(chunk)
+                size += len(chunk)
+        return size
+
     def read_many(self, keys: list[str], threads: int = 8) -> list[bytes]:
         """Read many small objects concurrently; a missing key reads as b"" (callers report it)."""
         from concurrent.futures import ThreadPoolExecutor

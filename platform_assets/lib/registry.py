@@ -125,9 +125,14 @@ def _intact(obj: Path) -> bool:
     return obj.is_file() and _md5(obj) == obj.parent.name + obj.name.removesuffix(".dir")
 
 
+def object_key(md5: str) -> str:
+    """Where DVC 3 keeps the object with this hash, in a cache or on a remote (a directory
+    listing's hash ends in `.dir`)."""
+    return f"files/md5/{md5[:2]}/{md5[2:]}"
+
+
 def cache_object(cache: Path, md5: str) -> Path:
-    """Where DVC 3 keeps the object with this hash (a directory listing ends in `.dir`)."""
-    return cache / "files" / "md5" / md5[:2] / md5[2:]
+    return cache / object_key(md5)
 
 
 def write_stub(repo: Path, rel: str) -> None:

@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 
 from platform_assets.lib.embeddings.device import reproducible
-from platform_assets.lib.shards.reader import ShardDataset, shard_paths
+from platform_assets.lib.shards.reader import ShardDataset, ShardLoader, local_shards, shard_paths
 
 
 @dataclass(frozen=True)
@@ -55,11 +55,12 @@ def fit(train_dirs: list[Path], config: TrainConfig, use_embeddings: bool) -> nn
 
 def _fit(train_dirs: list[Path], config: TrainConfig, use_embeddings: bool) -> nn.Module:
     torch.manual_seed(config.seed)
-    dataset = ShardDataset(shard_paths(train_dirs), seed=config.seed, shuffle_buffer=4096)
+    dataset = ShardDataset(local_shards(train_dirs), seed=config.seed)
+    loader = ShardLoader(dataset, batch_size=config.batch_size)
     model, opt = None, None
     for epoch in range(config.epochs):
         dataset.set_epoch(epoch)
-        for batch in torch.utils.data.DataLoader(dataset, batch_size=config.batch_size, num_workers=0):
+        for batch in loader:
             x, y = _inputs(batch, use_embeddings), batch["label"].float()
             if model is None:
                 model = make_model(x.shape[1])
