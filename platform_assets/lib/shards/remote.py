@@ -38,13 +38,6 @@ class CacheTooSmallError(ValueError):
     """A shard larger than the whole cache: the setting must change, retrying cannot help."""
 
 
-def _hex(data_or_path: bytes | Path, algorithm: str) -> str:
-    if isinstance(data_or_path, bytes):
-        return hashlib.new(algorithm, data_or_path).hexdigest()
-    with data_or_path.open("rb") as f:
-        return hashlib.file_digest(f, algorithm).hexdigest()
-
-
 def read_checked(remote: LakeStore, md5: str, what: str) -> bytes:
     """A small object (listing, index, manifest), checked against the md5 that names it."""
     key = object_key(md5)
@@ -52,7 +45,7 @@ def read_checked(remote: LakeStore, md5: str, what: str) -> bytes:
         data = remote.read_bytes(key)
     except FileNotFoundError:
         raise RemoteShardError(f"the DVC remote has no {what} ({remote.uri(key)}): push it (`dvc push`)") from None
-    if (got := _hex(data, "md5")) != md5.removesuffix(".dir"):
+    if (got := hashlib.md5(data).hexdigest()) != md5.removesuffix(".dir"):
         raise RemoteShardError(f"{what} on the DVC remote is corrupt: {remote.uri(key)} has md5 {got}")
     return data
 
@@ -73,48 +66,49 @@ class ShardCache:
         return FileLock(str(self.directory / f".{name}.lock"))
 
     def open(self, shard: RemoteShard) -> pa.MemoryMappedFile:
-        """The shard's bytes, fetched and checked if the cache does not hold them. A memory map
-        stays readable after another reader evicts the file, so eviction never breaks a reader."""
+        """The shard's bytes, fetched and checked if the cache does not hold them good. A memory
+        map stays readable after another reader evicts the file, so eviction never breaks a reader."""
         final = self.directory / shard.sha256
         with self._lock(f"fetch-{shard.sha256}"):  # one download per shard, however many readers want it
             with self._lock():
-                if final.is_file():
+                cached = pa.memory_map(str(final)) if final.is_file() else None
+                if cached is not None:
                     os.utime(final)  # least recently used = oldest modification time
-                    return self._checked(final, shard)
-            if shard.size > self.max_bytes:
-                raise CacheTooSmallError(
-                    f"shard {shard.label} is {shard.size} bytes, more than the whole cache "
-                    f"({self.max_bytes} bytes in {self.directory}): raise the cache size"
-                )
-            temp = self.directory / f"{TEMP_PREFIX}{uuid.uuid4().hex}"
-            try:
-                digest = hashlib.sha256()
-                with temp.open("wb") as f:
-                    shard.remote.stream(object_key(shard.md5), lambda chunk: (digest.update(chunk), f.write(chunk)))
-                if digest.hexdigest() != shard.sha256:
-                    raise RemoteShardError(
-                        f"shard {shard.label} on the DVC remote is corrupt: "
-                        f"{shard.remote.uri(object_key(shard.md5))} has sha256 {digest.hexdigest()}, "
-                        f"its index records {shard.sha256}; push a good copy from a registry that has one"
-                    )
-                with self._lock():
-                    self._evict(room_for=shard.size)
-                    temp.replace(final)
+            if cached is not None:
+                if shard.sha256 in self._verified or hashlib.sha256(cached.read_buffer()).hexdigest() == shard.sha256:
                     self._verified.add(shard.sha256)
-                    return pa.memory_map(str(final))
-            finally:
-                temp.unlink(missing_ok=True)
+                    cached.seek(0)
+                    return cached
+                final.unlink()  # changed on disk since it was checked: fetched again below
+            return self._fetch(shard, final)
 
-    def _checked(self, path: Path, shard: RemoteShard) -> pa.MemoryMappedFile:
-        if shard.sha256 not in self._verified:
-            if (got := _hex(path, "sha256")) != shard.sha256:
-                path.unlink()
+    def _fetch(self, shard: RemoteShard, final: Path) -> pa.MemoryMappedFile:
+        if shard.size > self.max_bytes:
+            raise CacheTooSmallError(
+                f"shard {shard.label} is {shard.size} bytes, more than the whole cache "
+                f"({self.max_bytes} bytes in {self.directory}): raise the cache size"
+            )
+        temp = self.directory / f"{TEMP_PREFIX}{uuid.uuid4().hex}"
+        key = object_key(shard.md5)
+        try:
+            digest = hashlib.sha256()
+            with temp.open("wb") as f:
+                shard.remote.stream(key, lambda chunk: (digest.update(chunk), f.write(chunk)))
+            if digest.hexdigest() != shard.sha256:
                 raise RemoteShardError(
-                    f"cached shard {shard.label} ({path}) has sha256 {got}, not {shard.sha256}: "
-                    "removed from the cache; the next read fetches it again"
+                    f"shard {shard.label} on the DVC remote is corrupt: {shard.remote.uri(key)} has sha256 "
+                    f"{digest.hexdigest()}, its index records {shard.sha256}; push a good copy from a "
+                    "registry that has one"
                 )
-            self._verified.add(shard.sha256)
-        return pa.memory_map(str(path))
+            with self._lock():
+                self._evict(room_for=shard.size)
+                temp.replace(final)
+                self._verified.add(shard.sha256)
+                return pa.memory_map(str(final))
+        except FileNotFoundError:
+            raise RemoteShardError(f"the DVC remote has no shard {shard.label} ({shard.remote.uri(key)})") from None
+        finally:
+            temp.unlink(missing_ok=True)
 
     def _evict(self, room_for: int) -> None:
         now = time.time()
