@@ -59,7 +59,8 @@ def write(impl: str, source: Path, out: Path) -> None:
                 )
 
 
-def read(impl: str, out: Path, shuffle_buffer: int) -> int:
+def read(impl: str, out: Path, shuffle_buffer: int, remote: str | None = None) -> int:
+    """One epoch; with `remote` (MDS only), streamed from that S3 URL into `out` as its cache."""
     import torch
 
     count = 0
@@ -79,7 +80,8 @@ def read(impl: str, out: Path, shuffle_buffer: int) -> int:
     else:
         from streaming import StreamingDataset
 
-        for s in StreamingDataset(local=str(out), shuffle=True, shuffle_seed=0, batch_size=1):
+        where = {"remote": remote, "local": str(out)} if remote else {"local": str(out)}
+        for s in StreamingDataset(**where, shuffle=True, shuffle_seed=0, batch_size=1):
             torch.from_numpy(np.frombuffer(s["image"], np.uint8).reshape(3, 64, 64).copy())
             count += 1
     return count
@@ -91,9 +93,10 @@ def main() -> None:
     parser.add_argument("--source", required=True, help="one Parquet file holding the samples")
     parser.add_argument("--out", required=True)
     parser.add_argument("--shuffle-buffer", type=int, default=2048)
+    parser.add_argument("--remote", help="stream the MDS shards from this s3:// URL into --out (S3_ENDPOINT_URL set)")
     args = parser.parse_args()
     out = Path(args.out)
-    if not out.exists():
+    if not out.exists() and not args.remote:
         write(args.impl, Path(args.source), out)
     import torch  # noqa: F401  (imports are not part of reading)
 
@@ -102,7 +105,7 @@ def main() -> None:
     else:
         import streaming  # noqa: F401
     t = time.perf_counter()
-    n = read(args.impl, out, args.shuffle_buffer)
+    n = read(args.impl, out, args.shuffle_buffer, args.remote)
     print(json.dumps({"samples": n, "samples_per_second": n / (time.perf_counter() - t), "peak_mb": peak_rss_mb()}))
 
 

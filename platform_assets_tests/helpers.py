@@ -109,7 +109,7 @@ def synthetic_shards(root: Path, days: int = 2, n: int = 301, target_bytes: int 
                 pa.array(np.zeros(n, np.int16)),
                 pa.array(np.zeros(n, "datetime64[us]")).cast(pa.timestamp("us", tz="UTC")),
                 pa.array(label.astype(np.float32)),
-                pa.array([bytes(IMAGE_BYTES)] * n, pa.binary(IMAGE_BYTES)),
+                pa.array([rng.bytes(IMAGE_BYTES) for _ in range(n)], pa.binary(IMAGE_BYTES)),
                 fixed(image),
                 fixed(title),
                 pa.array(["t"] * n),

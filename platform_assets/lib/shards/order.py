@@ -92,9 +92,15 @@ class Deal:
     def worker_chunks(self, rank: int, worker: int, workers: int, batch_size: int) -> list[Interval]:
         """The positions worker `worker` of `workers` yields, in order: batches worker, worker+K, …"""
         mine = self.rank_slice(rank)
+        if workers == 1:
+            return mine
         out: list[Interval] = []
         for start in range(worker * batch_size, self.per_rank, workers * batch_size):
-            out += take(mine, start, min(start + batch_size, self.per_rank))
+            for a, b in take(mine, start, min(start + batch_size, self.per_rank)):
+                if out and out[-1][1] == a:  # a batch that continues the last one's positions
+                    out[-1] = (out[-1][0], b)
+                else:
+                    out.append((a, b))
         return out
 
     def after(self, consumed: int) -> list[Interval]:

@@ -63,20 +63,25 @@ def local_shards(directories: list[Path]) -> list[LocalShard]:
     ]
 
 
+def _numpy(array: pa.Array, dtype: type, width: int = 1) -> np.ndarray:
+    """A view of a null-free fixed-width array's values (`Array.to_numpy` would import pandas)."""
+    values = np.frombuffer(array.buffers()[1], dtype)
+    return values[array.offset * width : (array.offset + len(array)) * width]
+
+
 class _Block:
     """One block's rows as NumPy columns: a sample is then a few slices, not a Parquet read."""
 
     def __init__(self, table: pa.Table) -> None:
         n = table.num_rows
-        image = table.column("image").combine_chunks()
-        width = image.type.byte_width
-        side = int(round((width // 3) ** 0.5))
-        raw = np.frombuffer(image.buffers()[1], np.uint8)[image.offset * width : (image.offset + n) * width]
-        self.image = raw.reshape(n, 3, side, side)
-        self.vectors = {k: table.column(k).combine_chunks().values.to_numpy().reshape(n, -1) for k in VECTORS}
-        self.ids = table.column("photo_id").to_numpy()
-        self.views = table.column("view").to_numpy()
-        self.labels = table.column("label").to_numpy()
+        batch = table.combine_chunks().to_batches()[0]
+        image = batch.column("image")
+        side = int(round((image.type.byte_width // 3) ** 0.5))
+        self.image = _numpy(image, np.uint8, image.type.byte_width).reshape(n, 3, side, side)
+        self.vectors = {k: _numpy(batch.column(k).flatten(), np.float32).reshape(n, -1) for k in VECTORS}
+        self.ids = _numpy(batch.column("photo_id"), np.int64)
+        self.views = _numpy(batch.column("view"), np.int16)
+        self.labels = _numpy(batch.column("label"), np.float32)
 
     def sample(self, i: int) -> dict:
         return {
