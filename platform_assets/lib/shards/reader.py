@@ -28,7 +28,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from platform_assets.lib.shards.order import Deal, EpochOrder, Interval, length, take
+from platform_assets.lib.shards.order import SPAN_SHARDS, WINDOW_BLOCKS, Deal, EpochOrder, Interval, length, take
 from platform_assets.lib.shards.writer import ROW_GROUP_ROWS
 
 STATE_VERSION = 1
@@ -152,8 +152,8 @@ class ShardDataset(IterableDataset):
         batch_size: int = 1,
         drop_last: bool = False,
         block_rows: int = ROW_GROUP_ROWS,
-        window_blocks: int = 4,
-        span_shards: int = 4,
+        window_blocks: int = WINDOW_BLOCKS,
+        span_shards: int = SPAN_SHARDS,
         rank: int | None = None,
         world_size: int | None = None,
     ) -> None:
@@ -216,7 +216,7 @@ class ShardDataset(IterableDataset):
         positions = self._positions()
         order = EpochOrder([s.samples for s in self.shards], seed=self.seed, epoch=self.epoch, **self.layout)
         block_rows = self.layout["block_rows"]
-        blocks = _Blocks(self.shards, block_rows, 2 * self.layout["window_blocks"], self.layout["span_shards"] + 1)
+        blocks = _Blocks(self.shards, block_rows, self.layout["window_blocks"] + 2, self.layout["span_shards"] + 1)
         for ids in order.samples(positions):
             shards = np.searchsorted(self.first, ids, side="right") - 1
             rows = ids - self.first[shards]
