@@ -132,6 +132,11 @@ def test_a_state_from_other_shards_or_settings_is_refused(shards) -> None:
         ShardDataset(shards[1:], seed=7, **LAYOUT).load_state_dict(state)
 
 
+def test_persistent_workers_are_refused(shards) -> None:
+    with pytest.raises(ValueError, match="persistent_workers=True"):
+        ShardLoader(ShardDataset(shards), 8, num_workers=2, persistent_workers=True)
+
+
 def test_padding_wraps_when_fewer_samples_than_ranks() -> None:
     assert take_wrapped([(5, 7)], 0, 5) == [(5, 7), (5, 7), (5, 6)]
 

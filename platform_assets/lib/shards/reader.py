@@ -270,6 +270,11 @@ class ShardLoader(DataLoader):
     `state_dict()` is the global position: resumable at any world size and worker count."""
 
     def __init__(self, dataset: ShardDataset, batch_size: int, **kwargs) -> None:
+        if kwargs.get("persistent_workers"):
+            raise ValueError(
+                "ShardLoader(persistent_workers=True): persistent workers keep their first copy of the "
+                "dataset, so set_epoch and load_state_dict would never reach them; leave it False"
+            )
         dataset.batch_size = batch_size
         super().__init__(dataset, batch_size=batch_size, **kwargs)
         self.consumed = 0
