@@ -34,7 +34,7 @@ from benchmarks.common import bench_parser, peak_rss_mb
 from benchmarks.shard_write import samples
 from platform_assets.lib.lake_store import LakeStore
 from platform_assets.lib.registry import Registry, shard_dir
-from platform_assets.lib.shards.order import EpochOrder
+from platform_assets.lib.shards.order import SPAN_SHARDS, WINDOW_BLOCKS, EpochOrder
 from platform_assets.lib.shards.reader import ShardDataset, local_shards
 from platform_assets.lib.shards.remote import ShardCache, remote_shards
 from platform_assets.lib.shards.writer import ROW_GROUP_ROWS, write_shards
@@ -103,11 +103,10 @@ def buffer_order(shard_rows: list[int], buffer: int, seed: int = 0) -> np.ndarra
 
 
 def shuffle_quality(shard_rows: list[int]) -> dict:
-    ours_order = np.concatenate(
-        list(EpochOrder(shard_rows, ROW_GROUP_ROWS, 4, 4, 0, 0).samples([(0, sum(shard_rows))]))
-    )
+    order = EpochOrder(shard_rows, ROW_GROUP_ROWS, WINDOW_BLOCKS, SPAN_SHARDS, seed=0, epoch=0)
+    ours_order = np.concatenate(list(order.samples([(0, sum(shard_rows))])))
     return {
-        "ours (4-block windows)": batch_mixing(ours_order),
+        f"ours ({WINDOW_BLOCKS}-block windows)": batch_mixing(ours_order),
         "previous reader (2,048 buffer)": batch_mixing(buffer_order(shard_rows, 2048)),
         "previous reader (4,096 buffer, as training used)": batch_mixing(buffer_order(shard_rows, 4096)),
         "uniform permutation": batch_mixing(np.random.default_rng(0).permutation(sum(shard_rows))),
