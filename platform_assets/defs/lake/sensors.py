@@ -4,21 +4,23 @@ import json
 
 import dagster as dg
 
+from platform_assets.defs.keys import EVENTS, EVENTS_QUARANTINE
 from platform_assets.defs.lake.raw_logs import raw_logs
 from platform_assets.defs.resources import LakeResource
 from platform_assets.lib.lake_layout import list_log_days
 
 events_job = dg.define_asset_job(
     "events_job",
-    selection=dg.AssetSelection.assets(["staging", "events"], ["staging", "events_quarantine"]),
+    selection=dg.AssetSelection.assets(EVENTS, EVENTS_QUARANTINE),
     partitions_def=raw_logs.partitions_def,
+    executor_def=dg.in_process_executor,  # one step: a step subprocess cost ~8 s of imports, more than the work
     description="Rebuild one day of `events` (and everything on it) from that day's log files.",
 )
 
 
 @dg.sensor(
     job=events_job,
-    minimum_interval_seconds=30,
+    minimum_interval_seconds=10,  # a listing of the logs prefix: cheap next to the run it may start
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
         "Lists the lake's logs prefix each tick. The cursor keeps one digest of (key, size, mtime) per day, "
