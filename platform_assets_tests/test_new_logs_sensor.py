@@ -5,8 +5,8 @@ import os
 
 import dagster as dg
 
-from platform_assets.defs.keys import EVENTS
-from platform_assets.defs.lake.sensors import new_logs_sensor
+from platform_assets.defs.keys import EVENTS, USER_ACTIVITY
+from platform_assets.defs.lake.sensors import STAGE_EVENTS, new_logs_sensor
 from platform_assets.defs.resources import LakeResource
 from platform_assets.lib.simulator import append_hour
 
@@ -78,7 +78,10 @@ def test_sensor_runs_materialize_the_requested_partition(fresh_lake, instance, m
     result = tick(fresh_lake, instance, None)
     job = definitions.resolve_job_def("events_job")
     request = result.run_requests[0]
-    run = job.execute_in_process(instance=instance, partition_key=request.partition_key)
+    assert request.asset_selection == STAGE_EVENTS  # two days at once: the ranged features run follows
+    run = job.execute_in_process(
+        instance=instance, partition_key=request.partition_key, asset_selection=request.asset_selection
+    )
     assert run.success
     assert fresh_lake.store.exists(f"staging/events/dt={request.partition_key}/part-0.parquet")
     mats = instance.get_latest_materialization_event(EVENTS)
@@ -93,13 +96,14 @@ def test_features_sensor_requests_one_ranged_run_after_events_land(fresh_lake, i
     monkeypatch.setenv("PLATFORM_ASSETS_LAKE", fresh_lake.store.root)
     job = defs().resolve_job_def("events_job")
     for day in ("2026-11-01", "2026-11-02"):
-        assert job.execute_in_process(instance=instance, partition_key=day).success
+        assert job.execute_in_process(instance=instance, partition_key=day, asset_selection=STAGE_EVENTS).success
     first = features_sensor(dg.build_sensor_context(instance=instance))
     (request,) = first.run_requests
     assert (request.tags[RANGE_START_TAG], request.tags[RANGE_END_TAG]) == ("2026-11-01", "2026-11-02")
     again = features_sensor(dg.build_sensor_context(instance=instance, cursor=first.cursor))
     assert not again.run_requests
-    assert job.execute_in_process(instance=instance, partition_key="2026-11-02").success  # a late file re-opened a day
+    late = job.execute_in_process(instance=instance, partition_key="2026-11-02", asset_selection=STAGE_EVENTS)
+    assert late.success  # a late file re-opened a day
     late = features_sensor(dg.build_sensor_context(instance=instance, cursor=first.cursor))
     assert [(r.tags[RANGE_START_TAG], r.tags[RANGE_END_TAG]) for r in late.run_requests] == [
         ("2026-11-01", "2026-11-02")
@@ -131,3 +135,30 @@ def test_shards_automation_requests_each_rewritten_training_day_once(instance) -
     assert evaluate(first.cursor).total_requested == 0
     report(IMAGE_EMBEDDINGS)
     assert evaluate(first.cursor).total_requested == 0
+
+
+def test_one_new_file_refreshes_its_days_events_and_user_activity_in_one_run(fresh_lake, instance, monkeypatch) -> None:
+    """The one-hop path: a single changed day, users and photos staged → one run builds both."""
+    from platform_assets.definitions import defs
+    from platform_assets.defs.lake.raw_db import raw_photos, raw_users
+    from platform_assets.defs.staging.app_tables import stage_photos, stage_users
+
+    monkeypatch.setenv("PLATFORM_ASSETS_LAKE", fresh_lake.store.root)
+    definitions = defs()
+    job = definitions.resolve_job_def("events_job")
+    cursor = tick(fresh_lake, instance, None).cursor
+    append_hour(fresh_lake.store)
+    (request,) = tick(fresh_lake, instance, cursor).run_requests
+    assert request.asset_selection == STAGE_EVENTS  # users and photos not staged yet: activity cannot be built
+    assert dg.materialize(
+        [raw_users, raw_photos, stage_users, stage_photos], resources=fresh_lake.resources(), instance=instance
+    ).success
+    for day in ("2026-11-01", "2026-11-02"):
+        assert job.execute_in_process(instance=instance, partition_key=day, asset_selection=STAGE_EVENTS).success
+    (request,) = tick(fresh_lake, instance, cursor).run_requests
+    assert request.partition_key == "2026-11-03" and USER_ACTIVITY in request.asset_selection
+    run = job.execute_in_process(instance=instance, partition_key="2026-11-03", asset_selection=request.asset_selection)
+    assert run.success
+    materialized = {(e.asset_key, e.partition) for e in run.get_asset_materialization_events()}
+    assert {(EVENTS, "2026-11-03"), (USER_ACTIVITY, "2026-11-03")} <= materialized
+    assert fresh_lake.store.exists("features/user_activity/dt=2026-11-03/part-0.parquet")

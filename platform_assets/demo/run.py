@@ -110,6 +110,7 @@ def run(fresh: bool = False) -> None:
         generate_lake(store, os.environ["PLATFORM_ASSETS_APP_DB_URL"], LakeScale())
 
     from platform_assets.definitions import defs as load_defs
+    from platform_assets.defs.lake.sensors import STAGE_EVENTS
 
     DEMO_DIR.mkdir(parents=True, exist_ok=True)
     with open(DEMO_LOG, "w") as log:
@@ -119,7 +120,7 @@ def run(fresh: bool = False) -> None:
         run_job("app_db_job")
         days = list(list_log_days(store)[0])
         for day in _stage(console, days, "staging events, day by day"):
-            run_job("events_job", partition_key=day)
+            run_job("events_job", partition_key=day, asset_selection=STAGE_EVENTS)  # features: one ranged run below
         console.print(f"staged events of {len(days)} days ({days[0]} .. {days[-1]})")
         console.print(f"materializing features and the training set for {days[0]} .. {days[-1]} in one run ...")
         run_job("features_job", tags=range_tags(days[0], days[-1]))
