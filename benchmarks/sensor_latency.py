@@ -4,8 +4,9 @@ instance, S3 lake, real `dagster-daemon`, default sensor intervals).
     .venv/bin/python -m benchmarks.sensor_latency [--files 4]
 
 Each new hourly log file (one at a time; the first opens a new day) is timed from the moment
-it lands to the moment its partition's `staging/events` and `features/user_activity` are both
-materialized by runs that started after it landed. Per file it prints where the time went, for
+it lands to the moment its partition's `staging/events` is materialized by a run started after
+it landed and `features/user_activity` from those events (in the same run, or in a run started
+after them: a run that read the events before they changed does not count). Per file it prints where the time went, for
 each run on the path (from the instance's event log): the wait for the sensor tick that
 requested it, the queue (enqueued → dequeued), the launch (dequeued → the run process has
 loaded the code location and started), each step's process start and its work, and the rest
@@ -30,15 +31,23 @@ from platform_assets.lib.simulator import LakeScale, append_hour
 from platform_assets_tests.production_stack import production_stack, wait_for
 
 
-def materialized_after(instance: dg.DagsterInstance, key: dg.AssetKey, day: str, since: float) -> float | None:
-    """When `day` of `key` was last materialized by a run that started after `since`, else None."""
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=key, asset_partitions=[day]), limit=1
-    ).records
-    if not records:
+def latest(instance: dg.DagsterInstance, key: dg.AssetKey, day: str):
+    records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=key, asset_partitions=[day]), limit=1)
+    return records.records[0] if records.records else None
+
+
+def started(instance: dg.DagsterInstance, run_id: str) -> float:
+    return instance.get_run_record_by_id(run_id).start_time or float("inf")
+
+
+def fresh(instance: dg.DagsterInstance, day: str, landed: float) -> tuple | None:
+    """(events, activity) records once the day's events come from a run started after the file
+    landed and its user activity from those events: the same run, or one started after them."""
+    events, activity = latest(instance, EVENTS, day), latest(instance, USER_ACTIVITY, day)
+    if events is None or activity is None or started(instance, events.run_id) < landed:
         return None
-    run = instance.get_run_record_by_id(records[0].run_id)
-    return records[0].timestamp if run and run.start_time and run.start_time >= since else None
+    same_run = activity.run_id == events.run_id and activity.timestamp >= events.timestamp
+    return (events, activity) if same_run or started(instance, activity.run_id) >= events.timestamp else None
 
 
 def run_phases(instance: dg.DagsterInstance, run_id: str, since: float) -> dict[str, float]:
@@ -69,15 +78,11 @@ def run_phases(instance: dg.DagsterInstance, run_id: str, since: float) -> dict[
     return {k: round(v, 1) for k, v in phases.items()}
 
 
-def path_breakdown(instance: dg.DagsterInstance, day: str, landed: float) -> dict[str, dict[str, float]]:
+def path_breakdown(instance: dg.DagsterInstance, records: tuple, landed: float) -> dict[str, dict[str, float]]:
     """Each run on the file's path, in order, with its phases."""
     out, since = {}, landed
-    for key in (EVENTS, USER_ACTIVITY):
-        record = instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=key, asset_partitions=[day]), limit=1
-        ).records[0]
-        run = instance.get_run_by_id(record.run_id)
-        name = f"{run.job_name} {record.run_id[:8]}"
+    for record in records:
+        name = f"{instance.get_run_by_id(record.run_id).job_name} {record.run_id[:8]}"
         if name not in out:
             out[name] = run_phases(instance, record.run_id, since)
         since = record.timestamp
@@ -92,27 +97,17 @@ def main() -> None:
     scale = LakeScale(users=60, photos=200, days=1, events_per_day=3000, defect_rate=0.005, seed=9)
     latencies, breakdowns = [], []
     with tempfile.TemporaryDirectory() as tmp, production_stack(Path(tmp), scale) as stack:
-        wait_for(lambda: materialized_after(stack.instance, USER_ACTIVITY, "2026-11-01", 0), 300, "the first day")
+        wait_for(lambda: latest(stack.instance, USER_ACTIVITY, "2026-11-01"), 300, "the first day")
         for _ in range(args.files):
             landed = time.time()
             keys = append_hour(stack.lake)  # the next hour: the first one opens a new day
             day = keys[0].split("/")[1].removeprefix("dt=")
-            wait_for(
-                lambda day=day, landed=landed: (
-                    materialized_after(stack.instance, EVENTS, day, landed)
-                    and materialized_after(stack.instance, USER_ACTIVITY, day, landed)
-                ),
-                600,
-                f"{day}",
-                poll=0.5,
-            )
-            done = max(
-                materialized_after(stack.instance, EVENTS, day, landed),
-                materialized_after(stack.instance, USER_ACTIVITY, day, landed),
-            )
+            wait_for(lambda day=day, landed=landed: fresh(stack.instance, day, landed), 600, day, poll=0.5)
+            records = fresh(stack.instance, day, landed)
+            done = max(r.timestamp for r in records)
             latencies.append(done - landed)
             breakdowns.append(
-                {"day": day, "seconds": round(done - landed, 1), **path_breakdown(stack.instance, day, landed)}
+                {"day": day, "seconds": round(done - landed, 1), **path_breakdown(stack.instance, records, landed)}
             )
             print(json.dumps(breakdowns[-1]), flush=True)
     print(
