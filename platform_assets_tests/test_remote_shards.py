@@ -23,7 +23,7 @@ from platform_assets.lib.shards.remote import (
 from platform_assets_tests.ddp_reader_job import LAYOUT
 from platform_assets_tests.helpers import synthetic_shards
 from platform_assets_tests.s3_server import make_bucket, s3_server
-from platform_assets_tests.test_reader import assert_one_epoch_across_a_kill
+from platform_assets_tests.test_reader import assert_one_epoch_across_a_kill, epoch, ids
 
 pytestmark = pytest.mark.slow
 DAYS = ["2026-11-01", "2026-11-02", "2026-11-03"]
@@ -45,14 +45,8 @@ def pinned(tmp_path_factory):
         yield registry, endpoint, hashes
 
 
-def ids(samples) -> list[int]:
-    return [
-        i for s in samples for i in (s["photo_id"].tolist() if hasattr(s["photo_id"], "tolist") else [s["photo_id"]])
-    ]
-
-
 def local_epoch(registry: Registry, days: list[str]) -> list[int]:
-    return ids(ShardDataset(local_shards([registry.root / shard_dir(d) for d in days]), seed=7, **LAYOUT))
+    return epoch(local_shards([registry.root / shard_dir(d) for d in days]))
 
 
 def test_streams_by_hash_through_a_cache_smaller_than_the_window(pinned, tmp_path) -> None:
@@ -96,16 +90,13 @@ def test_corruption_on_the_remote_or_in_the_cache_is_caught(pinned, tmp_path) ->
     day = DAYS[2]
     cache = ShardCache(tmp_path / "cache", 2**30)
     shards = remote_shards(remote, [hashes[day]], cache)
-    good = ids(ShardDataset(shards, seed=7, **LAYOUT))
+    good = epoch(shards)
     first = shards[0]
     on_disk = cache.directory / first.sha256
     data = bytearray(on_disk.read_bytes())
     data[100] ^= 1
     on_disk.write_bytes(bytes(data))  # a byte flipped in the local cache: a new process re-checks and re-fetches
-    assert (
-        ids(ShardDataset(remote_shards(remote, [hashes[day]], ShardCache(cache.directory, 2**30)), seed=7, **LAYOUT))
-        == good
-    )
+    assert epoch(remote_shards(remote, [hashes[day]], ShardCache(cache.directory, 2**30))) == good
     flip_byte(endpoint, object_key(first.md5))  # then on the remote itself
     fresh = ShardCache(tmp_path / "fresh", 2**30)
     with pytest.raises(RemoteShardError, match=rf"{first.partition}/{first.name} on the DVC remote is corrupt: s3://"):
@@ -136,6 +127,6 @@ def test_a_model_id_names_its_training_data(pinned, tmp_path) -> None:
     assert fetched == manifest
     shards = manifest_shards(remote, fetched, ShardCache(tmp_path / "cache", 2**30))
     assert {s.partition for s in shards} == {hashes[days[0]]}  # the holdout day is not training data
-    assert ids(ShardDataset(shards, seed=7, **LAYOUT)) == local_epoch(registry, days[:1])
+    assert epoch(shards) == local_epoch(registry, days[:1])
     with pytest.raises(RemoteShardError, match="no model 'nope'"):
         fetch_manifest(str(registry.root), remote, "nope")

@@ -50,11 +50,10 @@ def new_logs_sensor(context: dg.SensorEvaluationContext, lake: LakeResource) -> 
     outside = sorted(set(changed) - valid_days)
     if outside:
         context.log.warning(f"log days outside the partitions range, not requested: {outside}")
+    to_run = {day: listing for day, listing in changed.items() if day not in outside}
+    selection = _selection(context.instance, len(to_run)) if to_run else STAGE_EVENTS
     requests, observations = [], []
-    selection = _selection(context.instance, len(set(changed) - set(outside)))
-    for day, listing in changed.items():
-        if day in outside:
-            continue
+    for day, listing in to_run.items():
         requests.append(dg.RunRequest(run_key=f"{day}:{listing.digest}", partition_key=day, asset_selection=selection))
         observations.append(
             dg.AssetObservation(

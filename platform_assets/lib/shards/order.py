@@ -137,7 +137,6 @@ class EpochOrder:
             ]
         sizes = [sum(rows for _, rows in w) for w in self.windows]
         self.window_first = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-        self.total = int(first[-1])
         self._cached: tuple[int, np.ndarray] | None = None
 
     def _window(self, w: int) -> np.ndarray:

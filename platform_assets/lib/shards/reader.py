@@ -162,8 +162,8 @@ class ShardDataset(IterableDataset):
         world = _world()
         self.rank = world[0] if rank is None else rank
         self.world_size = world[1] if world_size is None else world_size
-        self.total = sum(s.samples for s in self.shards)
         self.first = np.concatenate([[0], np.cumsum([s.samples for s in self.shards])]).astype(np.int64)
+        self.total = int(self.first[-1])
         self.epoch = epoch
         self._start: list[Interval] = [(0, self.total)]  # positions of the epoch not consumed when iteration starts
         self._worker_state: dict | None = None  # a StatefulDataLoader worker's own position, to resume it
