@@ -114,7 +114,10 @@ class ShardCache:
         now = time.time()
         files = []
         for path in self.directory.iterdir():
-            stat = path.stat()
+            try:
+                stat = path.stat()
+            except FileNotFoundError:  # another reader's download, renamed or removed since the listing
+                continue
             if path.name.startswith(TEMP_PREFIX) and now - stat.st_mtime > STALE_TEMP_S:
                 path.unlink(missing_ok=True)
             elif not path.name.startswith("."):
