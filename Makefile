@@ -7,6 +7,15 @@ DEV_STAMP := $(VENV)/.installed-dev
 # DVC lives in its own environment (requirements-dvc.lock says why); .venv/bin/dvc links to it.
 DVC_VENV := .venv-dvc
 DVC_STAMP := $(DVC_VENV)/.installed
+# GPU machines: `make KEEP_TORCH=1 demo|test` keeps the CUDA build of torch (and torchvision)
+# already installed in $(PYTHON): the environment sees that Python's packages, and the lock's
+# CPU torch pin is left out of its constraints (pyproject's range admits 2.11 and later).
+ifeq ($(KEEP_TORCH),1)
+VENV_FLAGS := --system-site-packages
+CONSTRAINTS := $(VENV)/constraints.txt
+else
+CONSTRAINTS := requirements.lock
+endif
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
 .PHONY: env test-env demo test ui validate bench clean
@@ -14,13 +23,15 @@ export DAGSTER_HOME := $(CURDIR)/.dagster_home
 # What running needs. --clear: a changed lock gives exactly the locked environment, nothing left
 # over from the last one.
 $(STAMP): pyproject.toml requirements.lock
-	$(PYTHON) -m venv --clear $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -c requirements.lock -e .
+	$(PYTHON) -m venv --clear $(VENV_FLAGS) $(VENV)
+	grep -v '^torch==' requirements.lock > $(VENV)/constraints.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check -c $(CONSTRAINTS) -e .
+	$(BIN)/python -c "import torch; print('torch', torch.__version__, '| CUDA', torch.version.cuda, '| GPU visible:', torch.cuda.is_available())"
 	touch $(STAMP)
 
 # The test tools on top (pytest, moto's S3 server, PostgreSQL, Playwright, ruff): `make test` only.
 $(DEV_STAMP): $(STAMP)
-	$(BIN)/pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -c $(CONSTRAINTS) -e '.[dev]'
 	touch $(DEV_STAMP)
 
 $(DVC_STAMP): requirements-dvc.lock

@@ -23,11 +23,15 @@ import numpy as np
 import pyarrow as pa
 
 from benchmarks.common import bench_parser
+from platform_assets.lib.embeddings.sizes import DEFAULT_IMAGE_SIZE
 from platform_assets.lib.lake_store import LakeStore
-from platform_assets.lib.shards.samples import IMAGE_BYTES, TABULAR, sample_schema
+from platform_assets.lib.shards.samples import TABULAR, sample_schema
 from platform_assets.lib.shards.writer import write_shards
 from platform_assets.lib.simulator.images import render
 from platform_assets.lib.simulator.world import CLASSES, STYLES
+
+SCHEMA = sample_schema(DEFAULT_IMAGE_SIZE, 128, 384)
+IMAGE = SCHEMA.field("image").type
 
 
 def samples(n: int) -> pa.Table:
@@ -35,7 +39,7 @@ def samples(n: int) -> pa.Table:
     base = [render(rng, CLASSES[i % 6], STYLES[i % 4]).transpose(2, 0, 1) for i in range(min(n, 512))]
     # every augmented view is unique: perturb each sample's pixels so no two are equal
     pixels = [
-        (base[i % len(base)] ^ rng.integers(0, 4, IMAGE_BYTES, dtype=np.uint8).reshape(base[0].shape)).tobytes()
+        (base[i % len(base)] ^ rng.integers(0, 4, IMAGE.byte_width, dtype=np.uint8).reshape(base[0].shape)).tobytes()
         for i in range(n)
     ]
     fixed = lambda d: pa.FixedSizeListArray.from_arrays(pa.array(rng.random(n * d, dtype=np.float32)), d)  # noqa: E731
@@ -45,14 +49,14 @@ def samples(n: int) -> pa.Table:
             pa.array(np.zeros(n, np.int16)),
             pa.array(np.full(n, 1_700_000_000_000_000), pa.timestamp("us", tz="UTC")),
             pa.array(rng.random(n, dtype=np.float32)),
-            pa.array(pixels, pa.binary(IMAGE_BYTES)),
+            pa.array(pixels, IMAGE),
             fixed(128),
             fixed(384),
             pa.array(["a title"] * n),
             fixed(len(TABULAR)),
             fixed(len(TABULAR)),
         ],
-        schema=sample_schema(128, 384),
+        schema=SCHEMA,
     )
 
 

@@ -37,6 +37,8 @@ def cmd_generate(args: argparse.Namespace) -> None:
         defect_rate=args.defect_rate,
         start_date=args.start_date,
         seed=args.seed,
+        image_width=args.image_width,
+        image_height=args.image_height,
     )
     store = _store(args)
     if not store.is_s3:
@@ -94,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
         default=os.environ.get("PLATFORM_ASSETS_APP_DB_URL", DEMO_APP_DB_URL),
         help="SQLAlchemy URL of the app database (env PLATFORM_ASSETS_APP_DB_URL)",
     )
-    for name in ("users", "photos", "days", "events_per_day", "files_per_hour", "seed"):
+    for name in ("users", "photos", "days", "events_per_day", "files_per_hour", "seed", "image_width", "image_height"):
         gen.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(default, name))
     gen.add_argument("--defect-rate", type=float, default=default.defect_rate)
     gen.add_argument("--start-date", default=default.start_date)

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from platform_assets.defs.resources import AppDatabaseResource, LakeResource, WorkspaceResource
+from platform_assets.defs.resources import AppDatabaseResource, ImagesResource, LakeResource, WorkspaceResource
+from platform_assets.lib.embeddings.sizes import DEFAULT_IMAGE_SIZE
 from platform_assets.lib.lake_store import LakeStore
 from platform_assets.lib.simulator import LakeScale, generate_lake
 from platform_assets.lib.staging.events import EVENTS_SCHEMA, transform_events
@@ -32,6 +33,7 @@ class Lake:
         return {
             "lake": LakeResource(root=self.store.root, s3_endpoint_url=self.store.s3_endpoint_url),
             "app_db": AppDatabaseResource(url=self.app_db_url),
+            "images": ImagesResource(size=DEFAULT_IMAGE_SIZE),
         }
 
 
@@ -91,13 +93,15 @@ def synthetic_shards(root: Path, days: int = 2, n: int = 301, target_bytes: int 
     learnable label; photo ids are unique across days (day × 100,000 + row)."""
     import numpy as np
 
-    from platform_assets.lib.shards.samples import IMAGE_BYTES, TABULAR, sample_schema
+    from platform_assets.lib.shards.samples import TABULAR, sample_schema
     from platform_assets.lib.shards.writer import write_shards
 
     def fixed(a: np.ndarray) -> pa.FixedSizeListArray:
         return pa.FixedSizeListArray.from_arrays(pa.array(a.astype(np.float32).reshape(-1)), a.shape[1])
 
     rng, store, dirs = np.random.default_rng(0), LakeStore(str(root)), []
+    schema = sample_schema(DEFAULT_IMAGE_SIZE, 32, 16)
+    pixels = schema.field("image").type
     for day in range(days):
         image, title = rng.normal(size=(n, 32)), rng.normal(size=(n, 16))
         features = rng.gamma(2.0, 3.0, size=(n, len(TABULAR)))
@@ -109,14 +113,14 @@ def synthetic_shards(root: Path, days: int = 2, n: int = 301, target_bytes: int 
                 pa.array(np.zeros(n, np.int16)),
                 pa.array(np.zeros(n, "datetime64[us]")).cast(pa.timestamp("us", tz="UTC")),
                 pa.array(label.astype(np.float32)),
-                pa.array([rng.bytes(IMAGE_BYTES) for _ in range(n)], pa.binary(IMAGE_BYTES)),
+                pa.array([rng.bytes(pixels.byte_width) for _ in range(n)], pixels),
                 fixed(image),
                 fixed(title),
                 pa.array(["t"] * n),
                 fixed(features * mask),
                 fixed(mask),
             ],
-            schema=sample_schema(32, 16),
+            schema=schema,
         )
         write_shards(store, f"day{day}", table, target_bytes)
         dirs.append(root / f"day{day}")

@@ -121,6 +121,7 @@ def production_stack(tmp: Path, scale: LakeScale) -> Iterator[Stack]:
         shutil.copy(ROOT / "deploy" / "production" / "dagster.yaml", home)
         env = {
             "PLATFORM_ASSETS_DEPLOYMENT": "production",
+            "PLATFORM_ASSETS_IMAGE_SIZE": "64",  # the simulator's images: production's 224 would only upscale them
             "PLATFORM_ASSETS_LAKE": lake.root,
             "PLATFORM_ASSETS_S3_ENDPOINT_URL": endpoint,
             "PLATFORM_ASSETS_APP_DB_URL": app_db,

@@ -39,19 +39,20 @@ def _sha(data: bytes | np.ndarray | torch.Tensor) -> str:
 def step_outputs(workdir: Path) -> dict:
     """sha256 of each step's output on small fixed inputs (run in the child processes)."""
     from platform_assets.lib.embeddings.image_encoder import load_encoder, train_simclr
+    from platform_assets.lib.embeddings.images import as_float
     from platform_assets.lib.embeddings.titles import embed_titles
     from platform_assets.lib.model.train import TrainConfig, fit, holdout
 
     out = {"threads": torch.get_num_threads()}
     cpu = torch.device("cpu")
-    images = torch.rand(48, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    images = torch.randint(0, 256, (48, 3, 64, 64), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     trained = train_simclr(images, epochs=1, batch_size=24, lr=2e-3, seed=0, device=cpu)
     out["encoder_version"] = trained.version
     out["encoder_losses"] = _sha(np.array(trained.losses))
     encoder = load_encoder(trained.state_dict, cpu)
     with torch.inference_mode():  # small batches: where oneDNN's kernel depends on the thread count
-        out["image_embeddings"] = [_sha(encoder(images[:n])) for n in (1, 3, 48)]
-    out["augmented"] = _sha((augment(images[:5], draw_params(3, list(range(5)), 0)) * 255).round().to(torch.uint8))
+        out["image_embeddings"] = [_sha(encoder(as_float(images[:n]))) for n in (1, 3, 48)]
+    out["augmented"] = _sha(augment(images[:5], draw_params(3, list(range(5)), 0)))
     titles = ["Golden sunset", "My cat asleep on the sofa again", "Tacos", "City lights at night", "Beach day"]
     out["title_embeddings"] = [_sha(embed_titles(titles[:n], cpu)) for n in (1, len(titles))]
     dirs = synthetic_shards(workdir)

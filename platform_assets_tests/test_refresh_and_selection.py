@@ -27,7 +27,7 @@ def test_only_new_or_changed_images_are_embedded_and_broken_ones_quarantined() -
     rng = np.random.default_rng(0)
     blobs = [encode_jpeg(render(rng, "beach", "plain")) for _ in range(4)]
     first = refresh_image_embeddings(
-        _photos([1, 2, 3]), blobs[:3], None, weights.weights, weights.version, "resnet-small", CPU, 2, 0
+        _photos([1, 2, 3]), blobs[:3], None, weights.weights, weights.version, "resnet-small", 64, CPU, 2, 0
     )
     assert (first.embedded, first.reused, first.quarantine.num_rows) == (3, 0, 0)
     # 2 changed, 3 broken, 4 new; 1 unchanged is reused with its vector.
@@ -38,6 +38,7 @@ def test_only_new_or_changed_images_are_embedded_and_broken_ones_quarantined() -
         weights.weights,
         weights.version,
         "resnet-small",
+        64,
         CPU,
         2,
         0,

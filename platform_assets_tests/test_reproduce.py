@@ -155,6 +155,7 @@ def test_every_pin_is_a_commit_and_every_model_a_tag(two_models) -> None:
         tag = meta["registry_tag"].value
         manifest = manifest_of(registry, meta)
         assert manifest["registry"]["tag"] == tag
+        assert manifest["devices"] == {"training": "cpu", "shards": {s["day"]: "cpu" for s in manifest["shards"]}}
         assert git("rev-list", "-n1", tag) == meta["registry_commit"].value
         for shard in manifest["shards"]:  # the tagged commit holds exactly the .dvc files trained on
             assert git("show", f"{tag}:{shard['path']}.dvc") == shard["dvc_file"].strip()

@@ -14,6 +14,7 @@ import tenacity
 from pydantic import Field
 
 from platform_assets.demo import DEMO_APP_DB_URL, DEMO_LAKE, LOCAL_DVC_REMOTE, LOCAL_REGISTRY
+from platform_assets.lib.embeddings.sizes import DEFAULT_IMAGE_SIZE, PRODUCTION_IMAGE_SIZE
 from platform_assets.lib.lake_store import S3_ATTEMPTS, LakeStore
 from platform_assets.lib.registry import Registry
 
@@ -117,6 +118,18 @@ class AppDatabaseResource(dg.ConfigurableResource):
         return pl.concat(frames, how="vertical_relaxed").to_arrow() if frames else pa.table({})
 
 
+class ImagesResource(dg.ConfigurableResource):
+    """The side of the square images the encoder reads and the shards store: one setting, so
+    the encoder, its embeddings and the training pixels agree."""
+
+    size: int = Field(
+        default=PRODUCTION_IMAGE_SIZE,
+        ge=16,
+        le=1024,
+        description="Pixels per side (PLATFORM_ASSETS_IMAGE_SIZE): 224 in production, 64 in the local demo.",
+    )
+
+
 class WorkspaceResource(dg.ConfigurableResource):
     """The data registry: training shards and models in a git repository of their own, each pin
     a commit, each model a tag, every object pushed to the DVC remote (see lib/registry.py)."""
@@ -151,6 +164,16 @@ def _required(name: str) -> str:
     return value
 
 
+def images_resource() -> ImagesResource:
+    """PLATFORM_ASSETS_IMAGE_SIZE, else 224 in production and the demo's 64 locally; a value
+    that is not a whole number fails here, when the definitions load, naming the setting."""
+    default = PRODUCTION_IMAGE_SIZE if deployment() == "production" else DEFAULT_IMAGE_SIZE
+    value = os.environ.get("PLATFORM_ASSETS_IMAGE_SIZE") or str(default)
+    if not value.isdigit():
+        raise ValueError(f"PLATFORM_ASSETS_IMAGE_SIZE={value!r}: set a whole number of pixels, e.g. 224")
+    return ImagesResource(size=int(value))
+
+
 def workspace_resource() -> WorkspaceResource:
     """The registry from the environment; the CLI's `verify` and `reproduce` use the same one."""
     production = deployment() == "production"
@@ -175,6 +198,7 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
             ),
             "app_db": AppDatabaseResource(url=dg.EnvVar("PLATFORM_ASSETS_APP_DB_URL")),
             "workspace": workspace_resource(),
+            "images": images_resource(),
         }
     return {
         "lake": LakeResource(
@@ -184,6 +208,7 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
         ),
         "app_db": AppDatabaseResource(url=os.environ.get("PLATFORM_ASSETS_APP_DB_URL", DEMO_APP_DB_URL)),
         "workspace": workspace_resource(),
+        "images": images_resource(),
     }
 
 

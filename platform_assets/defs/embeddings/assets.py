@@ -11,17 +11,9 @@ from pydantic import Field
 
 from platform_assets.defs.keys import IMAGE_EMBEDDINGS, IMAGE_ENCODER, PHOTOS, TITLE_EMBEDDINGS
 from platform_assets.defs.metadata import table_metadata
-from platform_assets.defs.resources import LakeResource
+from platform_assets.defs.resources import ImagesResource, LakeResource
 from platform_assets.defs.retry import IO_RETRY, transient_retries
-from platform_assets.lib.embeddings.device import pick_device
-from platform_assets.lib.embeddings.image_encoder import load_weights
-from platform_assets.lib.embeddings.refresh import (
-    encoded_weights,
-    refresh_image_embeddings,
-    refresh_title_embeddings,
-    train_encoder,
-)
-from platform_assets.lib.embeddings.titles import model_version
+from platform_assets.lib.embeddings.sizes import DEFAULT_IMAGE_SIZE
 from platform_assets.lib.lake_layout import (
     ENCODER_POINTER,
     IMAGE_EMBEDDINGS_FILE,
@@ -48,7 +40,7 @@ class ImageEncoderConfig(dg.Config):
 
 class EmbeddingConfig(dg.Config):
     batch_size: int = 256
-    workers: int = Field(default=2, description="DataLoader worker processes decoding JPEGs.")
+    workers: int | None = Field(default=None, description="Processes decoding JPEGs (default: one per core).")
     device: str = "auto"
 
 
@@ -62,8 +54,12 @@ class EmbeddingConfig(dg.Config):
 )
 @transient_retries
 def image_encoder(
-    context: dg.AssetExecutionContext, config: ImageEncoderConfig, lake: LakeResource
+    context: dg.AssetExecutionContext, config: ImageEncoderConfig, lake: LakeResource, images: ImagesResource
 ) -> dg.MaterializeResult:
+    from platform_assets.lib.embeddings.device import pick_device  # torch: loaded by the runs that use it
+    from platform_assets.lib.embeddings.image_encoder import load_weights
+    from platform_assets.lib.embeddings.refresh import encoded_weights, train_encoder
+
     store = lake.store()
     device = pick_device(config.device)
     if config.weights_path:
@@ -73,17 +69,19 @@ def image_encoder(
         arch = config.arch
         blobs = store.read_many(store.read_parquet(staging_key("photos"))["image_key"].to_pylist())
         encoder = train_encoder(
-            blobs, config.epochs, config.batch_size, config.learning_rate, config.seed, device, arch
+            blobs, images.size, config.epochs, config.batch_size, config.learning_rate, config.seed, device, arch
         )
     version, metrics, key = encoder.version, encoder.metrics, encoder_weights_key(encoder.version)
     store.write_bytes(key, encoder.weights)
-    store.write_bytes(ENCODER_POINTER, json.dumps({"version": version, "key": key, "arch": arch}).encode())
-    context.log.info(f"image encoder {version} on {device}: {metrics}")
+    pointer = {"version": version, "key": key, "arch": arch, "image_size": images.size}
+    store.write_bytes(ENCODER_POINTER, json.dumps(pointer).encode())
+    context.log.info(f"image encoder {version} on {device} at {images.size} px: {metrics}")
     return dg.MaterializeResult(
         data_version=dg.DataVersion(version),
         metadata={
             "encoder_version": version,
             "architecture": arch,
+            "image_size": images.size,
             "device": str(device),
             "dagster/uri": store.uri(key),
             **metrics,
@@ -103,6 +101,9 @@ def image_encoder(
 def image_embeddings(
     context: dg.AssetExecutionContext, config: EmbeddingConfig, lake: LakeResource
 ) -> dg.MaterializeResult:
+    from platform_assets.lib.embeddings.device import pick_device
+    from platform_assets.lib.embeddings.refresh import refresh_image_embeddings
+
     store = lake.store()
     device = pick_device(config.device)
     pointer = json.loads(store.read_bytes(ENCODER_POINTER))
@@ -114,6 +115,7 @@ def image_embeddings(
         store.read_bytes(pointer["key"]),
         pointer["version"],
         pointer.get("arch", "resnet-small"),
+        pointer.get("image_size", DEFAULT_IMAGE_SIZE),  # encoders from before the setting read 64 px
         device,
         config.batch_size,
         config.workers,
@@ -132,6 +134,8 @@ def image_embeddings(
             "embedded": result.embedded,
             "reused": result.reused,
             "quarantined": result.quarantine.num_rows,
+            "decoder": result.decoder,
+            "image_size": pointer.get("image_size", DEFAULT_IMAGE_SIZE),
             "images_per_second": result.per_second,
         }
     )
@@ -147,6 +151,10 @@ def image_embeddings(
 )
 @transient_retries
 def title_embeddings(config: EmbeddingConfig, lake: LakeResource) -> dg.MaterializeResult:
+    from platform_assets.lib.embeddings.device import pick_device
+    from platform_assets.lib.embeddings.refresh import refresh_title_embeddings
+    from platform_assets.lib.embeddings.titles import model_version
+
     store = lake.store()
     device = pick_device(config.device)
     version = model_version()

@@ -10,8 +10,6 @@ from platform_assets.defs.keys import POPULARITY_MODEL, TRAINING_SHARDS
 from platform_assets.defs.resources import LakeResource, WorkspaceResource
 from platform_assets.defs.retry import IO_RETRY, transient_retries
 from platform_assets.lib.lake_layout import GROUND_TRUTH_FILE
-from platform_assets.lib.model.run import train_model
-from platform_assets.lib.model.train import TrainConfig
 from platform_assets.lib.registry import model_dir, model_tag, shard_dir
 
 
@@ -29,6 +27,7 @@ class ModelConfig(dg.Config):
 class ShardVersion:
     dvc_hash: str
     run_id: str
+    device: str  # where the shards were written: recorded, though the bytes do not depend on it
 
 
 def latest_shard_versions(instance: dg.DagsterInstance, window_days: int) -> dict[str, ShardVersion]:
@@ -41,7 +40,8 @@ def latest_shard_versions(instance: dg.DagsterInstance, window_days: int) -> dic
         ).records[0]
         metadata = record.asset_materialization.metadata
         if metadata["samples"].value > 0:
-            versions[day] = ShardVersion(metadata["dvc_hash"].value, record.run_id)
+            device = metadata["device"].value if "device" in metadata else "unknown"
+            versions[day] = ShardVersion(metadata["dvc_hash"].value, record.run_id, str(device))
         if len(versions) == window_days:
             break
     return dict(sorted(versions.items()))
@@ -60,11 +60,16 @@ def latest_shard_versions(instance: dg.DagsterInstance, window_days: int) -> dic
 def popularity_model(
     context: dg.AssetExecutionContext, config: ModelConfig, lake: LakeResource, workspace: WorkspaceResource
 ) -> dg.MaterializeResult:
+    from platform_assets.lib.model.run import train_model  # torch: loaded by the runs that use it
+    from platform_assets.lib.model.train import TrainConfig
+
     registry = workspace.registry()
     used = latest_shard_versions(context.instance, config.window_days)
     truth = lake.store().read_parquet_if_exists(GROUND_TRUTH_FILE)
     train = TrainConfig(config.epochs, config.batch_size, config.learning_rate, config.seed)
-    mid, manifest = train_model(registry, {day: v.dvc_hash for day, v in used.items()}, train, truth)
+    mid, manifest = train_model(
+        registry, {day: v.dvc_hash for day, v in used.items()}, train, truth, {d: v.device for d, v in used.items()}
+    )
     tag = model_tag(mid)
     pinned = registry.pin_model(
         model_dir(mid),

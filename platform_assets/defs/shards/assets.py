@@ -7,10 +7,9 @@ from pydantic import Field
 
 from platform_assets.defs.keys import IMAGE_EMBEDDINGS, TITLE_EMBEDDINGS, TRAINING_SET, TRAINING_SHARDS
 from platform_assets.defs.partitions import daily, partition_day
-from platform_assets.defs.resources import LakeResource, WorkspaceResource
+from platform_assets.defs.resources import ImagesResource, LakeResource, WorkspaceResource
 from platform_assets.defs.retry import IO_RETRY, transient_retries
 from platform_assets.defs.shards.automation import on_training_day_rewritten
-from platform_assets.lib.embeddings.device import pick_device
 from platform_assets.lib.lake_layout import (
     IMAGE_EMBEDDINGS_FILE,
     TITLE_EMBEDDINGS_FILE,
@@ -19,7 +18,6 @@ from platform_assets.lib.lake_layout import (
     staging_key,
 )
 from platform_assets.lib.registry import shard_dir
-from platform_assets.lib.shards.samples import build_samples
 from platform_assets.lib.shards.selection import select_rows
 from platform_assets.lib.shards.writer import write_shards
 
@@ -31,7 +29,10 @@ class ShardConfig(dg.Config):
     compression: str = Field(
         default="none", description="Parquet codec: none (fastest to write and read), snappy, zstd."
     )
-    device: str = "auto"
+    device: str = Field(
+        default="auto", description="Where augmentation runs: auto, cpu or cuda[:N]; same bytes on each."
+    )
+    workers: int | None = Field(default=None, description="Processes decoding JPEGs (default: one per core).")
 
 
 @dg.asset(
@@ -48,8 +49,15 @@ class ShardConfig(dg.Config):
 )
 @transient_retries
 def training_shards(
-    context: dg.AssetExecutionContext, config: ShardConfig, lake: LakeResource, workspace: WorkspaceResource
+    context: dg.AssetExecutionContext,
+    config: ShardConfig,
+    lake: LakeResource,
+    workspace: WorkspaceResource,
+    images: ImagesResource,
 ) -> dg.MaterializeResult:
+    from platform_assets.lib.embeddings.device import pick_device  # torch: loaded by the runs that use it
+    from platform_assets.lib.shards.samples import build_samples
+
     day = partition_day(context).isoformat()
     store, out = lake.store(), workspace.store()
     selected = select_rows(
@@ -67,7 +75,9 @@ def training_shards(
         selected.title_vectors,
         config.views,
         config.seed,
+        images.size,
         device,
+        config.workers,
     )
     shards = write_shards(out, shard_dir(day), samples, config.target_shard_mb * 2**20, config.compression)
     seconds = time.perf_counter() - started
@@ -88,6 +98,7 @@ def training_shards(
             "pin_seconds": round(pinned.seconds, 3),
             "samples": samples.num_rows,
             "views": config.views,
+            "image_size": images.size,
             "shards": len(shards),
             "bytes": total,
             "rows_without_embeddings": skipped,

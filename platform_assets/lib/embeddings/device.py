@@ -6,6 +6,7 @@ pass), so every step whose output is hashed or pinned runs inside `reproducible`
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 
 import torch
@@ -62,8 +63,15 @@ def to_device(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
     return batch.to(device, non_blocking=device.type == "cuda")
 
 
-def loader_settings(device: torch.device, workers: int) -> dict:
-    """DataLoader arguments: decode in worker processes; pinned memory only when a GPU reads it."""
+def cpu_cores() -> int:
+    """The cores this process may run on (its affinity mask: `taskset`, a container's cpuset)."""
+    return len(os.sched_getaffinity(0))
+
+
+def loader_settings(device: torch.device, workers: int | None) -> dict:
+    """DataLoader arguments: decode in worker processes (None: one per core); pinned memory only
+    when a GPU reads it."""
+    workers = cpu_cores() if workers is None else workers
     return {
         "num_workers": workers,
         "pin_memory": device.type == "cuda",

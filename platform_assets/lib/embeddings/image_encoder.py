@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from platform_assets.lib.embeddings.augment import augment
 from platform_assets.lib.embeddings.device import reproducible
+from platform_assets.lib.embeddings.images import as_float
 
 
 class BasicBlock(nn.Module):
@@ -117,7 +118,7 @@ def train_simclr(
     device: torch.device,
     arch: str = "resnet-small",
 ) -> TrainResult:
-    """Train on (N, 3, H, W) images; deterministic for a seed on CPU, on any core count."""
+    """Train on (N, 3, H, W) uint8 images; deterministic for a seed on CPU, on any core count."""
     with reproducible(algorithms=True):  # gradients are sums split by thread count
         return _train(images, epochs, batch_size, lr, seed, device, arch)
 
@@ -138,7 +139,7 @@ def _train(
             if len(idx) < 2:
                 continue
             batch = images[idx].to(device)
-            views = [augment(batch, _params(seed, epoch, start, view, len(idx))) for view in (0, 1)]
+            views = [as_float(augment(batch, _params(seed, epoch, start, view, len(idx)))) for view in (0, 1)]
             loss = nt_xent(head(model(views[0])), head(model(views[1])))
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -3,28 +3,34 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import DataLoader, Dataset
 
-from platform_assets.lib.embeddings.device import loader_settings
+from platform_assets.lib.embeddings.device import loader_settings, to_device
+from platform_assets.lib.embeddings.sizes import DEFAULT_IMAGE_SIZE
 
-IMAGE_SIZE = 64
 
-
-def decode(data: bytes, size: int = IMAGE_SIZE) -> torch.Tensor:
-    """(3, size, size) uint8 tensor — a quarter of the bytes of floats to move to the device,
-    where `as_float` converts the whole batch; raises ValueError for anything not a readable image."""
+def decode(data: bytes, size: int = DEFAULT_IMAGE_SIZE) -> torch.Tensor:
+    """(3, size, size) uint8: the image's centred square, resized — a quarter of the bytes of
+    floats to move to the device, where `as_float` converts the whole batch. JPEGs are scaled
+    down in the DCT domain first (libjpeg's 1/2, 1/4, 1/8 decode via Pillow's `draft`), so a
+    640x480 photo read at 224 px decodes a quarter of its pixels. Raises ValueError for
+    anything not a readable image."""
     if not data:
         raise ValueError("empty file")
     try:
         with Image.open(io.BytesIO(data)) as img:
-            img.draft("RGB", (size, size))  # JPEG: let the decoder downscale by DCT when it can
+            img.draft("RGB", (size, size))  # the smallest DCT scale still at least size x size
             rgb = img.convert("RGB")
+            width, height = rgb.size
+            side = min(width, height)
+            box = ((width - side) // 2, (height - side) // 2, (width - side) // 2 + side, (height - side) // 2 + side)
             if rgb.size != (size, size):
-                rgb = rgb.resize((size, size), Image.Resampling.BILINEAR)
+                rgb = rgb.resize((size, size), Image.Resampling.BILINEAR, box=box)
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         raise ValueError(f"not a readable image: {exc}") from exc
     return torch.from_numpy(np.array(rgb, dtype=np.uint8)).permute(2, 0, 1).contiguous()
@@ -38,7 +44,7 @@ def as_float(batch: torch.Tensor) -> torch.Tensor:
 class JpegDataset(Dataset):
     """Items are (index, image tensor, error); a broken image gives a zero tensor and its error."""
 
-    def __init__(self, blobs: list[bytes], size: int = IMAGE_SIZE) -> None:
+    def __init__(self, blobs: list[bytes], size: int) -> None:
         self.blobs, self.size = blobs, size
 
     def __len__(self) -> int:
@@ -51,5 +57,29 @@ class JpegDataset(Dataset):
             return i, torch.zeros(3, self.size, self.size, dtype=torch.uint8), str(exc)
 
 
-def image_batches(blobs: list[bytes], batch_size: int, device: torch.device, workers: int) -> DataLoader:
-    return DataLoader(JpegDataset(blobs), batch_size=batch_size, shuffle=False, **loader_settings(device, workers))
+def image_batches(
+    blobs: list[bytes], size: int, batch_size: int, device: torch.device, workers: int | None
+) -> DataLoader:
+    """(indices, uint8 images, errors) batches in order, decoded by `workers` processes (None:
+    one per core this process may use)."""
+    dataset = JpegDataset(blobs, size)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, **loader_settings(device, workers))
+
+
+def embedding_batches(
+    blobs: list[bytes], size: int, batch_size: int, device: torch.device, workers: int | None
+) -> tuple[str, Iterator[tuple[list[int], torch.Tensor, list[str]]]]:
+    """The decoder used and (indices, float images on `device`, errors) batches in order: nvJPEG
+    when the device is CUDA and torchvision is installed, else Pillow in worker processes."""
+    if device.type == "cuda":
+        try:
+            from platform_assets.lib.embeddings.gpu_decode import gpu_batches
+        except ImportError:  # torchvision absent (or built for another torch): decode on the CPU
+            pass
+        else:
+            return "nvjpeg", gpu_batches(blobs, size, batch_size, device, workers)
+    batches = (
+        (idx.tolist(), as_float(to_device(batch, device)), list(errors))
+        for idx, batch, errors in image_batches(blobs, size, batch_size, device, workers)
+    )
+    return "pillow", batches

@@ -12,9 +12,9 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from platform_assets.lib.embeddings.device import inference_mode, to_device
+from platform_assets.lib.embeddings.device import inference_mode
 from platform_assets.lib.embeddings.image_encoder import load_encoder, train_simclr, weights_version
-from platform_assets.lib.embeddings.images import as_float, decode, image_batches
+from platform_assets.lib.embeddings.images import embedding_batches, image_batches
 from platform_assets.lib.embeddings.incremental import content_hash, embedding_table, split_todo
 from platform_assets.lib.embeddings.titles import TITLE_DIM, embed_titles
 
@@ -27,19 +27,24 @@ class TrainedEncoder:
 
 
 def train_encoder(
-    blobs: list[bytes], epochs: int, batch_size: int, learning_rate: float, seed: int, device, arch: str
+    blobs: list[bytes],
+    size: int,
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    seed: int,
+    device: torch.device,
+    arch: str,
 ) -> TrainedEncoder:
-    """SimCLR on every readable image (broken ones are left to the embeddings' quarantine)."""
+    """SimCLR at `size` px on every readable image (broken ones are left to the embeddings' quarantine)."""
     images = []
-    for blob in blobs:
-        try:
-            images.append(decode(blob))
-        except ValueError:
-            continue
+    for _, batch, errors in image_batches(blobs, size, 256, torch.device("cpu"), None):
+        images.extend(image for image, error in zip(batch, errors) if not error)
     started = time.perf_counter()
-    result = train_simclr(as_float(torch.stack(images)), epochs, batch_size, learning_rate, seed, device, arch)
+    result = train_simclr(torch.stack(images), epochs, batch_size, learning_rate, seed, device, arch)
     metrics = {
         "source": "simclr",
+        "image_size": size,
         "images": len(images),
         "epochs": epochs,
         "seconds": round(time.perf_counter() - started, 1),
@@ -64,6 +69,7 @@ class Refresh:
     reused: int
     seconds: float
     quarantine: pa.Table = field(default_factory=lambda: pa.table({}))
+    decoder: str = ""  # images: nvjpeg or pillow
 
     @property
     def per_second(self) -> float:
@@ -81,9 +87,10 @@ def refresh_image_embeddings(
     weights: bytes,
     version: str,
     arch: str,
+    size: int,
     device: torch.device,
     batch_size: int,
-    workers: int,
+    workers: int | None,
 ) -> Refresh:
     """Embed the photos (`photo_id`, `image_key`; `blobs` their image bytes, in order) whose
     image or encoder changed; unreadable images go to the quarantine with their key and reason."""
@@ -94,10 +101,11 @@ def refresh_image_embeddings(
     model = load_encoder(torch.load(io.BytesIO(weights), weights_only=True), device, arch)
     vectors, errors = np.zeros((len(todo_rows), model.dim), np.float32), {}
     started = time.perf_counter()
+    decoder, batches = embedding_batches([blobs[r] for r in todo_rows], size, batch_size, device, workers)
     with inference_mode(device):
-        for idx, batch, err in image_batches([blobs[r] for r in todo_rows], batch_size, device, workers):
-            vectors[idx.numpy()] = model(as_float(to_device(batch, device))).float().cpu().numpy()
-            errors.update({int(i): e for i, e in zip(idx, err) if e})
+        for idx, batch, err in batches:
+            vectors[idx] = model(batch).float().cpu().numpy()
+            errors.update({i: e for i, e in zip(idx, err) if e})
     seconds = time.perf_counter() - started
     ok = pa.array([i not in errors for i in range(len(todo_rows))], pa.bool_())
     new = embedding_table(
@@ -112,7 +120,7 @@ def refresh_image_embeddings(
         }
     )
     reused = keep.num_rows if keep is not None else 0
-    return Refresh(_merge(keep, new), new.num_rows, reused, seconds, quarantine)
+    return Refresh(_merge(keep, new), new.num_rows, reused, seconds, quarantine, decoder)
 
 
 def refresh_title_embeddings(

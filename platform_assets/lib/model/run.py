@@ -71,10 +71,15 @@ def evaluate(workspace: Path, days: list[str], config: TrainConfig, truth: pa.Ta
 
 
 def train_model(
-    registry: Registry, versions: dict[str, str], config: TrainConfig, truth: pa.Table | None
+    registry: Registry,
+    versions: dict[str, str],
+    config: TrainConfig,
+    truth: pa.Table | None,
+    shard_devices: dict[str, str] | None = None,
 ) -> tuple[str, dict]:
     """Train on the days of `versions` (day -> DVC hash of its latest materialization; the last
     day is the holdout); write weights and manifest into the registry; return (id, manifest).
+    The manifest records the devices (`shard_devices`: day -> where its shards were written).
 
     Training reads a snapshot: a temporary checkout of the registry's last commit, every byte
     verified against DVC's records (healed from the remote), never the live workspace, which a
@@ -116,6 +121,7 @@ def train_model(
         "source_git": git_revision(Path(platform_assets.__file__).parent),
         "registry": {"tag": model_tag(mid), "data_commit": head, "dvc_remote": registry.remote_url},
         "seed": config.seed,
+        "devices": {"training": "cpu", "shards": shard_devices or {}},
         "config": asdict(config),
         "packages": package_versions(),
         "metrics": metrics,

@@ -34,17 +34,20 @@ class LakeScale:
     defect_rate: float = 0.002
     start_date: str = "2026-11-01"
     seed: int = 7
+    image_width: int = 64  # 640 x 480 for photo-sized JPEGs (tens of KB: real decode work)
+    image_height: int = 64
 
 
 def _epoch_ms(d: datetime) -> int:
     return int(d.timestamp() * 1000)
 
 
-def _write_images(store: LakeStore, photos: pl.DataFrame, truth: pl.DataFrame, seed: int) -> None:
+def _write_images(store: LakeStore, photos: pl.DataFrame, truth: pl.DataFrame, scale: LakeScale) -> None:
     rows = photos.select("photo_id", "image_key").join(truth, on="photo_id").iter_rows(named=True)
 
     def one(row: dict) -> None:
-        pixels = render(np.random.default_rng([seed, row["photo_id"]]), row["visual_class"], row["style"])
+        rng = np.random.default_rng([scale.seed, row["photo_id"]])
+        pixels = render(rng, row["visual_class"], row["style"], scale.image_width, scale.image_height)
         store.write_bytes(row["image_key"], encode_jpeg(pixels))
 
     with ThreadPoolExecutor(max_workers=4) as pool:
@@ -110,7 +113,7 @@ def generate_lake(store: LakeStore, app_db_url: str, scale: LakeScale = LakeScal
 
     write_app_db(app_db_url, world.users.drop("activity"), world.photos)
     if images:
-        _write_images(store, world.photos, world.truth, scale.seed)
+        _write_images(store, world.photos, world.truth, scale)
     store.write_parquet(GROUND_TRUTH_FILE, world.truth.to_arrow())
     store.write_parquet(ACTIVITY_KEY, world.users.select("user_id", "activity").to_arrow())
 
