@@ -32,7 +32,7 @@ from platform_assets_tests.helpers import make_lake, registry_resource, run_cli
 
 pytestmark = pytest.mark.slow
 
-SCALE = LakeScale(users=120, photos=500, days=3, events_per_day=6000, defect_rate=0.005, seed=21)
+SCALE = LakeScale(users=120, photos=250, days=3, events_per_day=4000, defect_rate=0.005, seed=21)
 DAYS = ["2026-11-01", "2026-11-02", "2026-11-03"]
 FAST = {
     "ops": {
