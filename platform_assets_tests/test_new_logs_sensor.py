@@ -1,13 +1,16 @@
 """`new_logs_sensor` against a real lake directory, with the cursor carried across ticks."""
 
 import gzip
+import json
 import os
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
 from platform_assets.defs.keys import EVENTS, USER_ACTIVITY
 from platform_assets.defs.lake.sensors import STAGE_EVENTS, new_logs_sensor
 from platform_assets.defs.resources import LakeResource
+from platform_assets.lib.lake_store import LakeStore
 from platform_assets.lib.simulator import append_hour
 
 
@@ -32,14 +35,47 @@ def test_first_tick_requests_every_day_once_then_nothing(fresh_lake, instance) -
     assert requested(again) == [] and again.skip_reason is not None
 
 
-def test_new_hour_requests_only_its_day_and_late_file_reopens_old_day(fresh_lake, instance) -> None:
+def sweep_due(cursor: str) -> str:
+    """The same cursor, FULL_SWEEP_SECONDS later: the next tick lists the whole logs prefix."""
+    return json.dumps({**json.loads(cursor), "swept_at": 0})
+
+
+def test_new_hour_requests_only_its_day_and_late_file_reopens_old_day_at_the_next_sweep(fresh_lake, instance) -> None:
     cursor = tick(fresh_lake, instance, None).cursor
     append_hour(fresh_lake.store)
     result = tick(fresh_lake, instance, cursor)
     assert requested(result) == ["2026-11-03"]
     append_hour(fresh_lake.store, late_day="2026-11-01")
     result = tick(fresh_lake, instance, result.cursor)
-    assert requested(result) == ["2026-11-01", "2026-11-03"]
+    assert requested(result) == ["2026-11-03"]  # the newest day's folder is listed every tick
+    result = tick(fresh_lake, instance, sweep_due(result.cursor))
+    assert requested(result) == ["2026-11-01"]  # the late file, found by the full sweep
+    assert requested(tick(fresh_lake, instance, sweep_due(result.cursor))) == []
+
+
+def test_a_tick_between_sweeps_lists_the_newest_days_only(fresh_lake, instance, monkeypatch) -> None:
+    """Listing cost must not grow with history: between sweeps a tick lists four day folders."""
+    listed: list[str] = []
+    original = LakeStore.list_files
+
+    def spy(store: LakeStore, prefix: str):
+        listed.append(prefix)
+        return original(store, prefix)
+
+    monkeypatch.setattr(LakeStore, "list_files", spy)
+    cursor = tick(fresh_lake, instance, None).cursor
+    assert listed == ["logs"]  # the first tick sweeps
+    listed.clear()
+    append_hour(fresh_lake.store)
+    assert requested(tick(fresh_lake, instance, cursor)) == ["2026-11-03"]
+    today = datetime.now(UTC).date()
+    days = {"2026-11-02", "2026-11-03", today.isoformat(), (today - timedelta(days=1)).isoformat()}
+    assert sorted(listed) == sorted(f"logs/dt={d}" for d in days)
+    old = json.loads(cursor)
+    assert set(old) == {"days", "swept_at"} and sorted(old["days"]) == ["2026-11-01", "2026-11-02"]
+    flat = json.dumps(old["days"])  # a cursor from before the sweep existed: one full sweep, nothing re-requested
+    listed.clear()
+    assert requested(tick(fresh_lake, instance, flat)) == ["2026-11-03"] and listed == ["logs"]
 
 
 def test_restart_with_stored_cursor_requests_nothing_already_seen(fresh_lake) -> None:

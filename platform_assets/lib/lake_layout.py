@@ -71,11 +71,19 @@ class DayListing:
         return h.hexdigest()[:24]
 
 
-def list_log_days(store: LakeStore) -> tuple[dict[str, DayListing], list[str]]:
-    """Log files grouped by day, plus the keys under `logs/` that do not follow the layout."""
+def log_day_prefix(day: str) -> str:
+    return f"{LOGS_PREFIX}/dt={date.fromisoformat(day).isoformat()}"
+
+
+def list_log_days(store: LakeStore, only: list[str] | None = None) -> tuple[dict[str, DayListing], list[str]]:
+    """Log files grouped by day, plus the keys under `logs/` that do not follow the layout.
+
+    `only`: list just these days' folders (one request each), so the cost does not grow with
+    the lake's history; None lists the whole logs prefix."""
     days: dict[str, DayListing] = {}
     strays: list[str] = []
-    for entry in store.list_files(LOGS_PREFIX):
+    prefixes = [LOGS_PREFIX] if only is None else [log_day_prefix(d) for d in sorted(set(only))]
+    for entry in (e for prefix in prefixes for e in store.list_files(prefix)):
         day = log_day(entry.key)
         if day is None:
             strays.append(entry.key)

@@ -1,6 +1,8 @@
 """`new_logs_sensor`: turn newly landed log files into runs for exactly the days they touch."""
 
 import json
+import time
+from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 
@@ -10,6 +12,9 @@ from platform_assets.defs.resources import LakeResource
 from platform_assets.lib.lake_layout import list_log_days
 
 STAGE_EVENTS = [EVENTS, EVENTS_QUARANTINE]
+# Every tick lists only the newest days' folders; the whole logs prefix is listed this often,
+# which bounds how long a late file for an older day waits (and how often strays are reported).
+FULL_SWEEP_SECONDS = 300
 
 # A new file reaches fresh features in one hop: when it changes one day, its run also rebuilds
 # that day's user activity (a second sensor hop costs a tick and a ~12 s run launch). Steps run
@@ -31,18 +36,31 @@ def _selection(instance: dg.DagsterInstance, changed_days: int) -> list[dg.Asset
     return [*STAGE_EVENTS, USER_ACTIVITY] if changed_days == 1 and staged else STAGE_EVENTS
 
 
+def hot_days(seen: dict[str, str], today: date) -> list[str]:
+    """The days whose folders can get new files in the normal course: the newest day seen and
+    the one after it (the next hour opens it), and yesterday and today by the clock."""
+    newest = date.fromisoformat(max(seen)) if seen else today
+    return [d.isoformat() for d in {newest, newest + timedelta(days=1), today - timedelta(days=1), today}]
+
+
 @dg.sensor(
     job=events_job,
-    minimum_interval_seconds=10,  # a listing of the logs prefix: cheap next to the run it may start
+    minimum_interval_seconds=10,  # a few small listings: cheap next to the run it may start
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
-        "Lists the lake's logs prefix each tick. The cursor keeps one digest of (key, size, mtime) per day, "
-        "so a file seen before requests nothing, a late file re-opens its day, and a burst for one day is one run."
+        "Lists the log folders of the newest days each tick (cost independent of history) and the whole logs "
+        f"prefix every {FULL_SWEEP_SECONDS} s (a late file for an older day waits for that sweep). The cursor "
+        "keeps one digest of (key, size, version) per day, so a file seen before requests nothing, a late file "
+        "re-opens its day, and a burst for one day is one run."
     ),
 )
 def new_logs_sensor(context: dg.SensorEvaluationContext, lake: LakeResource) -> dg.SensorResult:
-    seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
-    days, strays = list_log_days(lake.store())
+    state = json.loads(context.cursor) if context.cursor else {}
+    seen: dict[str, str] = state.get("days", {}) if "days" in state else state  # cursors before the sweep: flat
+    now = time.time()
+    sweep = now - state.get("swept_at", 0) >= FULL_SWEEP_SECONDS
+    listed = None if sweep else hot_days(seen, datetime.fromtimestamp(now, UTC).date())
+    days, strays = list_log_days(lake.store(), listed)
     if strays:
         context.log.warning(f"ignoring {len(strays)} files outside logs/dt=YYYY-MM-DD/hour=HH/*.jsonl.gz: {strays[:5]}")
     valid_days = set(raw_logs.partitions_def.get_partition_keys())
@@ -63,7 +81,13 @@ def new_logs_sensor(context: dg.SensorEvaluationContext, lake: LakeResource) -> 
                 metadata={"files": len(listing.files), "bytes": listing.bytes},
             )
         )
-    cursor = json.dumps({**seen, **{d: days[d].digest for d in changed}}, sort_keys=True)
+    cursor = json.dumps(
+        {
+            "days": {**seen, **{d: days[d].digest for d in changed}},
+            "swept_at": now if sweep else state.get("swept_at", 0),
+        },
+        sort_keys=True,
+    )
     if not requests:
         return dg.SensorResult(skip_reason="no new or changed log files", cursor=cursor)
     return dg.SensorResult(run_requests=requests, asset_events=observations, cursor=cursor)
