@@ -1,7 +1,7 @@
 """Benchmark: sensor-to-fresh latency under the daemon, on the production stack (PostgreSQL
 instance, S3 lake, real `dagster-daemon`, default sensor intervals).
 
-    .venv/bin/python -m benchmarks.sensor_latency [--files 4]
+    .venv/bin/python -m benchmarks.sensor_latency [--files 4] [--days 1]
 
 Each new hourly log file (one at a time; the first opens a new day) is timed from the moment
 it lands to the moment its partition's `staging/events` is materialized by a run started after
@@ -20,6 +20,7 @@ import logging
 import statistics
 import tempfile
 import time
+from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -27,6 +28,7 @@ import dagster as dg
 from benchmarks.common import bench_parser
 from platform_assets.defs.keys import EVENTS, USER_ACTIVITY
 from platform_assets.defs.lake.sensors import new_logs_sensor
+from platform_assets.lib.lake_layout import day_range
 from platform_assets.lib.simulator import LakeScale, append_hour
 from platform_assets_tests.production_stack import production_stack, wait_for
 
@@ -34,6 +36,11 @@ from platform_assets_tests.production_stack import production_stack, wait_for
 def latest(instance: dg.DagsterInstance, key: dg.AssetKey, day: str):
     records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=key, asset_partitions=[day]), limit=1)
     return records.records[0] if records.records else None
+
+
+def in_flight(instance: dg.DagsterInstance) -> bool:
+    statuses = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
+    return bool(instance.get_run_records(dg.RunsFilter(statuses=statuses), limit=1))
 
 
 def started(instance: dg.DagsterInstance, run_id: str) -> float:
@@ -92,12 +99,19 @@ def path_breakdown(instance: dg.DagsterInstance, records: tuple, landed: float) 
 def main() -> None:
     parser = bench_parser()
     parser.add_argument("--files", type=int, default=4)
+    parser.add_argument("--days", type=int, default=1, help="days of history in the lake before the first file")
     args = parser.parse_args()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # the S3 server's line per request
-    scale = LakeScale(users=60, photos=200, days=1, events_per_day=3000, defect_rate=0.005, seed=9)
+    scale = LakeScale(users=60, photos=200, days=args.days, events_per_day=3000, defect_rate=0.005, seed=9)
+    first = date.fromisoformat(scale.start_date)
+    history = day_range(first, first + timedelta(days=args.days - 1))
     latencies, breakdowns = [], []
     with tempfile.TemporaryDirectory() as tmp, production_stack(Path(tmp), scale) as stack:
-        wait_for(lambda: latest(stack.instance, USER_ACTIVITY, "2026-11-01"), 300, "the first day")
+        wait_for(  # the whole history staged and featurized, nothing in flight: then the files come
+            lambda: all(latest(stack.instance, USER_ACTIVITY, d) for d in history) and not in_flight(stack.instance),
+            300 + 60 * args.days,
+            "the lake's history",
+        )
         for _ in range(args.files):
             landed = time.time()
             keys = append_hour(stack.lake)  # the next hour: the first one opens a new day
@@ -116,6 +130,7 @@ def main() -> None:
                 "files": len(latencies),
                 "median_seconds": round(statistics.median(latencies), 1),
                 "worst_seconds": round(max(latencies), 1),
+                "history_days": args.days,
                 "sensor_interval_seconds": new_logs_sensor.minimum_interval_seconds,
                 "per_file": breakdowns,
             },
