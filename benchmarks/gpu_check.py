@@ -35,7 +35,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from benchmarks.common import bench_parser
-from platform_assets.lib.embeddings.augment import augment, draw_params
+from platform_assets.lib.embeddings.augment import augment, draw_params, float_reference
 from platform_assets.lib.embeddings.device import cpu_cores, inference_mode, pick_device, reproducible
 from platform_assets.lib.embeddings.image_encoder import ImageEncoder, train_simclr
 from platform_assets.lib.embeddings.images import as_float, decode, embedding_batches
@@ -142,6 +142,22 @@ def augmentation_row(blobs: list[bytes], device: torch.device) -> dict:
     return {"check": "augmentation bytes (64 images, 224 px)", "identical": len(distinct) == 1, **hashes}
 
 
+def augmentation_speed_row(blobs: list[bytes], device: torch.device, repeats: int) -> dict:
+    images = torch.stack([decode(b, 224) for b in blobs[:64]]).to(device)
+    params = draw_params(0, list(range(len(images))), 0)
+    speed = {}
+    for name, fn in (("integer (ours)", augment), ("float (previous)", float_reference)):
+
+        def run(fn=fn) -> int:
+            fn(images, params)
+            sync(device)
+            return len(images)
+
+        speed[f"{name} img/s"] = round(rate(run, repeats), 1)
+    ratio = speed["integer (ours) img/s"] / speed["float (previous) img/s"]
+    return {"check": f"augmentation speed, 224 px, {device}", **speed, "integer / float": round(ratio, 2)}
+
+
 def parity_row(blobs: list[bytes], device: torch.device) -> dict:
     if device.type != "cuda":
         return {"check": "encoder parity, GPU bf16 vs CPU fp32", "result": "skipped: no CUDA device"}
@@ -202,6 +218,8 @@ def throughput_rows(blobs: list[bytes], device: torch.device, args) -> list[dict
             model = ImageEncoder(arch).to(device).eval()
             check = f"pipeline vs bare, {arch}, {size} px from 640x480 JPEGs ({decoder})"
             rows.append({"check": check, **pipeline_vs_bare(model, subset, size, device, args)})
+    if args.quick:
+        rows.append({"check": "pipeline vs bare, resnet18", "result": "skipped: --quick"})
     return rows
 
 
@@ -217,6 +235,7 @@ def main() -> None:
     rows = [
         *decode_rows(blobs[: min(len(blobs), 1024)], args.repeats),
         augmentation_row(blobs, device),
+        augmentation_speed_row(blobs, device, args.repeats),
         parity_row(blobs, device),
         determinism_row(blobs, device),
         *throughput_rows(blobs, device, args),

@@ -14,7 +14,6 @@ import numpy as np
 import pyarrow as pa
 import pytest
 import torch
-import torch.nn.functional as F
 from packaging.requirements import Requirement
 from PIL import Image
 
@@ -22,7 +21,7 @@ from platform_assets.defs.embeddings.assets import image_embeddings, image_encod
 from platform_assets.defs.lake.raw_db import raw_photos, raw_users
 from platform_assets.defs.resources import ImagesResource, images_resource
 from platform_assets.defs.staging.app_tables import stage_photos, stage_users
-from platform_assets.lib.embeddings.augment import augment, draw_params
+from platform_assets.lib.embeddings.augment import augment, draw_params, float_reference
 from platform_assets.lib.embeddings.images import decode
 from platform_assets.lib.lake_layout import ENCODER_POINTER
 from platform_assets.lib.shards.samples import TABULAR, build_samples
@@ -36,28 +35,6 @@ CPU = torch.device("cpu")
 
 def photo(seed: int, width: int = 640, height: int = 480, cls: str = "pet") -> bytes:
     return encode_jpeg(render(np.random.default_rng(seed), cls, "vivid", width, height))
-
-
-def float_reference(images: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
-    """The float augmentation the integer one replaced (affine grid_sample + jitter), for fidelity."""
-    x = images.float() / 255
-    n, _, h, w = x.shape
-    area = 0.4 + 0.6 * params[:, 0]
-    ratio = torch.exp((params[:, 1] - 0.5) * 2 * 0.2877)
-    sx, sy = torch.sqrt(area * ratio).clamp(max=1), torch.sqrt(area / ratio).clamp(max=1)
-    theta = torch.zeros(n, 2, 3)
-    theta[:, 0, 0] = sx * torch.where(params[:, 4] < 0.5, -1.0, 1.0)
-    theta[:, 0, 2] = (2 * params[:, 2] - 1) * (1 - sx)
-    theta[:, 1, 1] = sy
-    theta[:, 1, 2] = (2 * params[:, 3] - 1) * (1 - sy)
-    grid = F.affine_grid(theta, [n, 3, h, w], align_corners=False)
-    out = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
-    b, c = ((1 + (2 * params[:, i] - 1) * 0.4).view(n, 1, 1, 1) for i in (5, 6))
-    out = out * b
-    mean = out.mean(dim=(1, 2, 3), keepdim=True)
-    out = (out - mean) * c + mean
-    gray = out.mean(dim=1, keepdim=True)
-    return ((out - gray) * c + gray).clamp(0, 1).mul(255).round().to(torch.uint8)
 
 
 def test_augmentation_bytes_do_not_depend_on_batch_size_or_thread_count() -> None:
