@@ -14,9 +14,10 @@ from pathlib import Path
 
 import dagster as dg
 
-from platform_assets.defs.resources import AppDatabaseResource, LakeResource, WorkspaceResource
+from platform_assets.defs.resources import AppDatabaseResource, ImagesResource, LakeResource, WorkspaceResource
 from platform_assets.defs.shards.assets import training_shards
 from platform_assets.defs.staging.events import stage_events
+from platform_assets.lib.embeddings.sizes import DEFAULT_IMAGE_SIZE
 
 ASSETS = {"events": stage_events, "shards": training_shards}
 CONFIG = {"shards": {"ops": {"shards__training_shards": {"config": {"target_shard_mb": 1}}}}}
@@ -49,6 +50,7 @@ def main() -> None:
         "lake": LakeResource(root=lake),
         "app_db": AppDatabaseResource(url=app_db),
         "workspace": WorkspaceResource(root=workspace, dvc_remote=remote, s3_endpoint_url=endpoint),
+        "images": ImagesResource(size=DEFAULT_IMAGE_SIZE),
     }
     print("ready", flush=True)
     result = dg.materialize([ASSETS[name]], partition_key=day, resources=resources, run_config=CONFIG.get(name, {}))
