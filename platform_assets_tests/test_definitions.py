@@ -1,5 +1,7 @@
 """The code location loads, validates and shows the layers the design promises."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import dagster as dg
@@ -68,3 +70,10 @@ def test_feature_catalog_is_current() -> None:
     assert (ROOT / "docs" / "FEATURES.md").read_text() == render_catalog(), (
         "run: platform-assets catalog > docs/FEATURES.md"
     )
+
+
+def test_loading_the_code_location_prints_no_warning() -> None:
+    """What `make demo`, `make ui` and every run worker print first: nothing but their own output."""
+    code = "import platform_assets.definitions as d; d.defs().get_repository_def().get_all_jobs()"
+    proc = subprocess.run([sys.executable, "-W", "default", "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0 and "Warning" not in proc.stderr, proc.stderr[-2000:]
