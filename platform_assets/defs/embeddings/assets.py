@@ -40,7 +40,10 @@ class ImageEncoderConfig(dg.Config):
 
 class EmbeddingConfig(dg.Config):
     batch_size: int = 256
-    workers: int | None = Field(default=None, description="Processes decoding JPEGs (default: one per core).")
+    workers: int | None = Field(
+        default=None,
+        description="Processes decoding JPEGs (default: one per core past 16 MB of JPEGs, else in line; on CUDA the GPU decodes).",
+    )
     device: str = "auto"
 
 

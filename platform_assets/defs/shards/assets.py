@@ -32,7 +32,9 @@ class ShardConfig(dg.Config):
     device: str = Field(
         default="auto", description="Where augmentation runs: auto, cpu or cuda[:N]; same bytes on each."
     )
-    workers: int | None = Field(default=None, description="Processes decoding JPEGs (default: one per core).")
+    workers: int | None = Field(
+        default=None, description="Processes decoding JPEGs (default: one per core past 16 MB of JPEGs, else in line)."
+    )
 
 
 @dg.asset(

@@ -68,10 +68,8 @@ def cpu_cores() -> int:
     return len(os.sched_getaffinity(0))
 
 
-def loader_settings(device: torch.device, workers: int | None) -> dict:
-    """DataLoader arguments: decode in worker processes (None: one per core); pinned memory only
-    when a GPU reads it."""
-    workers = cpu_cores() if workers is None else workers
+def loader_settings(device: torch.device, workers: int) -> dict:
+    """DataLoader arguments: decode in worker processes; pinned memory only when a GPU reads it."""
     return {
         "num_workers": workers,
         "pin_memory": device.type == "cuda",

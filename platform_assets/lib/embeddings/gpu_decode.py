@@ -1,6 +1,6 @@
-"""JPEG decode on the GPU for the embeddings' forward pass: CPU workers only read bytes,
-nvJPEG (torchvision's `decode_jpeg` on a CUDA device) decodes each batch, and the centred
-square is resized on the GPU — while the previous batch's forward pass runs.
+"""JPEG decode on the GPU for the embeddings' forward pass: nvJPEG (torchvision's
+`decode_jpeg` on a CUDA device) decodes each batch and the centred square is resized on the
+GPU, while the previous batch's forward pass runs; the CPU only hands over the bytes.
 
 Imported only when the device is CUDA and torchvision is installed (`embedding_batches`):
 PyPI's torchvision does not load beside the CPU build of torch this project installs, so the
@@ -18,27 +18,12 @@ from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset
 from torchvision.io import ImageReadMode, decode_jpeg
 
-from platform_assets.lib.embeddings.device import loader_settings
 from platform_assets.lib.embeddings.images import decode
 
 JPEG_MAGIC = b"\xff\xd8"
 PREFETCH_BATCHES = 2  # decoded batches waiting for the model: the overlap, bounded
-
-
-class JpegBytes(Dataset):
-    """Items are (index, bytes as a uint8 tensor): reading is all the CPU workers do."""
-
-    def __init__(self, blobs: list[bytes]) -> None:
-        self.blobs = blobs
-
-    def __len__(self) -> int:
-        return len(self.blobs)
-
-    def __getitem__(self, i: int) -> tuple[int, torch.Tensor]:
-        return i, torch.frombuffer(bytearray(self.blobs[i]), dtype=torch.uint8)
 
 
 def _square(image: torch.Tensor, size: int) -> torch.Tensor:
@@ -86,17 +71,21 @@ def _decode_batch(
 
 
 def gpu_batches(
-    blobs: list[bytes], size: int, batch_size: int, device: torch.device, workers: int | None
+    blobs: list[bytes], size: int, batch_size: int, device: torch.device
 ) -> Iterator[tuple[list[int], torch.Tensor, list[str]]]:
-    """(indices, float images on `device`, errors) in order. On CUDA a thread decodes ahead on a
-    stream of its own and hands each batch over with an event the model's stream waits on (on
-    a CPU device — torchvision's libjpeg, for checking this path without a GPU — in line)."""
-    dataset = JpegBytes(blobs)
-    loader = DataLoader(
-        dataset, batch_size=batch_size, shuffle=False, collate_fn=list, **loader_settings(device, workers)
+    """(indices, float images on `device`, errors) in order. The bytes are already in memory, so
+    no reader processes: on CUDA a thread decodes one batch ahead on a stream of its own and
+    hands each over with an event the model's stream waits on (on a CPU device — torchvision's
+    libjpeg, for checking this path without a GPU — in line)."""
+    batches = (
+        [
+            (i, torch.frombuffer(bytearray(blobs[i]), dtype=torch.uint8))
+            for i in range(s, min(s + batch_size, len(blobs)))
+        ]
+        for s in range(0, len(blobs), batch_size)
     )
     if device.type != "cuda":
-        for items in loader:
+        for items in batches:
             yield _decode_batch(items, size, device)
         return
     ready: queue.Queue = queue.Queue(maxsize=PREFETCH_BATCHES)
@@ -106,7 +95,7 @@ def gpu_batches(
     def produce() -> None:
         try:
             with torch.cuda.stream(stream):
-                for items in loader:
+                for items in batches:
                     if stop.is_set():
                         return
                     batch = _decode_batch(items, size, device)

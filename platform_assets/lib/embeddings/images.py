@@ -10,8 +10,10 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import DataLoader, Dataset
 
-from platform_assets.lib.embeddings.device import loader_settings, to_device
+from platform_assets.lib.embeddings.device import cpu_cores, loader_settings, to_device
 from platform_assets.lib.embeddings.sizes import DEFAULT_IMAGE_SIZE
+
+PARALLEL_DECODE_BYTES = 16 * 2**20  # ~350 photo-sized JPEGs, ~8,000 of the demo's 64 px ones
 
 
 def decode(data: bytes, size: int = DEFAULT_IMAGE_SIZE) -> torch.Tensor:
@@ -61,9 +63,19 @@ def image_batches(
     blobs: list[bytes], size: int, batch_size: int, device: torch.device, workers: int | None
 ) -> DataLoader:
     """(indices, uint8 images, errors) batches in order, decoded by `workers` processes (None:
-    one per core this process may use)."""
+    one per core this process may use, when there is enough to decode; see `decode_workers`)."""
     dataset = JpegDataset(blobs, size)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=False, **loader_settings(device, workers))
+    settings = loader_settings(device, decode_workers(workers, sum(map(len, blobs))))
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, **settings)
+
+
+def decode_workers(workers: int | None, jpeg_bytes: int) -> int:
+    """`workers` as asked; None is one per core once there are `PARALLEL_DECODE_BYTES` of JPEGs,
+    else none: a worker process starts by importing torch (seconds on 2 cores), more than
+    decoding a few thousand small images takes in line."""
+    if workers is not None:
+        return workers
+    return cpu_cores() if jpeg_bytes >= PARALLEL_DECODE_BYTES else 0
 
 
 def embedding_batches(
@@ -77,7 +89,7 @@ def embedding_batches(
         except ImportError:  # torchvision absent (or built for another torch): decode on the CPU
             pass
         else:
-            return "nvjpeg", gpu_batches(blobs, size, batch_size, device, workers)
+            return "nvjpeg", gpu_batches(blobs, size, batch_size, device)
     batches = (
         (idx.tolist(), as_float(to_device(batch, device)), list(errors))
         for idx, batch, errors in image_batches(blobs, size, batch_size, device, workers)
