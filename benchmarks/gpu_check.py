@@ -39,10 +39,8 @@ from platform_assets.lib.embeddings.augment import augment, draw_params, float_r
 from platform_assets.lib.embeddings.device import cpu_cores, inference_mode, pick_device, reproducible
 from platform_assets.lib.embeddings.image_encoder import ImageEncoder, train_simclr
 from platform_assets.lib.embeddings.images import as_float, decode, embedding_batches
-from platform_assets.lib.simulator.images import encode_jpeg, render
+from platform_assets.lib.simulator.images import CLASSES, STYLES, encode_jpeg, render
 
-CLASSES = ["sunset", "beach", "forest", "city", "food", "pet"]
-STYLES = ["plain", "vivid", "faded", "noisy"]
 DISTINCT = 96  # distinct photos rendered; the benchmark cycles through them (decode cost is per byte)
 
 

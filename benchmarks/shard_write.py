@@ -27,8 +27,7 @@ from platform_assets.lib.embeddings.sizes import DEFAULT_IMAGE_SIZE
 from platform_assets.lib.lake_store import LakeStore
 from platform_assets.lib.shards.samples import TABULAR, sample_schema
 from platform_assets.lib.shards.writer import write_shards
-from platform_assets.lib.simulator.images import render
-from platform_assets.lib.simulator.world import CLASSES, STYLES
+from platform_assets.lib.simulator.images import CLASSES, STYLES, render
 
 SCHEMA = sample_schema(DEFAULT_IMAGE_SIZE, 128, 384)
 IMAGE = SCHEMA.field("image").type

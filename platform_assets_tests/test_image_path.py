@@ -26,7 +26,7 @@ from platform_assets.lib.embeddings.images import decode
 from platform_assets.lib.lake_layout import ENCODER_POINTER
 from platform_assets.lib.shards.samples import TABULAR, build_samples
 from platform_assets.lib.simulator import LakeScale
-from platform_assets.lib.simulator.images import encode_jpeg, render
+from platform_assets.lib.simulator.images import CLASSES, encode_jpeg, render
 from platform_assets_tests.helpers import make_lake
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,8 +55,7 @@ def test_augmentation_bytes_do_not_depend_on_batch_size_or_thread_count() -> Non
 
 
 def test_integer_augmentation_stays_within_two_levels_of_the_float_one() -> None:
-    classes = ["sunset", "beach", "forest", "city", "food", "pet"]
-    images = torch.stack([decode(photo(i, 64, 64, classes[i % 6]), 64) for i in range(60)])
+    images = torch.stack([decode(photo(i, 64, 64, CLASSES[i % 6]), 64) for i in range(60)])
     params = draw_params(3, list(range(60)), view=0)
     diff = (augment(images, params).int() - float_reference(images, params).int()).abs()
     assert diff.max() <= 2 and diff.float().mean() < 0.1, (diff.max(), diff.float().mean())
@@ -82,7 +81,7 @@ def test_decode_reads_the_centred_square_with_a_dct_draft() -> None:
 def test_the_simulator_writes_photo_sized_jpegs_on_request() -> None:
     sizes = []
     for i in range(6):
-        data = photo(i, cls=["sunset", "beach", "forest", "city", "food", "pet"][i])
+        data = photo(i, cls=CLASSES[i])
         with Image.open(io.BytesIO(data)) as img:
             assert img.size == (640, 480)
         sizes.append(len(data))

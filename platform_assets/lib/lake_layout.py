@@ -72,6 +72,7 @@ class DayListing:
 
 
 def log_day_prefix(day: str) -> str:
+    """The folder of one day's log files."""
     return f"{LOGS_PREFIX}/dt={date.fromisoformat(day).isoformat()}"
 
 

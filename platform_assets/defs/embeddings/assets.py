@@ -110,6 +110,7 @@ def image_embeddings(
     store = lake.store()
     device = pick_device(config.device)
     pointer = json.loads(store.read_bytes(ENCODER_POINTER))
+    image_size = pointer.get("image_size", DEFAULT_IMAGE_SIZE)  # encoders from before the setting read 64 px
     photos = store.read_parquet(staging_key("photos"))
     result = refresh_image_embeddings(
         photos,
@@ -118,7 +119,7 @@ def image_embeddings(
         store.read_bytes(pointer["key"]),
         pointer["version"],
         pointer.get("arch", "resnet-small"),
-        pointer.get("image_size", DEFAULT_IMAGE_SIZE),  # encoders from before the setting read 64 px
+        image_size,
         device,
         config.batch_size,
         config.workers,
@@ -138,7 +139,7 @@ def image_embeddings(
             "reused": result.reused,
             "quarantined": result.quarantine.num_rows,
             "decoder": result.decoder,
-            "image_size": pointer.get("image_size", DEFAULT_IMAGE_SIZE),
+            "image_size": image_size,
             "images_per_second": result.per_second,
         }
     )

@@ -12,7 +12,7 @@ from platform_assets.defs.partitions import daily, partition_day
 from platform_assets.defs.resources import LakeResource
 from platform_assets.defs.retry import IO_RETRY, transient_retries
 from platform_assets.lib import duck
-from platform_assets.lib.lake_layout import EVENTS_PATH, EVENTS_QUARANTINE_PATH, LOGS_PREFIX, log_day, partition_key
+from platform_assets.lib.lake_layout import EVENTS_PATH, EVENTS_QUARANTINE_PATH, log_day, log_day_prefix, partition_key
 from platform_assets.lib.staging.events import (
     DUCKDB_MEMORY_LIMIT,
     EVENTS_SCHEMA,
@@ -80,7 +80,7 @@ class EventsConfig(dg.Config):
 def stage_events(context: dg.AssetExecutionContext, config: EventsConfig, lake: LakeResource):
     day = partition_day(context)
     store = lake.store()
-    listed = store.list_files(f"{LOGS_PREFIX}/dt={day.isoformat()}")
+    listed = store.list_files(log_day_prefix(day.isoformat()))
     # In landing order: a duplicate event is credited to its first delivery, not to a redelivery whose name sorts first.
     keys = [f.key for f in sorted(listed, key=lambda f: (f.landed_ns, f.key)) if log_day(f.key)]
     skipped = [f.key for f in listed if not log_day(f.key)]

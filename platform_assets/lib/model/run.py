@@ -75,7 +75,7 @@ def train_model(
     versions: dict[str, str],
     config: TrainConfig,
     truth: pa.Table | None,
-    shard_devices: dict[str, str] | None = None,
+    shard_devices: dict[str, str],
 ) -> tuple[str, dict]:
     """Train on the days of `versions` (day -> DVC hash of its latest materialization; the last
     day is the holdout); write weights and manifest into the registry; return (id, manifest).
@@ -121,7 +121,7 @@ def train_model(
         "source_git": git_revision(Path(platform_assets.__file__).parent),
         "registry": {"tag": model_tag(mid), "data_commit": head, "dvc_remote": registry.remote_url},
         "seed": config.seed,
-        "devices": {"training": "cpu", "shards": shard_devices or {}},
+        "devices": {"training": "cpu", "shards": shard_devices},
         "config": asdict(config),
         "packages": package_versions(),
         "metrics": metrics,

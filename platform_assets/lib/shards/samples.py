@@ -77,12 +77,12 @@ def build_samples(
     columns: dict[str, list] = {k: [] for k in ("photo_id", "view", "image", "features", "mask", "title")}
     views_u8 = [np.zeros((len(ids), 3, image_size, image_size), np.uint8) for _ in range(views)]
     for idx, batch, errors in image_batches(images, image_size, batch_size, device, workers):
-        if bad := [f"photo {ids[i]}: {e}" for i, e in zip(idx.tolist(), errors) if e]:
+        batch_ids = [ids[i] for i in idx.tolist()]
+        if bad := [f"photo {pid}: {e}" for pid, e in zip(batch_ids, errors) if e]:
             raise ValueError(f"unreadable training images (the embeddings should have quarantined them): {bad[:3]}")
         on_device = to_device(batch, device)
         for view in range(views):
-            params = draw_params(seed, [ids[i] for i in idx.tolist()], view)
-            views_u8[view][idx.numpy()] = augment(on_device, params).cpu().numpy()
+            views_u8[view][idx.numpy()] = augment(on_device, draw_params(seed, batch_ids, view)).cpu().numpy()
     for view in range(views):
         for i, pid in enumerate(ids):
             rng = rng_for(seed, pid, view)

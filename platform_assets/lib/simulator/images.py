@@ -8,6 +8,8 @@ import numpy as np
 from PIL import Image
 
 SIZE = 64
+CLASSES = ("sunset", "beach", "forest", "city", "food", "pet")  # the order the world's effects follow
+STYLES = ("plain", "vivid", "faded", "noisy")
 GRAIN = 6.0  # standard deviation of the grain added above 64 px
 _PALETTE = {  # (top colour, bottom colour, accent colour)
     "sunset": ((250, 120, 40), (90, 30, 80), (255, 220, 90)),

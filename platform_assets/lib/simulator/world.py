@@ -14,9 +14,9 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import polars as pl
 
-CLASSES = ("sunset", "beach", "forest", "city", "food", "pet")
+from platform_assets.lib.simulator.images import CLASSES, STYLES
+
 CLASS_EFFECT = np.array([0.8, 0.5, -0.2, 0.0, 0.3, 1.0])
-STYLES = ("plain", "vivid", "faded", "noisy")
 STYLE_EFFECT = np.array([0.0, 0.4, -0.1, -0.5])
 
 # (timezone, country, home latitude, home longitude)
