@@ -6,11 +6,11 @@ instance, S3 lake, real `dagster-daemon`, default sensor intervals).
 Each new hourly log file (one at a time; the first opens a new day) is timed from the moment
 it lands to the moment its partition's `staging/events` is materialized by a run started after
 it landed and `features/user_activity` from those events (in the same run, or in a run started
-after them: a run that read the events before they changed does not count). Per file it prints where the time went, for
-each run on the path (from the instance's event log): the wait for the sensor tick that
-requested it, the queue (enqueued → dequeued), the launch (dequeued → the run process has
-loaded the code location and started), each step's process start and its work, and the rest
-of the run. Then the median and the worst (goal: 30 s median, 45 s worst).
+after them: a run that read the events before they changed does not count). Per file it
+prints where the time went, for each run on the path (from the instance's event log): the wait
+for the sensor tick that requested it, the queue (enqueued → handed to the launcher), the
+process start (spawn, imports, instance), the code-location load and run set-up, and each
+step's work. Then the median and the worst (goal: 30 s median, 45 s worst).
 """
 
 from __future__ import annotations
@@ -58,7 +58,10 @@ def fresh(instance: dg.DagsterInstance, day: str, landed: float) -> tuple | None
 
 
 def run_phases(instance: dg.DagsterInstance, run_id: str, since: float) -> dict[str, float]:
-    """Where a run's time went, from its event log: `since` is when its trigger happened."""
+    """Where a run's time went, from its event log: `since` is when its trigger happened. The
+    queue ends when the daemon's coordinator hands the run to the launcher (RUN_STARTING); the
+    process start (spawn, imports, instance) ends with the run process's first event; the code
+    location load and run set-up end at RUN_START."""
     at: dict[str, float] = {}
     steps: dict[str, dict[str, float]] = {}
     for entry in instance.all_logs(run_id):
@@ -68,19 +71,22 @@ def run_phases(instance: dg.DagsterInstance, run_id: str, since: float) -> dict[
         kind = event.event_type_value
         if entry.step_key:
             steps.setdefault(entry.step_key, {}).setdefault(kind, entry.timestamp)
+        elif kind == "ENGINE_EVENT" and (event.message or "").startswith("Started process for run"):
+            at.setdefault("PROCESS_STARTED", entry.timestamp)
         else:
             at.setdefault(kind, entry.timestamp)
     enqueued = at.get("PIPELINE_ENQUEUED", instance.get_run_record_by_id(run_id).create_timestamp.timestamp())
-    dequeued = at.get("PIPELINE_DEQUEUED", enqueued)
+    starting = at.get("PIPELINE_STARTING", enqueued)
+    process = at.get("PROCESS_STARTED", starting)
     phases = {
         "tick_wait": enqueued - since,
-        "queue": dequeued - enqueued,
-        "launch_and_load": at["PIPELINE_START"] - dequeued,
+        "queue": starting - enqueued,
+        "process_start": process - starting,
+        "code_load": at["PIPELINE_START"] - process,
     }
     for step, times in steps.items():
         if "STEP_START" not in times:  # events logged under a step key before it started
             continue
-        phases[f"{step}: process"] = times["STEP_START"] - times.get("STEP_WORKER_STARTING", times["STEP_START"])
         phases[f"{step}: work"] = times.get("STEP_SUCCESS", times["STEP_START"]) - times["STEP_START"]
     return {k: round(v, 1) for k, v in phases.items()}
 

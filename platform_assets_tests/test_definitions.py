@@ -77,3 +77,24 @@ def test_loading_the_code_location_prints_no_warning() -> None:
     code = "import platform_assets.definitions as d; d.defs().get_repository_def().get_all_jobs()"
     proc = subprocess.run([sys.executable, "-W", "default", "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0 and "Warning" not in proc.stderr, proc.stderr[-2000:]
+
+
+def test_both_deployments_keep_one_queue_slot_free_of_follow_on_runs(tmp_path) -> None:
+    """The background lane's limit is in each shipped dagster.yaml, under the tag its runs carry:
+    at most one follow-on run at a time, so a new log file's run has a slot."""
+    import shutil
+
+    from dagster._core.instance.config import dagster_instance_config
+
+    from platform_assets.defs.run_lanes import BACKGROUND, LANE_TAG
+    from platform_assets.defs.shards.automation import shards_automation
+
+    for deployment in ("local", "production"):
+        home = tmp_path / deployment
+        home.mkdir()
+        shutil.copy(ROOT / "deploy" / deployment / "dagster.yaml", home)
+        config, _ = dagster_instance_config(str(home))
+        queue = config["run_coordinator"]["config"]
+        assert {"key": LANE_TAG, "value": BACKGROUND[LANE_TAG], "limit": 1} in queue["tag_concurrency_limits"]
+        assert queue["max_concurrent_runs"] >= 2 and queue["dequeue_interval_seconds"] == 1
+    assert shards_automation.run_tags == BACKGROUND

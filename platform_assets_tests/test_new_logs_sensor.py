@@ -128,6 +128,7 @@ def test_features_sensor_requests_one_ranged_run_after_events_land(fresh_lake, i
     from platform_assets.definitions import defs
     from platform_assets.defs.features.sensors import features_sensor
     from platform_assets.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
+    from platform_assets.defs.run_lanes import LANE_TAG
 
     monkeypatch.setenv("PLATFORM_ASSETS_LAKE", fresh_lake.store.root)
     job = defs().resolve_job_def("events_job")
@@ -136,6 +137,7 @@ def test_features_sensor_requests_one_ranged_run_after_events_land(fresh_lake, i
     first = features_sensor(dg.build_sensor_context(instance=instance))
     (request,) = first.run_requests
     assert (request.tags[RANGE_START_TAG], request.tags[RANGE_END_TAG]) == ("2026-11-01", "2026-11-02")
+    assert request.tags[LANE_TAG] == "background"  # follow-on work: one slot at a time in the run queue
     again = features_sensor(dg.build_sensor_context(instance=instance, cursor=first.cursor))
     assert not again.run_requests
     late = job.execute_in_process(instance=instance, partition_key="2026-11-02", asset_selection=STAGE_EVENTS)

@@ -210,8 +210,3 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
         "workspace": workspace_resource(),
         "images": images_resource(),
     }
-
-
-@dg.definitions
-def resources() -> dg.Definitions:
-    return dg.Definitions(resources=build_resources())

@@ -184,7 +184,6 @@ def training_set(context: dg.AssetExecutionContext, lake: LakeResource):
 features_job = dg.define_asset_job(
     "features_job",
     selection=dg.AssetSelection.assets(USER_ACTIVITY, LABELS, TRAINING_SET),
-    partitions_def=daily,
     executor_def=dg.in_process_executor,  # three short steps: process starts cost more than they run
     description="Rebuild features, labels and the training set over a range of days in one run.",
 )

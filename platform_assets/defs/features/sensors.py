@@ -8,6 +8,7 @@ from platform_assets.defs.features.assets import features_job
 from platform_assets.defs.keys import EVENTS
 from platform_assets.defs.materializations import new_materializations
 from platform_assets.defs.partitions import range_tags
+from platform_assets.defs.run_lanes import BACKGROUND
 from platform_assets.lib.features.user_activity import LOOKBACK_DAYS
 
 
@@ -39,5 +40,5 @@ def features_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     span = affected_range(changed, materialized)
     if span is None:
         return dg.SensorResult(skip_reason="no days to rebuild", cursor=cursor)
-    request = dg.RunRequest(run_key=f"features:{cursor}", tags=range_tags(*span))
+    request = dg.RunRequest(run_key=f"features:{cursor}", tags={**range_tags(*span), **BACKGROUND})
     return dg.SensorResult(run_requests=[request], cursor=cursor)

@@ -115,6 +115,5 @@ def training_shards(
 shards_job = dg.define_asset_job(
     "shards_job",
     selection=dg.AssetSelection.assets(TRAINING_SHARDS),
-    partitions_def=daily,
     description="Write one day's augmented training shards.",
 )

@@ -6,6 +6,7 @@ ranged features rebuild with `features_sensor` (its range follows the 30-day win
 import dagster as dg
 
 from platform_assets.defs.keys import IMAGE_EMBEDDINGS, TITLE_EMBEDDINGS, TRAINING_SHARDS
+from platform_assets.defs.run_lanes import BACKGROUND
 
 # Any day of the training set, not only the latest: a late log file rewrites older days.
 # Embedding refreshes are left out: re-sharding the whole history for them is a backfill
@@ -24,6 +25,7 @@ shards_automation = dg.AutomationConditionSensorDefinition(
     target=dg.AssetSelection.assets(TRAINING_SHARDS),
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=10,
+    run_tags=BACKGROUND,
     emit_backfills=False,  # one run per changed day, launched directly: no backfill daemon hop
     description="Declarative automation of shards/training_shards: one run per rewritten training_set day.",
 )
