@@ -20,7 +20,7 @@ import logging
 import statistics
 import tempfile
 import time
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -88,7 +88,31 @@ def run_phases(instance: dg.DagsterInstance, run_id: str, since: float) -> dict[
         if "STEP_START" not in times:  # events logged under a step key before it started
             continue
         phases[f"{step}: work"] = times.get("STEP_SUCCESS", times["STEP_START"]) - times["STEP_START"]
+        if "STEP_UP_FOR_RETRY" in times:
+            phases[f"{step}: retried"] = 1
     return {k: round(v, 1) for k, v in phases.items()}
+
+
+def cpu_counters() -> tuple[int, int, int]:
+    """(busy, steal, total) jiffies of the whole machine, from /proc/stat."""
+    user, nice, system, idle, iowait, irq, softirq, steal = map(int, Path("/proc/stat").read_text().split()[1:9])
+    return user + nice + system + irq + softirq, steal, user + nice + system + idle + iowait + irq + softirq + steal
+
+
+def machine_share(before: tuple[int, int, int], after: tuple[int, int, int]) -> dict[str, float]:
+    """How busy the machine was between two readings, and how much the hypervisor took."""
+    busy, steal, total = (b - a for a, b in zip(before, after, strict=True))
+    return {"cpu_busy": round(busy / max(total, 1), 2), "steal": round(steal / max(total, 1), 2)}
+
+
+def alongside(instance: dg.DagsterInstance, start: float, end: float, path: set[str]) -> list[str]:
+    """The other runs that ran while the file was on its way (the follow-on work of earlier files)."""
+    others = []
+    for record in instance.get_run_records(dg.RunsFilter(updated_after=datetime.fromtimestamp(start, UTC))):
+        began, ended = record.start_time, record.end_time
+        if record.dagster_run.run_id not in path and began and began < end and (ended is None or ended > start):
+            others.append(record.dagster_run.job_name)
+    return sorted(others)
 
 
 def path_breakdown(instance: dg.DagsterInstance, records: tuple, landed: float) -> dict[str, dict[str, float]]:
@@ -119,6 +143,7 @@ def main() -> None:
             "the lake's history",
         )
         for _ in range(args.files):
+            cpu_before = cpu_counters()
             landed = time.time()
             keys = append_hour(stack.lake)  # the next hour: the first one opens a new day
             day = keys[0].split("/")[1].removeprefix("dt=")
@@ -127,7 +152,13 @@ def main() -> None:
             done = max(r.timestamp for r in records)
             latencies.append(done - landed)
             breakdowns.append(
-                {"day": day, "seconds": round(done - landed, 1), **path_breakdown(stack.instance, records, landed)}
+                {
+                    "day": day,
+                    "seconds": round(done - landed, 1),
+                    **path_breakdown(stack.instance, records, landed),
+                    "alongside": alongside(stack.instance, landed, done, {r.run_id for r in records}),
+                    **machine_share(cpu_before, cpu_counters()),
+                }
             )
             print(json.dumps(breakdowns[-1]), flush=True)
     print(
@@ -136,6 +167,9 @@ def main() -> None:
                 "files": len(latencies),
                 "median_seconds": round(statistics.median(latencies), 1),
                 "worst_seconds": round(max(latencies), 1),
+                "worst_over_median": round(max(latencies) / statistics.median(latencies), 2),
+                "median_first_half": round(statistics.median(latencies[: len(latencies) // 2]), 1),
+                "median_second_half": round(statistics.median(latencies[len(latencies) // 2 :]), 1),
                 "history_days": args.days,
                 "sensor_interval_seconds": new_logs_sensor.minimum_interval_seconds,
                 "per_file": breakdowns,
