@@ -19,8 +19,13 @@ def defs() -> dg.Definitions:
     and CLI call, and this project defines no components."""
     from platform_assets import defs as defs_package
     from platform_assets.defs.resources import build_resources
+    from platform_assets.defs.run_lanes import lane_aware
 
     with warnings.catch_warnings():  # the scan's preview status and the assets' beta parameters
         warnings.simplefilter("ignore", dg.PreviewWarning)
         warnings.simplefilter("ignore", dg.BetaWarning)
-        return dg.load_definitions_from_package_module(defs_package, resources=build_resources())
+        return dg.load_definitions_from_package_module(
+            defs_package,
+            resources=build_resources(),
+            executor=lane_aware(dg.multi_or_in_process_executor),  # jobs without their own, automation runs
+        )

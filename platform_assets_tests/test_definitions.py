@@ -98,3 +98,17 @@ def test_both_deployments_keep_one_queue_slot_free_of_follow_on_runs(tmp_path) -
         assert {"key": LANE_TAG, "value": BACKGROUND[LANE_TAG], "limit": 1} in queue["tag_concurrency_limits"]
         assert queue["max_concurrent_runs"] >= 2 and queue["dequeue_interval_seconds"] == 1
     assert shards_automation.run_tags == BACKGROUND
+
+
+def test_every_job_lowers_background_lane_runs() -> None:
+    """The automation's implicit asset job as much as the named ones: whichever job a run of the
+    background lane launches, its executor lowers the run's CPU priority (test_run_lanes.py)."""
+    from platform_assets.defs.run_lanes import LaneAwareExecutorDefinition
+
+    jobs = defs().get_repository_def().get_all_jobs()
+    assert {job.name for job in jobs} >= {"__ASSET_JOB", "events_job", "features_job", "shards_job"}
+    assert {job.name: type(job.executor_def) for job in jobs} == {job.name: LaneAwareExecutorDefinition for job in jobs}
+    assert {job.name: job.executor_def.name for job in jobs if job.name in ("events_job", "features_job")} == {
+        "events_job": "in_process",
+        "features_job": "in_process",
+    }

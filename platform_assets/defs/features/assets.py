@@ -14,6 +14,7 @@ from platform_assets.defs.metadata import column_schema, table_metadata
 from platform_assets.defs.partitions import daily
 from platform_assets.defs.resources import LakeResource
 from platform_assets.defs.retry import IO_RETRY, transient_retries
+from platform_assets.defs.run_lanes import lane_aware
 from platform_assets.lib.features.labels import LABELS_SCHEMA, compute_labels
 from platform_assets.lib.features.photo_features import PHOTO_FEATURES_SCHEMA, compute_photo_features
 from platform_assets.lib.features.training_set import (
@@ -184,6 +185,6 @@ def training_set(context: dg.AssetExecutionContext, lake: LakeResource):
 features_job = dg.define_asset_job(
     "features_job",
     selection=dg.AssetSelection.assets(USER_ACTIVITY, LABELS, TRAINING_SET),
-    executor_def=dg.in_process_executor,  # three short steps: process starts cost more than they run
+    executor_def=lane_aware(dg.in_process_executor),  # three short steps: process starts cost more than they run
     description="Rebuild features, labels and the training set over a range of days in one run.",
 )

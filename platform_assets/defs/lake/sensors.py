@@ -9,6 +9,7 @@ import dagster as dg
 from platform_assets.defs.keys import EVENTS, EVENTS_QUARANTINE, PHOTOS, USER_ACTIVITY, USERS
 from platform_assets.defs.lake.raw_logs import raw_logs
 from platform_assets.defs.resources import LakeResource
+from platform_assets.defs.run_lanes import lane_aware
 from platform_assets.lib.lake_layout import list_log_days
 
 STAGE_EVENTS = [EVENTS, EVENTS_QUARANTINE]
@@ -22,7 +23,7 @@ FULL_SWEEP_SECONDS = 300
 events_job = dg.define_asset_job(
     "events_job",
     selection=dg.AssetSelection.assets(*STAGE_EVENTS, USER_ACTIVITY),
-    executor_def=dg.in_process_executor,
+    executor_def=lane_aware(dg.in_process_executor),
     description="Rebuild one day of `events` from that day's log files (and, for one new file, that day's user activity).",
 )
 
