@@ -1,7 +1,7 @@
 """Benchmark: sensor-to-fresh latency under the daemon, on the production stack (PostgreSQL
 instance, S3 lake, real `dagster-daemon`, default sensor intervals).
 
-    .venv/bin/python -m benchmarks.sensor_latency [--files 4] [--days 1]
+    .venv/bin/python -m benchmarks.sensor_latency [--files 4] [--days 1] [--background-nice 0]
 
 Each new hourly log file (one at a time; the first opens a new day) is timed from the moment
 it lands to the moment its partition's `staging/events` is materialized by a run started after
@@ -10,13 +10,15 @@ after them: a run that read the events before they changed does not count). Per 
 prints where the time went, for each run on the path (from the instance's event log): the wait
 for the sensor tick that requested it, the queue (enqueued → handed to the launcher), the
 process start (spawn, imports, instance), the code-location load and run set-up, and each
-step's work. Then the median and the worst (goal: 30 s median, 45 s worst).
+step's work. Then the median and the worst (goal: 30 s median, 45 s worst). `--background-nice 0`
+runs the background lane at normal priority: the baseline for the lane's lower priority.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import statistics
 import tempfile
 import time
@@ -28,6 +30,7 @@ import dagster as dg
 from benchmarks.common import bench_parser
 from platform_assets.defs.keys import EVENTS, USER_ACTIVITY
 from platform_assets.defs.lake.sensors import new_logs_sensor
+from platform_assets.defs.run_lanes import background_nice
 from platform_assets.lib.lake_layout import day_range
 from platform_assets.lib.simulator import LakeScale, append_hour
 from platform_assets_tests.production_stack import production_stack, wait_for
@@ -130,7 +133,15 @@ def main() -> None:
     parser = bench_parser()
     parser.add_argument("--files", type=int, default=4)
     parser.add_argument("--days", type=int, default=1, help="days of history in the lake before the first file")
+    parser.add_argument(
+        "--background-nice",
+        type=int,
+        default=None,
+        help="PLATFORM_ASSETS_BACKGROUND_NICE for the stack (0: the background lane at normal priority, the baseline)",
+    )
     args = parser.parse_args()
+    if args.background_nice is not None:  # the daemon, code servers and runs inherit it
+        os.environ["PLATFORM_ASSETS_BACKGROUND_NICE"] = str(args.background_nice)
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # the S3 server's line per request
     scale = LakeScale(users=60, photos=200, days=args.days, events_per_day=3000, defect_rate=0.005, seed=9)
     first = date.fromisoformat(scale.start_date)
@@ -172,6 +183,7 @@ def main() -> None:
                 "median_second_half": round(statistics.median(latencies[len(latencies) // 2 :]), 1),
                 "history_days": args.days,
                 "sensor_interval_seconds": new_logs_sensor.minimum_interval_seconds,
+                "background_nice": background_nice(),
                 "per_file": breakdowns,
             },
             indent=2,

@@ -1,5 +1,5 @@
 """Background-lane runs take the CPU last: the run process and every step process it starts
-run at `BACKGROUND_NICE`; other runs keep the priority they were started with."""
+run at `PLATFORM_ASSETS_BACKGROUND_NICE` (10); other runs keep the priority they were started with."""
 
 import json
 import os
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from platform_assets.defs.run_lanes import BACKGROUND, BACKGROUND_NICE
+from platform_assets.defs.run_lanes import BACKGROUND, DEFAULT_BACKGROUND_NICE
 
 ROOT = Path(__file__).resolve().parents[1]
 PROBE = ROOT / "platform_assets_tests" / "lane_probe_jobs.py"
@@ -45,11 +45,16 @@ def test_lowering_priority_reaches_every_thread_and_child():
 @pytest.mark.slow
 @pytest.mark.parametrize("job", ["in_process_job", "multiprocess_job"])
 def test_background_lane_runs_its_steps_at_lower_priority(tmp_path: Path, job: str):
-    """`dagster job execute`, the run worker's path: the job's own executor, the run's tags."""
-    env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
+    """`dagster job execute`, the run worker's path: the job's own executor, the run's tags; a
+    run outside the lane, or with the setting at 0, keeps the priority it started with."""
+    start = os.getpriority(os.PRIO_PROCESS, 0)
+    cases = {"background": (BACKGROUND, None), "default": ({}, None), "background, setting 0": (BACKGROUND, "0")}
     niceness = {}
-    for lane, tags in (("background", BACKGROUND), ("default", {})):
-        env["LANE_PROBE_OUT"] = str(tmp_path / f"{lane}.txt")
+    for case, (tags, setting) in cases.items():
+        out = tmp_path / f"{len(niceness)}.txt"
+        env = {**os.environ, "DAGSTER_HOME": str(tmp_path), "LANE_PROBE_OUT": str(out)}
+        env.pop("PLATFORM_ASSETS_BACKGROUND_NICE", None)
+        env |= {"PLATFORM_ASSETS_BACKGROUND_NICE": setting} if setting else {}
         cmd = [str(Path(sys.executable).parent / "dagster"), "job", "execute", "-f", str(PROBE), "-j", job]
         with subprocess.Popen(
             [*cmd, "--tags", json.dumps(tags)],
@@ -61,7 +66,16 @@ def test_background_lane_runs_its_steps_at_lower_priority(tmp_path: Path, job: s
         ) as proc:
             log, _ = proc.communicate(timeout=180)
         assert proc.returncode == 0, log
-        pid, niceness[lane] = map(int, Path(env["LANE_PROBE_OUT"]).read_text().split())
+        pid, niceness[case] = map(int, out.read_text().split())
         # in the run process itself, or in a step process it started
         assert (pid == proc.pid) == (job == "in_process_job"), (pid, proc.pid)
-    assert niceness == {"background": BACKGROUND_NICE, "default": os.getpriority(os.PRIO_PROCESS, 0)}
+    assert niceness == {"background": DEFAULT_BACKGROUND_NICE, "default": start, "background, setting 0": start}
+
+
+@pytest.mark.parametrize("value", ["-5", "20", "low"])
+def test_a_bad_background_nice_fails_at_load_naming_the_setting(monkeypatch, value: str):
+    from platform_assets.definitions import defs
+
+    monkeypatch.setenv("PLATFORM_ASSETS_BACKGROUND_NICE", value)
+    with pytest.raises(ValueError, match=rf"PLATFORM_ASSETS_BACKGROUND_NICE='{value}': set a whole number from 0"):
+        defs()

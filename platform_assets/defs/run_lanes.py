@@ -6,6 +6,7 @@ rewritten training days set off) runs in the background lane, one run at a time 
 CPU priority: on one host a new log file's events run then always finds a queue slot, and takes
 the cores first when the follow-on run of the file before is still working."""
 
+import os
 from collections.abc import Iterator
 
 import dagster as dg
@@ -16,19 +17,31 @@ LANE_TAG = "platform_assets/lane"
 BACKGROUND = {LANE_TAG: "background"}
 # Linux's CFS gives a nice-10 thread about a tenth of a nice-0 one's share of a busy core; an
 # idle core it still takes whole, so background runs lose nothing when nothing else runs.
-BACKGROUND_NICE = 10
+DEFAULT_BACKGROUND_NICE = 10
+
+
+def background_nice() -> int:
+    """PLATFORM_ASSETS_BACKGROUND_NICE: the nice value of background-lane runs; 0 leaves them at
+    the priority they start with. A bad value fails when the definitions load, naming it."""
+    value = os.environ.get("PLATFORM_ASSETS_BACKGROUND_NICE") or str(DEFAULT_BACKGROUND_NICE)
+    if not value.isdigit() or int(value) > 19:
+        raise ValueError(
+            f"PLATFORM_ASSETS_BACKGROUND_NICE={value!r}: set a whole number from 0 (normal priority) to 19 (lowest)"
+        )
+    return int(value)
 
 
 class _LaneExecutor(dg.Executor):
     """The inner executor, after lowering a background-lane run's priority: the run process's
     threads, and through them every step process it starts."""
 
-    def __init__(self, inner: dg.Executor):
+    def __init__(self, inner: dg.Executor, niceness: int):
         self._inner = inner
+        self._niceness = niceness
 
     def execute(self, plan_context, execution_plan) -> Iterator[dg.DagsterEvent]:
-        if plan_context.dagster_run.tags.get(LANE_TAG) == BACKGROUND[LANE_TAG]:
-            niceness = lower_cpu_priority(BACKGROUND_NICE)
+        if self._niceness and plan_context.dagster_run.tags.get(LANE_TAG) == BACKGROUND[LANE_TAG]:
+            niceness = lower_cpu_priority(self._niceness)
             plan_context.log.info(f"background lane: this run's processes run at nice {niceness}")
         return self._inner.execute(plan_context, execution_plan)
 
@@ -42,17 +55,18 @@ class _LaneExecutor(dg.Executor):
 
 
 class LaneAwareExecutorDefinition(dg.ExecutorDefinition):
-    """An executor definition whose runs in the background lane run at `BACKGROUND_NICE`."""
+    """An executor definition whose runs in the background lane run at `background_nice()`."""
 
 
 def lane_aware(inner: dg.ExecutorDefinition) -> LaneAwareExecutorDefinition:
     """`inner`, same name and config, with background-lane runs at a lower CPU priority."""
     create = inner.executor_creation_fn
     assert create is not None, f"executor {inner.name} has no creation function"
+    niceness = background_nice()
     return LaneAwareExecutorDefinition(
         name=inner.name,
         config_schema=inner.config_schema,
         requirements=inner.get_requirements,
-        executor_creation_fn=lambda init_context: _LaneExecutor(create(init_context)),
-        description=f"{inner.description or inner.name}; background-lane runs at nice {BACKGROUND_NICE}.",
+        executor_creation_fn=lambda init_context: _LaneExecutor(create(init_context), niceness),
+        description=f"{inner.description or inner.name}; background-lane runs at nice {niceness}.",
     )
