@@ -5,8 +5,9 @@ instance, S3 lake, real `dagster-daemon`, default sensor intervals).
 
 Each new hourly log file (one at a time; the first opens a new day) is timed from the moment
 it lands to the moment its partition's `staging/events` is materialized by a run started after
-it landed and `features/user_activity` from those events (in the same run, or in a run started
-after them: a run that read the events before they changed does not count). Per file it
+it landed and `features/user_activity` computed from those events (in the same run, or in a run
+that read them after: its `events_read_at`; activity read from the events before they changed
+does not count). Per file it
 prints where the time went, for each run on the path (from the instance's event log): the wait
 for the sensor tick that requested it, the queue (enqueued → handed to the launcher), the
 process start (spawn, imports, instance), the code-location load and run set-up, and each
@@ -28,6 +29,7 @@ from pathlib import Path
 import dagster as dg
 
 from benchmarks.common import bench_parser
+from platform_assets.defs.features.assets import EVENTS_READ_AT
 from platform_assets.defs.keys import EVENTS, USER_ACTIVITY
 from platform_assets.defs.lake.sensors import new_logs_sensor
 from platform_assets.defs.run_lanes import background_nice
@@ -52,12 +54,13 @@ def started(instance: dg.DagsterInstance, run_id: str) -> float:
 
 def fresh(instance: dg.DagsterInstance, day: str, landed: float) -> tuple | None:
     """(events, activity) records once the day's events come from a run started after the file
-    landed and its user activity from those events: the same run, or one started after them."""
+    landed and its user activity was computed from events read after they were materialized
+    (its `events_read_at`): in the same run, or in any run that read them after."""
     events, activity = latest(instance, EVENTS, day), latest(instance, USER_ACTIVITY, day)
     if events is None or activity is None or started(instance, events.run_id) < landed:
         return None
-    same_run = activity.run_id == events.run_id and activity.timestamp >= events.timestamp
-    return (events, activity) if same_run or started(instance, activity.run_id) >= events.timestamp else None
+    read_at = activity.asset_materialization.metadata.get(EVENTS_READ_AT)
+    return (events, activity) if read_at is not None and read_at.value >= events.timestamp else None
 
 
 def run_phases(instance: dg.DagsterInstance, run_id: str, since: float) -> dict[str, float]:

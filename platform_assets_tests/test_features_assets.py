@@ -117,3 +117,43 @@ def test_affected_range_reaches_the_windows_of_a_late_day() -> None:
     assert affected_range({"2026-11-03"}, have) == ("2026-11-02", "2026-11-30")
     assert affected_range({"2026-11-01"}, {"2026-11-01", "2026-11-02"}) == ("2026-11-01", "2026-11-02")
     assert affected_range(set(), have) is None
+
+
+def test_activity_is_read_again_when_its_events_are_rewritten_meanwhile(fresh_lake, instance, monkeypatch) -> None:
+    """A follow-on run that read a day's events just before a new file's run rewrote them must
+    not write stale activity over the fresh one: it sees the newer events materialization after
+    computing, reads again, and writes (and stamps) activity from the new events."""
+    import time
+
+    from platform_assets.defs.features import assets as feature_assets
+    from platform_assets.defs.keys import EVENTS
+
+    resources, day = fresh_lake.resources(), sorted(fresh_lake.manifest["days"])[-1]
+    assert dg.materialize(
+        [raw_users, raw_photos, stage_users, stage_photos], resources=resources, instance=instance
+    ).success
+    assert dg.materialize([stage_events], partition_key=day, resources=resources, instance=instance).success
+    events_file = partition_key("staging/events", day)
+    calls, compute = [], feature_assets.compute_user_activity
+
+    def rewritten_while_reading(events, *args):
+        calls.append(events.num_rows)
+        table = compute(events, *args)
+        if len(calls) == 1:  # the other run: half of the day's events now, and its materialization recorded
+            full = fresh_lake.store.read_parquet(events_file)
+            fresh_lake.store.write_parquet(events_file, full.slice(0, full.num_rows // 2))
+            instance.report_runless_asset_event(dg.AssetMaterialization(EVENTS, partition=day))
+            rewritten_at.append(time.time())
+        return table
+
+    rewritten_at: list[float] = []
+    monkeypatch.setattr(feature_assets, "compute_user_activity", rewritten_while_reading)
+    result = dg.materialize([user_activity], partition_key=day, resources=resources, instance=instance)
+    assert result.success and len(calls) == 2 and calls[1] < calls[0]
+    (materialization,) = result.asset_materializations_for_node("features__user_activity")
+    assert materialization.metadata["events_read_at"].value > rewritten_at[0]
+    written = fresh_lake.store.read_parquet(partition_key("features/user_activity", day))
+
+    monkeypatch.setattr(feature_assets, "compute_user_activity", compute)  # the same range again, nothing rewritten
+    assert dg.materialize([user_activity], partition_key=day, resources=resources, instance=instance).success
+    assert written.equals(fresh_lake.store.read_parquet(partition_key("features/user_activity", day)))

@@ -5,6 +5,7 @@ backfills), because a day's rows depend on earlier days: user_activity on 30 day
 training_set on 31 days of user_activity.
 """
 
+import time
 from datetime import date, timedelta
 
 import dagster as dg
@@ -58,6 +59,21 @@ def _write_days(context: dg.AssetExecutionContext, store: LakeStore, dataset: st
     return table_metadata(table, store.uri(f"{dataset}/"), total) | {"days": len(day_range(first, last))}
 
 
+# Two runs write user activity: a new log file's own run (its day, in one hop) and the ranged
+# follow-on runs. One that read a day's events just before the other run rewrote them must not
+# write over fresher activity, so the step checks the event log after computing and reads again.
+EVENTS_READ_ATTEMPTS = 3
+EVENTS_READ_AT = "events_read_at"
+
+
+def _events_rewritten_since(instance: dg.DagsterInstance, days: list[str], since: float) -> list[str]:
+    """The days among `days` whose events were materialized after `since`."""
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=EVENTS, asset_partitions=days, after_timestamp=since), limit=len(days)
+    )
+    return sorted({r.partition_key for r in records.records if r.partition_key})
+
+
 @dg.asset(
     retry_policy=IO_RETRY,
     key=USER_ACTIVITY,
@@ -78,15 +94,28 @@ def _write_days(context: dg.AssetExecutionContext, store: LakeStore, dataset: st
 def user_activity(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     store = lake.store()
     first, last = _window(context)
-    events = read_days(store, EVENTS_PATH, day_range(first - timedelta(days=LOOKBACK_DAYS), last), EVENTS_SCHEMA)
-    table = compute_user_activity(
-        events,
-        store.read_parquet(staging_key("photos")),
-        store.read_parquet(staging_key("users")),
-        context.partition_time_window.start,
-        context.partition_time_window.end,
-    )
-    return dg.MaterializeResult(metadata=_write_days(context, store, USER_ACTIVITY_PATH, table, "ts"))
+    window = day_range(first - timedelta(days=LOOKBACK_DAYS), last)
+    for attempt in range(1, EVENTS_READ_ATTEMPTS + 1):
+        read_at = time.time()
+        table = compute_user_activity(
+            read_days(store, EVENTS_PATH, window, EVENTS_SCHEMA),
+            store.read_parquet(staging_key("photos")),
+            store.read_parquet(staging_key("users")),
+            context.partition_time_window.start,
+            context.partition_time_window.end,
+        )
+        rewritten = _events_rewritten_since(context.instance, window, read_at)
+        if not rewritten:
+            break
+        context.log.info(
+            f"events of {rewritten} were rewritten while this step read them (try {attempt}): reading again"
+        )
+    else:
+        context.log.warning(
+            f"events of {rewritten} kept changing; writing what was read (the run their change set off rewrites it)"
+        )
+    metadata = _write_days(context, store, USER_ACTIVITY_PATH, table, "ts")
+    return dg.MaterializeResult(metadata=metadata | {EVENTS_READ_AT: dg.MetadataValue.timestamp(read_at)})
 
 
 @dg.asset(
