@@ -13,7 +13,7 @@ from platform_assets.defs.partitions import range_tags
 from platform_assets.defs.staging.app_tables import stage_photos, stage_users
 from platform_assets.defs.staging.events import stage_events
 from platform_assets.lib.features import training_set as ts_lib
-from platform_assets.lib.lake_layout import partition_key
+from platform_assets.lib.lake_layout import EVENTS_PATH, USER_ACTIVITY_PATH, partition_key
 from platform_assets.lib.simulator import LakeScale
 from platform_assets_tests.helpers import make_lake
 
@@ -133,8 +133,8 @@ def test_activity_is_read_again_when_its_events_are_rewritten_meanwhile(fresh_la
         [raw_users, raw_photos, stage_users, stage_photos], resources=resources, instance=instance
     ).success
     assert dg.materialize([stage_events], partition_key=day, resources=resources, instance=instance).success
-    events_file = partition_key("staging/events", day)
-    calls, compute = [], feature_assets.compute_user_activity
+    events_file = partition_key(EVENTS_PATH, day)
+    calls, rewritten_at, compute = [], [], feature_assets.compute_user_activity
 
     def rewritten_while_reading(events, *args):
         calls.append(events.num_rows)
@@ -146,14 +146,13 @@ def test_activity_is_read_again_when_its_events_are_rewritten_meanwhile(fresh_la
             rewritten_at.append(time.time())
         return table
 
-    rewritten_at: list[float] = []
     monkeypatch.setattr(feature_assets, "compute_user_activity", rewritten_while_reading)
     result = dg.materialize([user_activity], partition_key=day, resources=resources, instance=instance)
     assert result.success and len(calls) == 2 and calls[1] < calls[0]
     (materialization,) = result.asset_materializations_for_node("features__user_activity")
     assert materialization.metadata["events_read_at"].value > rewritten_at[0]
-    written = fresh_lake.store.read_parquet(partition_key("features/user_activity", day))
+    written = fresh_lake.store.read_parquet(partition_key(USER_ACTIVITY_PATH, day))
 
     monkeypatch.setattr(feature_assets, "compute_user_activity", compute)  # the same range again, nothing rewritten
     assert dg.materialize([user_activity], partition_key=day, resources=resources, instance=instance).success
-    assert written.equals(fresh_lake.store.read_parquet(partition_key("features/user_activity", day)))
+    assert written.equals(fresh_lake.store.read_parquet(partition_key(USER_ACTIVITY_PATH, day)))

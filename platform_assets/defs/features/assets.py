@@ -95,25 +95,24 @@ def user_activity(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.M
     store = lake.store()
     first, last = _window(context)
     window = day_range(first - timedelta(days=LOOKBACK_DAYS), last)
+    photos, users = store.read_parquet(staging_key("photos")), store.read_parquet(staging_key("users"))
     for attempt in range(1, EVENTS_READ_ATTEMPTS + 1):
         read_at = time.time()
+        events = read_days(store, EVENTS_PATH, window, EVENTS_SCHEMA)
         table = compute_user_activity(
-            read_days(store, EVENTS_PATH, window, EVENTS_SCHEMA),
-            store.read_parquet(staging_key("photos")),
-            store.read_parquet(staging_key("users")),
-            context.partition_time_window.start,
-            context.partition_time_window.end,
+            events, photos, users, context.partition_time_window.start, context.partition_time_window.end
         )
         rewritten = _events_rewritten_since(context.instance, window, read_at)
         if not rewritten:
             break
-        context.log.info(
-            f"events of {rewritten} were rewritten while this step read them (try {attempt}): reading again"
-        )
-    else:
-        context.log.warning(
-            f"events of {rewritten} kept changing; writing what was read (the run their change set off rewrites it)"
-        )
+        if attempt == EVENTS_READ_ATTEMPTS:
+            context.log.warning(
+                f"events of {rewritten} kept changing; writing what was read (the run their change set off rewrites it)"
+            )
+        else:
+            context.log.info(
+                f"events of {rewritten} were rewritten while this step read them (try {attempt}): reading again"
+            )
     metadata = _write_days(context, store, USER_ACTIVITY_PATH, table, "ts")
     return dg.MaterializeResult(metadata=metadata | {EVENTS_READ_AT: dg.MetadataValue.timestamp(read_at)})
 
