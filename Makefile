@@ -54,10 +54,11 @@ test-env: env $(DEV_STAMP)
 
 # Lint and format are checked first: a red CI says so before the suite runs. Three workers on
 # CI's two cores: the longest tests (daemon, `dagster dev`, Chromium, sensors) mostly wait.
+# Whole modules per worker, in collection order (conftest.py puts the longest first).
 test: test-env
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest -n 3 --dist loadfile --durations=25
+	$(BIN)/pytest -n 3 --dist loadfile --no-loadscope-reorder --durations=25
 
 validate: env
 	$(BIN)/dagster definitions validate -w workspace.yaml

@@ -26,3 +26,10 @@ def fresh_lake(tmp_path: Path) -> Lake:
 def instance() -> dg.DagsterInstance:
     with dg.instance_for_test() as inst:
         yield inst
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Longest first: real processes (e2e), then the other slow modules, then the rest (stable
+    within each), so `make test`'s workers, which take whole modules in this order, never start
+    a minutes-long module last."""
+    items.sort(key=lambda item: 0 if item.get_closest_marker("e2e") else 1 if item.get_closest_marker("slow") else 2)

@@ -1,17 +1,14 @@
-"""Crash safety: SIGKILL a real process (and every command it started) in the middle of
-`events`, of `training_shards` and of each step of its pin into the data registry. Afterwards
-no partial output is visible (every visible file is complete: byte for byte the file an
-uninterrupted run writes), DVC still works in the registry and tells the truth, and a rerun
-produces byte-identical shards, the same `.dvc` file committed at HEAD and a clean registry."""
+"""Crash safety of the shards: SIGKILL a real process (and every command it started) in the
+middle of `training_shards` and of each step of its pin into the data registry (`events`:
+test_crash_events.py). Afterwards no partial output is visible (every visible file is
+complete: byte for byte the file an uninterrupted run writes), DVC still works in the
+registry and tells the truth, and a rerun produces byte-identical shards, the same `.dvc`
+file committed at HEAD and a clean registry."""
 
-import contextlib
 import json
-import os
 import shutil
-import signal
 import subprocess
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,15 +24,13 @@ from platform_assets.defs.partitions import range_tags
 from platform_assets.defs.staging.app_tables import stage_photos, stage_users
 from platform_assets.defs.staging.events import stage_events
 from platform_assets.lib.registry import dvc_executable, read_dvc_file, shard_dir
-from platform_assets.lib.simulator import LakeScale
 from platform_assets_tests.helpers import Lake, files_under, make_lake, registry_resource, run_cli
+from platform_assets_tests.reliability.killable_child import DAY, Child
 from platform_assets_tests.reliability.materialize_child import command
 
 pytestmark = pytest.mark.slow
 
-DAY = "2026-11-01"
 DVC_FILE = f"{shard_dir(DAY)}.dvc"
-BIG_DAY = LakeScale(users=400, photos=300, days=1, events_per_day=400_000, files_per_hour=2, defect_rate=0.005, seed=5)
 RANGE = range_tags(DAY, "2026-11-02")
 FAST = {
     "ops": {
@@ -43,87 +38,6 @@ FAST = {
         "embeddings__image_embeddings": {"config": {"workers": 0}},
     }
 }
-
-
-class Child:
-    """One partition materialized in its own process (see materialize_child.py), pinning into
-    the registry at `registry` and pushing to `dvc_remote` (by default the directory
-    `dvc-remote` beside the registry). It runs in a session of its own, so a kill takes the
-    git and DVC commands it started with it, as a crash of the machine or container would."""
-
-    def __init__(
-        self,
-        asset: str,
-        lake: Lake,
-        registry: Path,
-        tmp: Path,
-        dvc_remote: str | None = None,
-        s3_endpoint_url: str | None = None,
-    ) -> None:
-        tmp.mkdir(parents=True, exist_ok=True)
-        self.log = tempfile.TemporaryFile("w+")  # a file, not a pipe: a full pipe would stall the child
-        self.proc = subprocess.Popen(
-            command(asset, DAY, lake.store.root, lake.app_db_url, str(registry), dvc_remote, s3_endpoint_url),
-            stdout=subprocess.PIPE,
-            stderr=self.log,
-            text=True,
-            env={**os.environ, "TMPDIR": str(tmp)},
-            start_new_session=True,
-        )
-        assert self.proc.stdout.readline().strip() == "ready"
-        self.started = time.monotonic()
-
-    def finish(self) -> float:
-        if self.proc.wait(timeout=300):
-            self.log.seek(0)
-            raise AssertionError(f"the {self.proc.args[3]} child failed:\n{self.log.read()[-4000:]}")
-        return time.monotonic() - self.started
-
-    def kill_when(self, marker: Callable[[], bool]) -> bool:
-        """SIGKILL the process group as soon as `marker()` holds; False when the run finished first."""
-        deadline = time.monotonic() + 120
-        while not marker():
-            if self.proc.poll() is not None:
-                return False
-            assert time.monotonic() < deadline
-            time.sleep(0.0005)
-        with contextlib.suppress(ProcessLookupError):  # it may have finished since
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait()
-        return True
-
-
-@pytest.fixture(scope="module")
-def big_day(tmp_path_factory) -> tuple[Lake, Path]:
-    root = tmp_path_factory.mktemp("crash-events")
-    return make_lake(root, BIG_DAY), root
-
-
-def test_killed_events_run_leaves_no_partial_partition_and_reruns_byte_identical(big_day) -> None:
-    lake, root = big_day
-    staging = Path(lake.store.root) / "staging"
-    registry, tmp = root / "ws" / "registry", root / "tmp"
-    first = Child("events", lake, registry, tmp).finish()  # uninterrupted
-    reference = files_under(staging)
-    assert {k.split("/")[0] for k in reference} == {"events", "events_quarantine"}
-
-    writing = lambda: any(tmp.glob("events-*/events.parquet"))  # noqa: E731 - the sorted events half written
-    seconds = min(first, Child("events", lake, registry, tmp).finish())
-    for i, fraction in enumerate([None, 0.2, 0.5, 0.8]):  # the marker, then fractions of an uninterrupted run
-        for _ in range(3):  # a busy machine's run can outrun its kill: then kill the next one sooner
-            shutil.rmtree(staging)
-            child = Child("events", lake, registry, tmp)
-            at = None if fraction is None else child.started + fraction * seconds
-            landed = child.kill_when(writing if at is None else lambda at=at: time.monotonic() > at)
-            visible = files_under(staging) if staging.exists() else {}
-            assert all(reference[k] == v for k, v in visible.items()), f"kill {i}: a partial file is visible"
-            Child("events", lake, registry, tmp).finish()
-            assert files_under(staging) == reference, f"kill {i}: the rerun differs from the uninterrupted run"
-            if landed:
-                break
-            fraction = fraction and fraction / 2
-        else:
-            pytest.fail(f"kill {i}: the run finished before the kill, three times")
 
 
 @pytest.fixture(scope="module")
