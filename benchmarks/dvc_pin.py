@@ -8,7 +8,8 @@ For each history size N, two repositories hold N pinned daily partitions (two fi
   `git commit`.
 Then, in each, one new partition is pinned (timed, end to end: hash, cache, remote, commit), and
 `dvc status shards` is timed. For the platform it also times restoring a model's window (`--window`
-partitions) in a temporary checkout of its tag, verified byte for byte. The medians of
+partitions) in a temporary checkout of its tag, verified byte for byte: the library call
+(`verify_model`) and the command users run (`platform-assets verify <id>`, a new process). The medians of
 `--repeats` runs are printed with the ratios: pin at N / pin at the smallest N, platform / plain DVC.
 
 With data size: a new partition of `--mb` MB (64 MB shard files) pinned into a fresh registry
@@ -18,21 +19,26 @@ against `md5sum` of the same files in the same run (DVC reads every byte once an
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from datetime import date, timedelta
 from pathlib import Path
 
 from benchmarks.common import bench_parser
-from platform_assets.lib.registry import Registry, dvc_executable, shard_dir, write_stub
+from platform_assets.lib.model.restore import verify_model
+from platform_assets.lib.registry import Registry, dvc_executable, model_dir, model_tag, shard_dir, write_stub
 
 SHARD_BYTES = 64 * 1024
+MODEL_ID = "benchmark000"
+CLI = str(Path(sys.executable).with_name("platform-assets"))
 
 
 def write_partition(root: Path, day: str) -> str:
@@ -57,8 +63,9 @@ def timed(fn) -> float:
     return time.perf_counter() - started
 
 
-def platform_history(base: Path, n: int) -> Registry:
-    """N partitions pinned the platform's way, seeded in bulk (one dvc commit, one push, one git commit)."""
+def platform_history(base: Path, n: int, window: int) -> Registry:
+    """N partitions pinned the platform's way, seeded in bulk (one dvc commit, one push, one git
+    commit), and a model (`MODEL_ID`) whose manifest names the last `window` partitions."""
     registry = Registry(base / "registry", str(base / "remote"))
     registry.ensure()
     rels = [write_partition(registry.root, d) for d in days(n)]
@@ -69,8 +76,39 @@ def platform_history(base: Path, n: int) -> Registry:
     run(registry.root, dvc, "push", "--quiet")
     run(registry.root, "git", "add", "-A")
     run(registry.root, "git", "commit", "-qm", f"{n} partitions")
-    run(registry.root, "git", "tag", "model-window")
+    shards = [
+        {
+            "day": day,
+            "path": shard_dir(day),
+            "md5": registry.committed_md5(shard_dir(day)),
+            "files": [
+                {"name": f.name, "sha256": hashlib.sha256(f.read_bytes()).hexdigest()}
+                for f in sorted((registry.root / shard_dir(day)).iterdir())
+            ],
+        }
+        for day in days(n)[-window:]
+    ]
+    model = registry.root / model_dir(MODEL_ID)
+    model.mkdir(parents=True)
+    (model / "manifest.json").write_text(json.dumps({"model_id": MODEL_ID, "shards": shards}))
+    tag = model_tag(MODEL_ID)
+    registry.pin_model(model_dir(MODEL_ID), tag, "benchmark model", {s["path"]: s["md5"] for s in shards})
     return registry
+
+
+def verify_command(registry: Registry) -> float:
+    """`platform-assets verify <id>` as a user runs it: a new process, the registry from the environment."""
+    env = {
+        **os.environ,
+        "PLATFORM_ASSETS_WORKSPACE": str(registry.root),
+        "PLATFORM_ASSETS_DVC_REMOTE": registry.remote_url,
+    }
+    started = time.perf_counter()
+    done = subprocess.run([CLI, "verify", MODEL_ID], env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if done.returncode or not json.loads(done.stdout)["verified"]:
+        raise RuntimeError(f"platform-assets verify {MODEL_ID}: {done.stdout}{done.stderr}")
+    return seconds
 
 
 def plain_dvc_history(base: Path, n: int) -> Path:
@@ -107,7 +145,7 @@ def status_seconds(repo: Path) -> float:
 
 
 def measure(base: Path, n: int, window: int) -> dict[str, float]:
-    registry, plain = platform_history(base, n), plain_dvc_history(base, n)
+    registry, plain = platform_history(base, n, window), plain_dvc_history(base, n)
     new = "2999-12-31"
     write_partition(registry.root, new)
     write_partition(plain, new)
@@ -117,13 +155,8 @@ def measure(base: Path, n: int, window: int) -> dict[str, float]:
         "status": status_seconds(registry.root),
         "plain_dvc_status": status_seconds(plain),
     }
-    rels = [shard_dir(d) for d in days(n)[-window:]]
-
-    def restore() -> None:
-        with registry.checkout("model-window") as checkout:
-            assert registry.restore(checkout, rels) == []
-
-    out["model_restore"] = timed(restore)
+    out["model_restore"] = timed(lambda: verify_model(registry, MODEL_ID))
+    out["verify_command"] = verify_command(registry)
     return out
 
 
@@ -173,14 +206,15 @@ def main() -> None:
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores; dvc: {dvc_executable()}; median of {args.repeats}")
     print(
         f"| partitions | pin one new | x pin at {sizes[0]} | plain DVC pin | status shards | plain DVC status | "
-        f"restore {args.window}-day model |"
+        f"restore {args.window}-day model (library) | `platform-assets verify <id>` |"
     )
-    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for n in sizes:
         m = med[n]
         print(
             f"| {n:,} | {m['pin']:.2f} s | {m['pin'] / first['pin']:.2f}x | {m['plain_dvc_pin']:.2f} s | "
-            f"{m['status']:.2f} s | {m['plain_dvc_status']:.2f} s | {m['model_restore']:.2f} s |"
+            f"{m['status']:.2f} s | {m['plain_dvc_status']:.2f} s | {m['model_restore']:.2f} s | "
+            f"{m['verify_command']:.2f} s |"
         )
     size = {k: statistics.median(r[k] for r in by_size) for k in by_size[0]}
     print(

@@ -63,7 +63,7 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
 
 def cmd_verify(args: argparse.Namespace) -> None:
     from platform_assets.defs.resources import workspace_resource
-    from platform_assets.lib.model.run import verify_model, verify_workspace
+    from platform_assets.lib.model.restore import verify_model, verify_workspace
 
     registry = workspace_resource().registry()
     report = verify_model(registry, args.model_id) if args.model_id else verify_workspace(registry)

@@ -25,7 +25,8 @@ from platform_assets.defs.shards.assets import training_shards
 from platform_assets.defs.staging.app_tables import stage_photos, stage_users
 from platform_assets.defs.staging.events import stage_events
 from platform_assets.lib.lake_layout import GROUND_TRUTH_FILE
-from platform_assets.lib.model.run import StaleRegistryError, reproduce, verify_model, verify_workspace
+from platform_assets.lib.model.restore import verify_model, verify_workspace
+from platform_assets.lib.model.run import StaleRegistryError, reproduce
 from platform_assets.lib.registry import RestoreError, cache_object, dvc_executable, model_dir, shard_dir
 from platform_assets.lib.simulator import LakeScale, append_hour
 from platform_assets_tests.helpers import make_lake, registry_resource, run_cli
@@ -208,25 +209,41 @@ def test_reproduce_in_any_order_leaves_the_workspace_on_the_latest_data(two_mode
         report = reproduce(registry, meta["model_id"].value, truth)
         assert report["metrics"] == meta["metrics"].value and report["healed"] == []
         assert shard_bytes(registry.root) == two_models["v2"]  # reproduce works in a temporary checkout
-    # ... so the next nightly run trains on the latest versions: the same data, code and seed as B
+    # ... so the next nightly run finds the latest versions: the same data, code and seed as B,
+    # so B's id, which the registry holds: nothing is trained or committed again
+    head = registry.head()
     again = train(two_models["resources"], two_models["instance"])
-    assert again["model_id"].value == two_models["b"]["model_id"].value
+    assert again["model_id"].value == two_models["b"]["model_id"].value and again["new_model"].value is False
+    assert again["registry_commit"].value == two_models["b"]["registry_commit"].value
+    assert registry.head() == head and again["metrics"].value == two_models["b"]["metrics"].value
 
 
 def test_a_manual_checkout_in_the_workspace_does_not_change_what_trains(two_models) -> None:
     """The nightly model reads a verified snapshot of the registry's last commit, never the
-    live workspace: after the README recipe left model A's shards there, it still trains on
-    the latest data (B's inputs, so B's id) and leaves the user's checkout alone."""
-    root = two_models["registry"].root
+    live workspace: after the README recipe left model A's shards there, a new model (another
+    seed) still trains on the latest data (B's shards) and leaves the user's checkout alone."""
+    registry = two_models["registry"]
+    root = registry.root
     run_cli(root, "git", "checkout", two_models["a"]["registry_tag"].value, "--", "shards")
     run_cli(root, dvc_executable(), "checkout")
     mixed = shard_bytes(root)
     assert mixed != two_models["v2"]
     try:
-        assert (
-            train(two_models["resources"], two_models["instance"])["model_id"].value
-            == two_models["b"]["model_id"].value
+        seed_1 = {
+            "ops": {
+                "models__popularity_model": {
+                    "config": {**MODEL["ops"]["models__popularity_model"]["config"], "seed": 1}
+                }
+            }
+        }
+        result = dg.materialize(
+            [popularity_model], resources=two_models["resources"], instance=two_models["instance"], run_config=seed_1
         )
+        meta = result.get_asset_materialization_events()[0].materialization.metadata
+        assert meta["new_model"].value is True
+        trained_on = expected_bytes(manifest_of(registry, meta))
+        assert trained_on == expected_bytes(manifest_of(registry, two_models["b"]))  # B's data, not the workspace's
+        assert set(trained_on.items()) <= set(two_models["v2"].items())
         assert shard_bytes(root) == mixed
     finally:
         run_cli(root, "git", "checkout", "HEAD", "--", "shards")
@@ -293,7 +310,8 @@ def test_with_no_good_copy_anywhere_the_restore_fails_clearly_and_leaves_no_bad_
         obj, file = _flip_a_byte_in_a_cache_object(registry, manifest)
         with pytest.raises(RestoreError) as failed:
             verify_model(registry, a["model_id"].value)
-        assert file in str(failed.value) and str(obj) in str(failed.value)
+        said = str(failed.value)
+        assert file in said and str(obj) in said and "corrupt in the cache (removed); absent on the remote" in said
         assert not obj.exists()  # the bad object is gone: no later checkout can use it
         done = run_cli(registry.root, CLI, "reproduce", a["model_id"].value, check=False, env=cli_env(two_models))
         assert done.returncode == 2 and "Traceback" not in done.stderr and "no good copy" in done.stderr
@@ -314,7 +332,8 @@ def test_verify_heals_the_workspace_in_place(two_models) -> None:
 
 def test_the_cli_runs_against_the_registry_from_the_environment(two_models, tmp_path) -> None:
     done = run_cli(tmp_path, CLI, "verify", env=cli_env(two_models))
-    assert json.loads(done.stdout)["outputs"] == len(DAYS) + 2  # every shard partition and both models
+    models = two_models["registry"].git("tag", "--list", "popularity-model/*").split()
+    assert len(models) >= 2 and json.loads(done.stdout)["outputs"] == len(DAYS) + len(models)  # every partition and model
     missing = run_cli(tmp_path, CLI, "verify", "0123456789ab", check=False, env=cli_env(two_models))
     assert missing.returncode == 2 and "no model '0123456789ab'" in missing.stderr and "Traceback" not in missing.stderr
 

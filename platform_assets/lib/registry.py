@@ -35,7 +35,7 @@ from pathlib import Path
 import yaml
 from filelock import FileLock
 
-from platform_assets.lib.lake_store import TEMP_PREFIX
+from platform_assets.lib.lake_store import TEMP_PREFIX, LakeStore
 
 DVC_ENV = "PLATFORM_ASSETS_DVC"  # the dvc executable, when it is not `.venv/bin/dvc` or on PATH
 REMOTE = "storage"  # the registry's one DVC remote
@@ -52,6 +52,7 @@ MODELS = "models/popularity"
 # `.gitignore` line against every `.dvc` file, which makes thousands of partitions quadratic.
 GITIGNORES = {SHARDS: "/dt=*\n!/dt=*.dvc\n", MODELS: "/*\n!/*.dvc\n!/.gitignore\n"}
 ROOT_GITIGNORE = "/.platform-assets.lock\n"
+QUARANTINE = "quarantine"  # on the DVC remote: corrupt objects moved aside, outside DVC's files/md5/
 
 
 def shard_dir(day: str) -> str:
@@ -123,6 +124,17 @@ def _md5(path: Path) -> str:
 def _intact(obj: Path) -> bool:
     """A cache object's name is the md5 of its bytes."""
     return obj.is_file() and _md5(obj) == obj.parent.name + obj.name.removesuffix(".dir")
+
+
+def _cache_state(obj: Path) -> str:
+    return "absent" if not obj.exists() else "intact" if _intact(obj) else "corrupt"
+
+
+def _evict(obj: Path) -> None:
+    """Remove a cache object whose bytes do not match its name (DVC would use it as it is)."""
+    if obj.is_file() and not _intact(obj):
+        obj.chmod(0o644)
+        obj.unlink()
 
 
 def object_key(md5: str) -> str:
@@ -322,6 +334,7 @@ class Registry:
         self.ensure()
         started = time.perf_counter()
         with self.locked():
+            self._catch_up()
             self._pin_locked(rel, message)
             self._publish()
         return self._pin_result(rel, self.head(), time.perf_counter() - started)
@@ -333,13 +346,16 @@ class Registry:
         self.ensure()
         started = time.perf_counter()
         with self.locked():
+            self._catch_up()
             self._check_unmoved(shards)
             self._pin_locked(rel, message)
             self._publish()  # may rebase onto another host's pins: check again before tagging
             self._check_unmoved(shards)
+            if self.git_remote:
+                self._fetch_git()  # a host that trained the same id first owns its tag
             if not self.has_tag(tag):
                 self.git("tag", "-a", tag, "-m", message)
-            self._publish_tag(tag)
+                self._publish()  # pushes the new tag
         return self._pin_result(rel, self.git("rev-list", "-n1", tag), time.perf_counter() - started)
 
     def _check_unmoved(self, shards: dict[str, str]) -> None:
@@ -367,10 +383,22 @@ class Registry:
         out = read_dvc_file(self.root / f"{rel}.dvc")
         return Pin(rel, f"{rel}.dvc", out["md5"], out.get("nfiles", 1), out.get("size", 0), commit, seconds)
 
+    def _committed_out(self, rel: str, rev: str) -> dict | None:
+        shown = self._run(["git", "show", f"{rev}:{rel}.dvc"], check=False)
+        return yaml.safe_load(shown.stdout)["outs"][0] if shown.returncode == 0 else None
+
     def committed_md5(self, rel: str, rev: str = "HEAD") -> str | None:
         """The hash `rel`'s `.dvc` file records at `rev` (None: not pinned there)."""
-        shown = self._run(["git", "show", f"{rev}:{rel}.dvc"], check=False)
-        return yaml.safe_load(shown.stdout)["outs"][0].get("md5") if shown.returncode == 0 else None
+        out = self._committed_out(rel, rev)
+        return out.get("md5") if out else None
+
+    def pin_at(self, rel: str, rev: str) -> Pin:
+        """The pin of `rel` as recorded at `rev` (a tag: the commit it names)."""
+        out = self._committed_out(rel, rev)
+        if out is None:
+            raise RegistryError(f"{rel} is not pinned at {rev} in the data registry {self.root}")
+        commit = self.git("rev-list", "-n1", rev)
+        return Pin(rel, f"{rel}.dvc", out["md5"], out.get("nfiles", 1), out.get("size", 0), commit, 0.0)
 
     def _commit(self, paths: list[str], message: str) -> str:
         """Commit exactly `paths` (never another run's files); nothing to commit is fine."""
@@ -380,39 +408,69 @@ class Registry:
         return self.git("rev-parse", "HEAD")
 
     def _fetch_git(self) -> None:
-        fetched = self._run(["git", "fetch", "-q", "origin", BRANCH], check=False)
+        """The remote's branch and every tag. A remote tag replaces a local one of the same name:
+        the published tag is the model (a host that lost a race to tag the same id keeps its
+        commit, not its tag)."""
+        fetched = self._run(
+            [
+                "git",
+                "fetch",
+                "-q",
+                "origin",
+                f"+refs/heads/{BRANCH}:refs/remotes/origin/{BRANCH}",
+                "+refs/tags/*:refs/tags/*",
+            ],
+            check=False,
+        )
         if fetched.returncode:
             raise RegistryUnavailableError(f"git remote {self.git_remote} unreachable: {_tail(fetched)}")
 
+    def _catch_up(self) -> None:
+        if self.git_remote:
+            self._fetch_git()
+            self._rebase_onto_remote()
+
+    def fetch(self) -> None:
+        """Bring in the tags and branch other hosts pushed (a restore needs their tags), leaving
+        the workspace as it is."""
+        self.ensure()
+        if self.git_remote:
+            with self.locked():
+                self._fetch_git()
+
+    def sync(self) -> None:
+        """Fetch, then rebase this clone's branch onto the remote's (a fast-forward when it has
+        nothing of its own): training compares the event log with the latest commit of all hosts,
+        not of this one. A user's uncommitted checkout of old `.dvc` files is stashed around it."""
+        self.ensure()
+        if self.git_remote:
+            with self.locked():
+                self._catch_up()
+
+    def _rebase_onto_remote(self) -> None:
+        if self._run(["git", "rebase", "-q", "--autostash", f"origin/{BRANCH}"], check=False).returncode:
+            self._run(["git", "rebase", "--abort"], check=False)
+            raise RegistryError(
+                f"our pin conflicts with one on {self.git_remote} (the same output pinned on two "
+                f"hosts at once?): resolve it in {self.root} and rerun"
+            )
+
     def _publish(self) -> None:
-        """Push the branch to the git remote. Hosts pinning at once race: fetch, rebase our
-        one-file commits on theirs (a user's uncommitted checkout of old `.dvc` files is
-        stashed around it), try again."""
+        """Push the branch, and every model tag the remote lacks (`--follow-tags`: also the tags
+        made before the git remote was configured), to the git remote. Hosts pinning at once
+        race: fetch, rebase our one-file commits on theirs, try again."""
         if not self.git_remote:
             return
         for attempt in range(GIT_PUSH_ATTEMPTS):
-            pushed = self._run(["git", "push", "-q", "origin", f"{BRANCH}:{BRANCH}"], check=False)
+            pushed = self._run(["git", "push", "-q", "--follow-tags", "origin", f"{BRANCH}:{BRANCH}"], check=False)
             if pushed.returncode == 0:
                 return
             self._fetch_git()
-            if self._run(["git", "rebase", "-q", "--autostash", f"origin/{BRANCH}"], check=False).returncode:
-                self._run(["git", "rebase", "--abort"], check=False)
-                raise RegistryError(
-                    f"our pin conflicts with one on {self.git_remote} (the same output pinned on two "
-                    f"hosts at once?): resolve it in {self.root} and rerun"
-                )
+            self._rebase_onto_remote()
             time.sleep(0.2 * 2**attempt)
         raise RegistryUnavailableError(
             f"pushing to git remote {self.git_remote} failed {GIT_PUSH_ATTEMPTS} times: {_tail(pushed)}"
         )
-
-    def _publish_tag(self, tag: str) -> None:
-        """Push a tag once its commit is on the remote's branch (a tag is never moved once pushed)."""
-        if not self.git_remote:
-            return
-        pushed = self._run(["git", "push", "-q", "origin", f"refs/tags/{tag}"], check=False)
-        if pushed.returncode:
-            raise RegistryUnavailableError(f"pushing tag {tag} to git remote {self.git_remote} failed: {_tail(pushed)}")
 
     # --- restores -------------------------------------------------------------------------
 
@@ -453,40 +511,124 @@ class Registry:
 
         Check out from the cache, hash everything, and heal what differs: remove each cache
         object whose bytes do not match its name, fetch it again from the remote and check out
-        again. Returns what was healed. With no good copy anywhere, removes the bad files (no
-        bad bytes stay in the workspace) and raises `RestoreError` naming each one."""
-        targets = [f"{rel}.dvc" for rel in rels]
+        again. Returns what was healed. With no good copy anywhere, raises `RestoreError` naming
+        each lost object and where it was bad, after removing every bad copy (so neither
+        `dvc checkout` nor `dvc pull` can hand those bytes out again) and the bad files."""
         if not rels:
             return []
+        targets = [f"{rel}.dvc" for rel in rels]
         if checkout:  # objects missing from the cache fail here and are fetched below
             self.dvc("checkout", "--quiet", "--force", *targets, cwd=repo, check=False)
         healed: list[Damage] = []
         damage = verify(repo, self.cache, rels)
+        first_seen = {d.cache_object: _cache_state(d.cache_object) for d in damage}
+        fetched = None
         for _ in range(HEAL_PASSES):  # a corrupt listing hides its files' damage until it is healed
             if not damage:
                 return healed
             healed += damage
             for d in damage:  # DVC re-creates neither: it trusts an object that exists, and a file its state knows
-                if d.cache_object.is_file() and not _intact(d.cache_object):
-                    d.cache_object.chmod(0o644)
-                    d.cache_object.unlink()
+                first_seen.setdefault(d.cache_object, _cache_state(d.cache_object))
+                _evict(d.cache_object)
+                self._adopt_from_workspace(repo, d)
                 if d.file.is_file():
                     d.file.unlink()
-            fetched = self.dvc("fetch", "--quiet", "--remote", REMOTE, *targets, cwd=repo, check=False)
+            fetched = self.dvc("fetch", "--remote", REMOTE, *targets, cwd=repo, check=False)  # not quiet: its why
             self.dvc("checkout", "--quiet", "--force", *targets, cwd=repo, check=False)
             left = verify(repo, self.cache, rels)
-            if {str(d) for d in left} == {str(d) for d in damage}:
-                break  # no progress: the remote has no better copy
+            progress = {str(d) for d in left} != {str(d) for d in damage}
             damage = left
+            if not progress:
+                break  # the remote has no better copy
+        if not damage:
+            return healed
+        raise self._unrestorable(repo, damage, first_seen, fetched)
+
+    def _adopt_from_workspace(self, repo: Path, d: Damage) -> None:
+        """Restoring into a temporary checkout, the live workspace may still hold the file with
+        its recorded bytes (copies, never links, so its bytes are its own): a third good copy."""
+        obj = d.cache_object
+        if repo.resolve() == self.root or obj.name.endswith(".dir") or obj.is_file():
+            return
+        source = self.root / d.file.relative_to(repo)
+        if source.is_file() and _md5(source) == obj.parent.name + obj.name:
+            obj.parent.mkdir(parents=True, exist_ok=True)
+            temp = obj.with_name(f"{TEMP_PREFIX}{obj.name}")
+            shutil.copyfile(source, temp)
+            temp.chmod(0o444)  # as DVC leaves its cache objects
+            temp.replace(obj)
+
+    def _unrestorable(
+        self,
+        repo: Path,
+        damage: list[Damage],
+        first_seen: dict[Path, str],
+        fetched: subprocess.CompletedProcess | None,
+    ) -> RestoreError:
+        """Remove every bad copy of each lost object and say what was lost, where, and what to do.
+
+        A file whose cache object is intact is not lost: DVC only left it out because it will not
+        check out a directory with a lost file, so it is not listed."""
+        workspace = repo.resolve() == self.root
+        lost, days = [], set()
         for d in damage:
+            if _intact(d.cache_object):
+                continue
+            md5 = d.cache_object.parent.name + d.cache_object.name
+            what = d.file.relative_to(repo).as_posix()
+            if md5.endswith(".dir"):
+                what = f"{what} (its directory listing)"
+            _evict(d.cache_object)
             if d.file.is_file():
                 d.file.unlink()
-        lost = "\n  ".join(str(d) for d in damage)
-        why = f"; the remote said: {_tail(fetched)}" if fetched.returncode else " (the remote's copy is bad too)"
-        raise RestoreError(
-            f"no good copy in the cache or on the remote {self.remote_url}{why}; "
-            f"removed from the workspace, so no bad bytes are used:\n  {lost}"
+            cache = {"corrupt": "corrupt in the cache (removed)"}.get(
+                first_seen.get(d.cache_object, ""), "absent from the cache"
+            )
+            lost.append(f"{what}: object {md5} ({d.cache_object}): {cache}; {self._remote_copy(md5)}")
+            days.update(part.removeprefix("dt=") for part in Path(what).parts if part.startswith("dt="))
+        where = (
+            "the bad files were removed from the workspace"
+            if workspace
+            else "the workspace was not touched (the restore ran in a temporary checkout)"
         )
+        fix = [
+            "copy a good copy of each object (from a DVC cache of another host, a backup) to the "
+            "cache path named above, then run the command again"
+        ]
+        if days:
+            fix.append(
+                f"or materialize shards/training_shards for {', '.join(sorted(days))} again: the same "
+                "inputs and code give the same bytes, and its pin pushes them to the remote"
+            )
+        said = f"\nDVC fetch said: {_tail(fetched)}" if fetched is not None and fetched.returncode else ""
+        return RestoreError(
+            f"no good copy of {len(lost)} object(s) in the cache or on the DVC remote {self.remote_url}:\n  "
+            + "\n  ".join(lost)
+            + f"\nEvery bad copy was removed from the cache, so DVC cannot hand those bytes out; {where}."
+            + f"\nTo recover: {'; '.join(fix)}."
+            + said
+        )
+
+    def _remote_copy(self, md5: str) -> str:
+        """The state of the remote's copy, hashed here (DVC does not hash what it fetches). A
+        corrupt copy is moved aside, not deleted: `dvc status --cloud` then reports it missing,
+        `dvc pull` fails instead of handing it out, and a pin of good bytes pushes it again."""
+        store, key = LakeStore(self.remote_url, self.s3_endpoint_url), object_key(md5)
+        try:
+            if not store.exists(key):
+                return "absent on the remote"
+            data = store.read_bytes(key)
+        except OSError as exc:
+            return f"the remote's copy could not be read ({exc})"
+        if hashlib.md5(data).hexdigest() == md5.removesuffix(".dir"):
+            return f"intact on the remote ({store.uri(key)}) but DVC did not fetch it"
+        aside = f"{QUARANTINE}/{key}.{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+        try:
+            store.write_bytes(aside, data)
+            store.delete(key)
+        except OSError as exc:
+            return f"corrupt on the remote ({store.uri(key)}), and moving it aside failed ({exc}): `dvc pull` would fetch it"
+        return f"corrupt on the remote too (moved aside to {store.uri(aside)}, so DVC reports it missing)"
 
     def missing_on_remote(self, rels: Sequence[str], repo: Path | None = None) -> list[str]:
         """Outputs among `rels` (as checked out in `repo`, default the registry) whose objects

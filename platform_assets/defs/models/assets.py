@@ -10,7 +10,7 @@ from platform_assets.defs.keys import POPULARITY_MODEL, TRAINING_SHARDS
 from platform_assets.defs.resources import LakeResource, WorkspaceResource
 from platform_assets.defs.retry import IO_RETRY, transient_retries
 from platform_assets.lib.lake_layout import GROUND_TRUTH_FILE
-from platform_assets.lib.registry import model_dir, model_tag, shard_dir
+from platform_assets.lib.registry import model_tag
 
 
 class ModelConfig(dg.Config):
@@ -67,17 +67,18 @@ def popularity_model(
     used = latest_shard_versions(context.instance, config.window_days)
     truth = lake.store().read_parquet_if_exists(GROUND_TRUTH_FILE)
     train = TrainConfig(config.epochs, config.batch_size, config.learning_rate, config.seed)
-    mid, manifest = train_model(
+    trained = train_model(
         registry, {day: v.dvc_hash for day, v in used.items()}, train, truth, {d: v.device for d, v in used.items()}
     )
+    mid, manifest, pinned = trained.model_id, trained.manifest, trained.pin
     tag = model_tag(mid)
-    pinned = registry.pin_model(
-        model_dir(mid),
-        tag,
-        f"model {mid}: {manifest['metrics']}",
-        {shard_dir(day): v.dvc_hash for day, v in used.items()},
-    )
-    context.log.info(f"model {mid} tagged {tag} at {pinned.commit[:10]}: {manifest['metrics']}")
+    if trained.new:
+        context.log.info(f"model {mid} tagged {tag} at {pinned.commit[:10]}: {manifest['metrics']}")
+    else:
+        context.log.info(
+            f"model {mid} is already in the data registry (tag {tag} at {pinned.commit[:10]}): the same "
+            "shard versions, code, seed and config; nothing trained or committed"
+        )
     data_version = dg.MetadataValue.table(
         records=[
             dg.TableRecord(
@@ -107,6 +108,7 @@ def popularity_model(
         data_version=dg.DataVersion(pinned.md5),
         metadata={
             "model_id": mid,
+            "new_model": trained.new,
             "registry_tag": tag,
             "registry_commit": pinned.commit,
             "data_version": manifest["data_version"],

@@ -1,13 +1,11 @@
-"""Train on a window of pinned shard days, evaluate on the last, and restore or reproduce a past model."""
+"""Train on a window of pinned shard days, evaluate on the last, and reproduce a past model."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import json
-from collections.abc import Iterator
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,11 +14,12 @@ import torch
 
 import platform_assets
 from platform_assets.lib.model.manifest import code_version, git_revision, model_id, package_versions
+from platform_assets.lib.model.restore import committed_manifest, restored_model
 from platform_assets.lib.model.train import TrainConfig, fit, holdout, spearman
 from platform_assets.lib.registry import (
+    Pin,
     Registry,
     RegistryError,
-    RestoreError,
     model_dir,
     model_tag,
     pinned_md5,
@@ -70,25 +69,36 @@ def evaluate(workspace: Path, days: list[str], config: TrainConfig, truth: pa.Ta
     return model.state_dict(), metrics
 
 
+@dataclass(frozen=True)
+class TrainedModel:
+    model_id: str
+    manifest: dict
+    pin: Pin  # the model directory's pin: its DVC hash and the commit its tag names
+    new: bool  # False: the registry already held this id (same data, code, seed, config): nothing committed
+
+
 def train_model(
     registry: Registry,
     versions: dict[str, str],
     config: TrainConfig,
     truth: pa.Table | None,
     shard_devices: dict[str, str],
-) -> tuple[str, dict]:
+) -> TrainedModel:
     """Train on the days of `versions` (day -> DVC hash of its latest materialization; the last
-    day is the holdout); write weights and manifest into the registry; return (id, manifest).
-    The manifest records the devices (`shard_devices`: day -> where its shards were written).
+    day is the holdout), write weights and manifest into the registry, pin and tag them. The
+    manifest records the devices (`shard_devices`: day -> where its shards were written).
 
-    Training reads a snapshot: a temporary checkout of the registry's last commit, every byte
-    verified against DVC's records (healed from the remote), never the live workspace, which a
-    manual `git checkout` of an old model or a shard run in progress may have mixed. The
-    registry must hold exactly the asked-for versions, and the remote must have them."""
+    The registry is first brought up to date with its git remote (other hosts' pins). The id
+    depends on the inputs alone, so an id the registry already holds is not trained or
+    committed again. Training reads a snapshot: a temporary checkout of the registry's last
+    commit, every byte verified against DVC's records (healed from the remote), never the live
+    workspace, which a manual `git checkout` of an old model or a shard run in progress may
+    have mixed. That commit must hold exactly the asked-for versions, and the remote must have them."""
     days = sorted(versions)
     if len(days) < 2:
         raise ValueError(f"need shards of at least 2 days with samples (one to hold out), found {days}")
     rels = [shard_dir(day) for day in days]
+    registry.sync()
     head = registry.head()
     stale = [
         f"{day} (registry {registry.committed_md5(rel, head)}, latest materialization {versions[day]})"
@@ -97,8 +107,14 @@ def train_model(
     ]
     if stale:
         raise StaleRegistryError(
-            f"the data registry's last commit does not hold the latest materialization of "
-            f"{stale}: materialize those shards partitions again, then train"
+            f"the data registry's last commit (after fetching its git remote, if any) does not hold "
+            f"the latest materialization of {stale}: materialize those shards partitions again, then train"
+        )
+    code = code_version()
+    mid = model_id([{"day": d, "md5": versions[d]} for d in days], code, config.seed, asdict(config))
+    if registry.has_tag(model_tag(mid)):
+        return TrainedModel(
+            mid, committed_manifest(registry, mid), registry.pin_at(model_dir(mid), model_tag(mid)), False
         )
     with registry.checkout(head) as snapshot:
         registry.restore(snapshot, rels)
@@ -108,8 +124,6 @@ def train_model(
                 "data that can be restored; rerun their shard partitions to push them"
             )
         shards = [shard_entry(snapshot, d) for d in days]
-        code = code_version()
-        mid = model_id(shards, code, config.seed, asdict(config))
         state, metrics = evaluate(snapshot, days, config, truth)
     buf = io.BytesIO()
     torch.save(state, buf)
@@ -131,59 +145,10 @@ def train_model(
     out.mkdir(parents=True, exist_ok=True)
     (out / "weights.pt").write_bytes(buf.getvalue())
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
-    return mid, manifest
-
-
-@contextlib.contextmanager
-def restored_model(registry: Registry, mid: str) -> Iterator[tuple[Path, dict, list[str]]]:
-    """A temporary checkout of the model's tag holding its manifest and the exact shards it was
-    trained on, each hashed against its DVC listing and the manifest's sha256 (healed from the
-    remote where the cache is bad). Yields (checkout, manifest, what was healed)."""
-    tag = model_tag(mid)
-    if not registry.has_tag(tag):
-        raise RegistryError(
-            f"no model {mid!r} in the data registry {registry.root} (no tag {tag}); "
-            "`git -C <registry> tag --list 'popularity-model/*'` lists the models"
-        )
-    with registry.checkout(tag) as checkout:
-        healed = registry.restore(checkout, [model_dir(mid)])
-        manifest = json.loads((checkout / model_dir(mid) / "manifest.json").read_text())
-        healed += registry.restore(checkout, [s["path"] for s in manifest["shards"]])
-        wrong = [
-            str(checkout / s["path"] / f["name"])
-            for s in manifest["shards"]
-            for f in s["files"]
-            if hashlib.sha256((checkout / s["path"] / f["name"]).read_bytes()).hexdigest() != f["sha256"]
-        ]
-        if wrong:
-            raise RestoreError(
-                f"restored shards differ from the manifest's sha256 although DVC's hashes match: {wrong}"
-            )
-        yield checkout, manifest, [str(d) for d in healed]
-
-
-def verify_model(registry: Registry, mid: str) -> dict:
-    """Restore a model's data version in a temporary checkout and check every byte."""
-    with restored_model(registry, mid) as (_, manifest, healed):
-        files = sum(len(s["files"]) for s in manifest["shards"])
-        return {
-            "model_id": mid,
-            "tag": model_tag(mid),
-            "partitions": len(manifest["shards"]),
-            "files": files,
-            "healed": healed,
-            "verified": True,
-        }
-
-
-def verify_workspace(registry: Registry) -> dict:
-    """Hash every pinned output in the workspace against its `.dvc` file, healing from the remote
-    (holding the registry's lock: a pin in progress is never healed away under its writer)."""
-    registry.ensure()
-    with registry.locked():
-        rels = registry.pinned()
-        healed = registry.restore(registry.root, rels, checkout=False)
-    return {"registry": str(registry.root), "outputs": len(rels), "healed": [str(d) for d in healed], "verified": True}
+    pin = registry.pin_model(
+        model_dir(mid), model_tag(mid), f"model {mid}: {metrics}", dict(zip(rels, (versions[d] for d in days)))
+    )
+    return TrainedModel(mid, manifest, pin, True)
 
 
 def reproduce(registry: Registry, mid: str, truth: pa.Table | None) -> dict:
