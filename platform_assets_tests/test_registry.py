@@ -192,6 +192,8 @@ def test_a_clone_behind_its_git_remote_trains_and_an_identical_retrain_commits_n
     done = run_cli(tmp_path, CLI, "verify", trained.model_id, env=cli_env(host_b, tmp_path / "c"))
     report = json.loads(done.stdout)
     assert report["verified"] and report["partitions"] == len(DAYS)
+    run_cli(bare, "git", "--git-dir", str(bare), "tag", "-d", tag)  # as if the tag's push had failed
+    assert not train_model(host_b, versions, TRAIN, None, {}).new and tag in remote_tags(bare)  # the next run pushes it
     head = run_cli(bare, "git", "--git-dir", str(bare), "rev-parse", "main").stdout
     again = train_model(host_a, versions, TRAIN, None, {})  # host A is behind B's model commit
     assert (again.model_id, again.new, again.pin.commit) == (trained.model_id, False, trained.pin.commit)

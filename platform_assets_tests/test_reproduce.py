@@ -333,7 +333,9 @@ def test_verify_heals_the_workspace_in_place(two_models) -> None:
 def test_the_cli_runs_against_the_registry_from_the_environment(two_models, tmp_path) -> None:
     done = run_cli(tmp_path, CLI, "verify", env=cli_env(two_models))
     models = two_models["registry"].git("tag", "--list", "popularity-model/*").split()
-    assert len(models) >= 2 and json.loads(done.stdout)["outputs"] == len(DAYS) + len(models)  # every partition and model
+    assert len(models) >= 2 and json.loads(done.stdout)["outputs"] == len(DAYS) + len(
+        models
+    )  # every partition and model
     missing = run_cli(tmp_path, CLI, "verify", "0123456789ab", check=False, env=cli_env(two_models))
     assert missing.returncode == 2 and "no model '0123456789ab'" in missing.stderr and "Traceback" not in missing.stderr
 

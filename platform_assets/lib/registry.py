@@ -439,13 +439,15 @@ class Registry:
                 self._fetch_git()
 
     def sync(self) -> None:
-        """Fetch, then rebase this clone's branch onto the remote's (a fast-forward when it has
-        nothing of its own): training compares the event log with the latest commit of all hosts,
-        not of this one. A user's uncommitted checkout of old `.dvc` files is stashed around it."""
+        """Fetch, rebase this clone's branch onto the remote's (a fast-forward when it has nothing
+        of its own), and push what the remote lacks (commits or tags whose push failed before):
+        training compares the event log with the latest commit of all hosts, not of this one. A
+        user's uncommitted checkout of old `.dvc` files is stashed around the rebase."""
         self.ensure()
         if self.git_remote:
             with self.locked():
                 self._catch_up()
+                self._publish()
 
     def _rebase_onto_remote(self) -> None:
         if self._run(["git", "rebase", "-q", "--autostash", f"origin/{BRANCH}"], check=False).returncode:
