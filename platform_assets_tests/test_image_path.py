@@ -12,6 +12,7 @@ from pathlib import Path
 import dagster as dg
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import torch
 from packaging.requirements import Requirement
@@ -24,7 +25,9 @@ from platform_assets.defs.staging.app_tables import stage_photos, stage_users
 from platform_assets.lib.embeddings.augment import augment, draw_params, float_reference
 from platform_assets.lib.embeddings.images import decode
 from platform_assets.lib.lake_layout import ENCODER_POINTER
-from platform_assets.lib.shards.samples import TABULAR, build_samples
+from platform_assets.lib.lake_store import LakeStore
+from platform_assets.lib.shards.samples import TABULAR, Augmentation, write_samples
+from platform_assets.lib.shards.selection import Selection
 from platform_assets.lib.simulator import LakeScale
 from platform_assets.lib.simulator.images import CLASSES, encode_jpeg, render
 from platform_assets_tests.helpers import make_lake
@@ -143,21 +146,35 @@ def test_one_image_size_setting_drives_the_encoder_the_embeddings_and_the_shards
     assert meta["image_embeddings"]["embedded"] == 40
     assert json.loads(lake.store.read_bytes(ENCODER_POINTER))["image_size"] == 48
 
-    blobs = [lake.store.read_bytes(f"images/{i}.jpg") for i in range(1, 13)]
     rows = pa.table(
         {
             "photo_id": pa.array(range(1, 13), pa.int64()),
             "posted_at": pa.array([0] * 12, pa.timestamp("us", tz="UTC")),
             "popularity_score": pa.array(np.linspace(0, 1, 12), pa.float64()),
             "title": ["a photo"] * 12,
+            "image_key": [f"images/{i}.jpg" for i in range(1, 13)],
             **{c: pa.array(np.arange(12, dtype=np.float64)) for c in TABULAR},
         }
     )
     vectors = np.zeros((12, 4), np.float32)
 
-    def samples(workers: int, batch_size: int) -> pa.Table:
-        return build_samples(rows, blobs, vectors, vectors, 2, 0, 48, CPU, workers=workers, batch_size=batch_size)
+    def shards(workers: int, batch_size: int) -> tuple[pa.Table, dict[str, bytes]]:
+        out = LakeStore(str(tmp_path / f"shards-{workers}-{batch_size}"))
+        written = write_samples(
+            Selection(rows, vectors, vectors, 0),
+            lake.store,
+            out,
+            "day",
+            Augmentation(2, 0, 48),
+            device=CPU,
+            target_bytes=40_000,  # several shards: the streamed pixels cross shard boundaries
+            workers=workers,
+            batch_size=batch_size,
+        )
+        files = {s.name: out.read_bytes(f"day/{s.name}") for s in written}
+        return pa.concat_tables(pq.read_table(out.path(f"day/{s.name}")) for s in written), files
 
-    inline = samples(0, 256)
+    inline, inline_files = shards(0, 256)
     assert inline.schema.field("image").type.byte_width == 3 * 48 * 48 and inline.num_rows == 24
-    assert inline.equals(samples(2, 5))  # decode workers and batch composition change nothing
+    assert len(inline_files) > 2 and inline["photo_id"].to_pylist() == [i for i in range(1, 13) for _ in range(2)]
+    assert shards(2, 5)[1] == inline_files  # decode workers and batch composition change no byte

@@ -19,7 +19,6 @@ from platform_assets.lib.lake_layout import (
 )
 from platform_assets.lib.registry import shard_dir
 from platform_assets.lib.shards.selection import select_rows
-from platform_assets.lib.shards.writer import write_shards
 
 
 class ShardConfig(dg.Config):
@@ -34,6 +33,10 @@ class ShardConfig(dg.Config):
     )
     workers: int | None = Field(
         default=None, description="Processes decoding JPEGs (default: one per core past 16 MB of JPEGs, else in line)."
+    )
+    batch_size: int = Field(
+        default=256,
+        description="Photos read, decoded and augmented at a time: with the shard size, what bounds memory.",
     )
 
 
@@ -58,7 +61,7 @@ def training_shards(
     images: ImagesResource,
 ) -> dg.MaterializeResult:
     from platform_assets.lib.embeddings.device import pick_device  # torch: loaded by the runs that use it
-    from platform_assets.lib.shards.samples import build_samples
+    from platform_assets.lib.shards.samples import Augmentation, write_samples
 
     day = partition_day(context).isoformat()
     store, out = lake.store(), workspace.store()
@@ -70,20 +73,21 @@ def training_shards(
     )
     device = pick_device(config.device)
     started = time.perf_counter()
-    samples = build_samples(
-        selected.rows,
-        store.read_many(selected.rows["image_key"].to_pylist()),
-        selected.image_vectors,
-        selected.title_vectors,
-        config.views,
-        config.seed,
-        images.size,
-        device,
-        config.workers,
+    shards = write_samples(
+        selected,
+        store,
+        out,
+        shard_dir(day),
+        Augmentation(config.views, config.seed, images.size),
+        device=device,
+        target_bytes=config.target_shard_mb * 2**20,
+        compression=config.compression,
+        workers=config.workers,
+        batch_size=config.batch_size,
     )
-    shards = write_shards(out, shard_dir(day), samples, config.target_shard_mb * 2**20, config.compression)
+    samples = sum(s.samples for s in shards)
     seconds = time.perf_counter() - started
-    pinned = workspace.registry().pin(shard_dir(day), f"shards {day}: {samples.num_rows} samples, run {context.run_id}")
+    pinned = workspace.registry().pin(shard_dir(day), f"shards {day}: {samples} samples, run {context.run_id}")
     context.log.info(f"pinned {pinned.path} as {pinned.md5} (commit {pinned.commit[:10]}) in {pinned.seconds:.2f}s")
     if skipped := selected.without_embeddings:
         context.log.warning(
@@ -98,7 +102,7 @@ def training_shards(
             "dvc_remote": workspace.dvc_remote,
             "registry_commit": pinned.commit,
             "pin_seconds": round(pinned.seconds, 3),
-            "samples": samples.num_rows,
+            "samples": samples,
             "views": config.views,
             "image_size": images.size,
             "shards": len(shards),

@@ -8,10 +8,11 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from platform_assets.lib.embeddings.device import cpu_cores, loader_settings, to_device
 from platform_assets.lib.embeddings.sizes import DEFAULT_IMAGE_SIZE
+from platform_assets.lib.lake_store import LakeStore
 
 PARALLEL_DECODE_BYTES = 16 * 2**20  # ~350 photo-sized JPEGs, ~8,000 of the demo's 64 px ones
 
@@ -43,6 +44,14 @@ def as_float(batch: torch.Tensor) -> torch.Tensor:
     return batch.float().div_(255)
 
 
+def decode_or_error(data: bytes, size: int) -> tuple[torch.Tensor, str]:
+    """The decoded image and "", or a zero image and why it could not be read."""
+    try:
+        return decode(data, size), ""
+    except ValueError as exc:
+        return torch.zeros(3, size, size, dtype=torch.uint8), str(exc)
+
+
 class JpegDataset(Dataset):
     """Items are (index, image tensor, error); a broken image gives a zero tensor and its error."""
 
@@ -53,10 +62,32 @@ class JpegDataset(Dataset):
         return len(self.blobs)
 
     def __getitem__(self, i: int) -> tuple[int, torch.Tensor, str]:
-        try:
-            return i, decode(self.blobs[i], self.size), ""
-        except ValueError as exc:
-            return i, torch.zeros(3, self.size, self.size, dtype=torch.uint8), str(exc)
+        return i, *decode_or_error(self.blobs[i], self.size)
+
+
+class StoredJpegBatches(Dataset):
+    """Item k: photos [k·batch_size, (k+1)·batch_size) of `keys`, read from the store (in
+    threads) and decoded, as (indices, uint8 images, errors): a worker holds one batch of
+    JPEGs, never the day's. A missing object is an error like a broken one."""
+
+    def __init__(self, store: LakeStore, keys: list[str], size: int, batch_size: int) -> None:
+        self.store, self.keys, self.size, self.batch_size = store, keys, size, batch_size
+        self.bytes_read = 0  # by this process: the first batch, read in line, sizes the rest
+
+    def __len__(self) -> int:
+        return -(-len(self.keys) // self.batch_size)
+
+    def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+        lo = k * self.batch_size
+        blobs = self.store.read_many(self.keys[lo : lo + self.batch_size])
+        self.bytes_read += sum(map(len, blobs))
+        decoded = [
+            decode_or_error(b, self.size)
+            if b
+            else (torch.zeros(3, self.size, self.size, dtype=torch.uint8), "missing from the lake")
+            for b in blobs
+        ]
+        return torch.arange(lo, lo + len(blobs)), torch.stack([d[0] for d in decoded]), [d[1] for d in decoded]
 
 
 def image_batches(
@@ -67,6 +98,22 @@ def image_batches(
     dataset = JpegDataset(blobs, size)
     settings = loader_settings(device, decode_workers(workers, sum(map(len, blobs))))
     return DataLoader(dataset, batch_size=batch_size, shuffle=False, **settings)
+
+
+def stored_image_batches(
+    store: LakeStore, keys: list[str], size: int, batch_size: int, device: torch.device, workers: int | None
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, list[str]]]:
+    """`image_batches` for images still in the store, read batch by batch. The first batch is
+    read and decoded in line; with `workers` None, its size decides whether the day's JPEGs are
+    worth worker processes (`decode_workers`)."""
+    dataset = StoredJpegBatches(store, keys, size, batch_size)
+    if not len(dataset):
+        return
+    yield dataset[0]
+    if len(dataset) > 1:
+        estimate = dataset.bytes_read * len(dataset)
+        settings = loader_settings(device, decode_workers(workers, estimate))
+        yield from DataLoader(Subset(dataset, range(1, len(dataset))), batch_size=None, shuffle=False, **settings)
 
 
 def decode_workers(workers: int | None, jpeg_bytes: int) -> int:

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
 import numpy as np
 import pyarrow as pa
 import torch
 
 from platform_assets.lib.embeddings.augment import augment, draw_params
 from platform_assets.lib.embeddings.device import to_device
-from platform_assets.lib.embeddings.images import image_batches
+from platform_assets.lib.embeddings.images import stored_image_batches
+from platform_assets.lib.embeddings.sizes import DEFAULT_IMAGE_SIZE
+from platform_assets.lib.lake_store import LakeStore
 from platform_assets.lib.shards.augment_rows import drop_cells, perturb_title, rng_for
+from platform_assets.lib.shards.selection import Selection
+from platform_assets.lib.shards.writer import ShardInfo, StreamedColumn, write_shards
 
 TABULAR = [
     "posted_hour_local",
@@ -23,6 +30,9 @@ TABULAR = [
     "author_posts_30d",
     "author_sessions_7d",
 ]
+
+
+IMAGE, IMAGE_POSITION = "image", 4  # the pixels' column and its place in the schema
 
 
 def sample_schema(image_size: int, image_dim: int, title_dim: int) -> pa.Schema:
@@ -47,26 +57,23 @@ def _fixed(values: np.ndarray) -> pa.FixedSizeListArray:
     return pa.FixedSizeListArray.from_arrays(pa.array(values.astype(np.float32).reshape(-1)), values.shape[1])
 
 
-def build_samples(
-    rows: pa.Table,
-    images: list[bytes],
-    image_vectors: np.ndarray,
-    title_vectors: np.ndarray,
-    views: int,
-    seed: int,
-    image_size: int,
-    device: torch.device,
-    workers: int | None = None,
-    p_drop_cell: float = 0.1,
-    p_drop_word: float = 0.1,
-    p_swap_word: float = 0.1,
-    batch_size: int = 256,
-) -> pa.Table:
-    """`rows` are training-set rows sorted by photo_id, aligned with `images` and both vector arrays.
+@dataclass(frozen=True)
+class Augmentation:
+    """What makes a day's samples: `views` per training row, seeded, at `image_size` px."""
 
-    JPEGs are decoded on the CPU (libjpeg through Pillow, in `workers` processes) whatever the
-    device: a GPU decoder's pixels differ from libjpeg's, and the shard bytes must not depend
-    on where they were written. The integer augmentation then runs on `device`, bit-exact."""
+    views: int = 2
+    seed: int = 0
+    image_size: int = DEFAULT_IMAGE_SIZE
+    p_drop_cell: float = 0.1
+    p_drop_word: float = 0.1
+    p_swap_word: float = 0.1
+
+
+def sample_columns(rows: pa.Table, image_vectors: np.ndarray, title_vectors: np.ndarray, aug: Augmentation) -> pa.Table:
+    """Every column of the day's samples but `image`, in (photo_id, view) order. `rows` are
+    training-set rows sorted by photo_id (ids unique), aligned with both vector arrays. These
+    are held for the whole day (tens of bytes a sample besides the vectors); the pixels, 3·S²
+    bytes a sample, are streamed by `sample_pixels`."""
     ids = rows["photo_id"].to_pylist()
     tabular = (
         np.column_stack([rows[c].to_numpy(zero_copy_only=False).astype(np.float32) for c in TABULAR])
@@ -74,40 +81,76 @@ def build_samples(
         else np.zeros((0, len(TABULAR)), np.float32)
     )
     titles = [t or "" for t in rows["title"].to_pylist()] if "title" in rows.column_names else [""] * len(ids)
-    columns: dict[str, list] = {k: [] for k in ("photo_id", "view", "image", "features", "mask", "title")}
-    views_u8 = [np.zeros((len(ids), 3, image_size, image_size), np.uint8) for _ in range(views)]
-    for idx, batch, errors in image_batches(images, image_size, batch_size, device, workers):
-        batch_ids = [ids[i] for i in idx.tolist()]
-        if bad := [f"photo {pid}: {e}" for pid, e in zip(batch_ids, errors) if e]:
-            raise ValueError(f"unreadable training images (the embeddings should have quarantined them): {bad[:3]}")
-        on_device = to_device(batch, device)
-        for view in range(views):
-            views_u8[view][idx.numpy()] = augment(on_device, draw_params(seed, batch_ids, view)).cpu().numpy()
-    for view in range(views):
+    columns: dict[str, list] = {k: [] for k in ("photo_id", "view", "features", "mask", "title")}
+    for view in range(aug.views):
         for i, pid in enumerate(ids):
-            rng = rng_for(seed, pid, view)
-            values, mask = drop_cells(tabular[i], rng, p_drop_cell)
+            rng = rng_for(aug.seed, pid, view)
+            values, mask = drop_cells(tabular[i], rng, aug.p_drop_cell)
             columns["photo_id"].append(pid)
             columns["view"].append(view)
-            columns["image"].append(views_u8[view][i].tobytes())
             columns["features"].append(values)
             columns["mask"].append(mask)
-            columns["title"].append(perturb_title(titles[i], rng, p_drop_word, p_swap_word))
+            columns["title"].append(perturb_title(titles[i], rng, aug.p_drop_word, aug.p_swap_word))
     order = np.lexsort((np.array(columns["view"]), np.array(columns["photo_id"]))) if ids else np.array([], int)
-    src = np.tile(np.arange(len(ids)), views)[order] if ids else np.array([], int)
-    schema = sample_schema(image_size, image_vectors.shape[1], title_vectors.shape[1])
+    src = np.tile(np.arange(len(ids)), aug.views)[order] if ids else np.array([], int)
+    schema = sample_schema(aug.image_size, image_vectors.shape[1], title_vectors.shape[1])
     return pa.table(
         [
             pa.array(np.array(columns["photo_id"], np.int64)[order]),
             pa.array(np.array(columns["view"], np.int16)[order]),
             rows["posted_at"].take(pa.array(src, pa.int64())),
             pa.array(rows["popularity_score"].to_numpy(zero_copy_only=False).astype(np.float32)[src]),
-            pa.array([columns["image"][i] for i in order], schema.field("image").type),
             _fixed(image_vectors[src]),
             _fixed(title_vectors[src]),
             pa.array([columns["title"][i] for i in order], pa.string()),
             _fixed(np.array(columns["features"], np.float32).reshape(-1, len(TABULAR))[order]),
             _fixed(np.array(columns["mask"], np.float32).reshape(-1, len(TABULAR))[order]),
         ],
-        schema=schema,
+        schema=pa.schema([f for f in schema if f.name != IMAGE]),
+    )
+
+
+def sample_pixels(
+    photo_ids: list[int],
+    images: Iterable[tuple[torch.Tensor, torch.Tensor, list[str]]],
+    aug: Augmentation,
+    device: torch.device,
+) -> Iterator[np.ndarray]:
+    """The augmented views of each batch of decoded photos (`images`: indices into `photo_ids`,
+    uint8 images, errors, in order), as (photos × views, 3·S·S) uint8 rows in (photo_id, view)
+    order. The integer augmentation gives the same bytes on any device and batch size."""
+    for idx, batch, errors in images:
+        batch_ids = [photo_ids[i] for i in idx.tolist()]
+        if bad := [f"photo {pid}: {e}" for pid, e in zip(batch_ids, errors) if e]:
+            raise ValueError(f"unreadable training images (the embeddings should have quarantined them): {bad[:3]}")
+        on_device = to_device(batch, device)
+        views = [augment(on_device, draw_params(aug.seed, batch_ids, v)).cpu().numpy() for v in range(aug.views)]
+        yield np.stack(views, axis=1).reshape(len(batch_ids) * aug.views, -1)
+
+
+def write_samples(
+    selected: Selection,
+    images: LakeStore,
+    out: LakeStore,
+    prefix: str,
+    aug: Augmentation,
+    *,
+    device: torch.device,
+    target_bytes: int,
+    compression: str = "none",
+    workers: int | None = None,
+    batch_size: int = 256,
+) -> list[ShardInfo]:
+    """A day's samples written as shards under `prefix` while they are built: JPEGs are read
+    and decoded `batch_size` photos at a time (on the CPU, in `workers` processes, whatever the
+    device: a GPU decoder's pixels differ from libjpeg's), augmented on `device`, and each shard
+    written once its rows are complete. Memory holds a shard or two and a few batches, whatever
+    the day's size; the bytes are those of building the whole day at once."""
+    rows = selected.rows
+    columns = sample_columns(rows, selected.image_vectors, selected.title_vectors, aug)
+    decoded = stored_image_batches(images, rows["image_key"].to_pylist(), aug.image_size, batch_size, device, workers)
+    pixels = sample_pixels(rows["photo_id"].to_pylist(), decoded, aug, device)
+    field = sample_schema(aug.image_size, 1, 1).field(IMAGE)
+    return write_shards(
+        out, prefix, columns, target_bytes, compression, streamed=StreamedColumn(field, IMAGE_POSITION, pixels)
     )

@@ -1,0 +1,69 @@
+"""Memory bounded by settings, not by data: a stage run at two sizes must not hold the bigger
+day. Python's and numpy's allocations are traced (tracemalloc), so a stage that gathers a
+day's pixels or JPEGs before writing shows up as growth proportional to the day."""
+
+import io
+import tracemalloc
+
+import numpy as np
+import pyarrow as pa
+import torch
+from PIL import Image
+
+from platform_assets.lib.lake_store import LakeStore
+from platform_assets.lib.shards.samples import TABULAR, Augmentation, write_samples
+from platform_assets.lib.shards.selection import Selection
+
+SIZE = 96  # px: 27 KiB of pixels a view, so a day of 1,000 photos is 55 MB of views
+
+
+def day_of_photos(store: LakeStore, photos: int) -> Selection:
+    """`photos` training rows whose images (eight distinct JPEGs, each under many keys) are in `store`."""
+    rng = np.random.default_rng(0)
+    jpegs = []
+    for _ in range(8):
+        buf = io.BytesIO()
+        Image.fromarray(rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)).save(buf, "JPEG")
+        jpegs.append(buf.getvalue())
+    keys = [f"images/{i}.jpg" for i in range(photos)]
+    for i, key in enumerate(keys):
+        store.write_bytes(key, jpegs[i % 8])
+    rows = pa.table(
+        {
+            "photo_id": pa.array(np.arange(photos), pa.int64()),
+            "posted_at": pa.array(np.zeros(photos, "datetime64[us]")).cast(pa.timestamp("us", tz="UTC")),
+            "popularity_score": pa.array(rng.random(photos)),
+            "title": pa.array(["a photo of the sea"] * photos),
+            "image_key": pa.array(keys),
+            **{c: pa.array(rng.random(photos)) for c in TABULAR},
+        }
+    )
+    vectors = rng.random((photos, 8)).astype(np.float32)
+    return Selection(rows, vectors, vectors, 0)
+
+
+def traced_peak(tmp_path, photos: int) -> int:
+    store = LakeStore(str(tmp_path / f"lake-{photos}"))
+    selected = day_of_photos(store, photos)
+    tracemalloc.start()
+    try:
+        write_samples(
+            selected,
+            store,
+            LakeStore(str(tmp_path / f"out-{photos}")),
+            "day",
+            Augmentation(2, 0, SIZE),
+            device=torch.device("cpu"),
+            target_bytes=2**20,
+            workers=0,
+            batch_size=32,
+        )
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_writing_a_days_shards_holds_a_shard_and_a_batch_not_the_day(tmp_path) -> None:
+    small, large = traced_peak(tmp_path, 200), traced_peak(tmp_path, 1000)
+    views_growth = (1000 - 200) * 2 * 3 * SIZE * SIZE  # 44 MB more pixels in the larger day
+    assert large - small < 0.1 * views_growth, (small, large)
