@@ -7,9 +7,11 @@ import tracemalloc
 
 import numpy as np
 import pyarrow as pa
+import pytest
 import torch
 from PIL import Image
 
+from platform_assets.lib.embeddings.refresh import encoder_sample
 from platform_assets.lib.lake_store import LakeStore
 from platform_assets.lib.shards.samples import TABULAR, Augmentation, write_samples
 from platform_assets.lib.shards.selection import Selection
@@ -67,3 +69,21 @@ def test_writing_a_days_shards_holds_a_shard_and_a_batch_not_the_day(tmp_path) -
     small, large = traced_peak(tmp_path, 200), traced_peak(tmp_path, 1000)
     views_growth = (1000 - 200) * 2 * 3 * SIZE * SIZE  # 44 MB more pixels in the larger day
     assert large - small < 0.1 * views_growth, (small, large)
+
+
+def test_the_encoder_trains_on_a_bounded_sample_that_is_stable_as_the_lake_grows() -> None:
+    def photos(n: int) -> pa.Table:
+        return pa.table({"photo_id": pa.array(np.arange(n) * 3, pa.int64()), "image_key": [f"k{i}" for i in range(n)]})
+
+    one_image = 3 * 64 * 64
+    everything = photos(500)
+    assert encoder_sample(everything, 500 * one_image, 64, seed=0) is everything  # all fit: the whole lake, as before
+    sample = encoder_sample(everything, 100 * one_image, 64, seed=0)
+    ids = sample["photo_id"].to_pylist()
+    assert len(ids) == 100 and ids == sorted(ids)  # at most the budget, in the photos' order
+    assert encoder_sample(everything, 100 * one_image, 64, seed=0).equals(sample)  # the same on every run
+    assert encoder_sample(everything, 100 * one_image, 64, seed=1)["photo_id"].to_pylist() != ids
+    grown = encoder_sample(photos(550), 100 * one_image, 64, seed=0)["photo_id"].to_pylist()
+    assert len(set(grown) & set(ids)) >= 85  # 10 % more photos replace about 10 % of the sample
+    with pytest.raises(ValueError, match="set image_encoder's sample_mb to 1 or more"):
+        encoder_sample(everything, one_image, 64, seed=0)

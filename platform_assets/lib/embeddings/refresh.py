@@ -1,9 +1,10 @@
-"""Bringing the embeddings up to date with the lake's photos: the encoder trained on every
-readable image, and image and title vectors recomputed only for photos whose content or model
+"""Bringing the embeddings up to date with the lake's photos: the encoder trained on a bounded
+sample of the readable images, and image and title vectors recomputed only for photos whose content or model
 changed (rows keyed on photo id, content hash and model version; see `incremental`)."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import time
 from dataclasses import dataclass, field
@@ -14,9 +15,10 @@ import torch
 
 from platform_assets.lib.embeddings.device import inference_mode
 from platform_assets.lib.embeddings.image_encoder import load_encoder, train_simclr, weights_version
-from platform_assets.lib.embeddings.images import embedding_batches, image_batches
+from platform_assets.lib.embeddings.images import embedding_batches, stored_image_batches
 from platform_assets.lib.embeddings.incremental import content_hash, embedding_table, split_todo
 from platform_assets.lib.embeddings.titles import TITLE_DIM, embed_titles
+from platform_assets.lib.lake_store import LakeStore
 
 
 @dataclass(frozen=True)
@@ -26,9 +28,28 @@ class TrainedEncoder:
     metrics: dict
 
 
+def encoder_sample(photos: pa.Table, sample_bytes: int, size: int, seed: int) -> pa.Table:
+    """The photos the encoder trains on: every one while their decoded pixels fit in
+    `sample_bytes`; past that, those with the smallest hash of (seed, photo id), a sample that
+    is the same on every run and changes little as the lake grows. In the photos' own order,
+    so a lake that fits trains exactly as it would on all of it."""
+    limit = sample_bytes // (3 * size * size)
+    if limit < 2:
+        raise ValueError(
+            f"sample_mb={sample_bytes / 2**20:g} holds {limit} image(s) of {size} px: the encoder needs at "
+            f"least 2; set image_encoder's sample_mb to {-(-2 * 3 * size * size // 2**20)} or more"
+        )
+    if photos.num_rows <= limit:
+        return photos
+    rank = [hashlib.blake2b(f"{seed}:{pid}".encode(), digest_size=8).digest() for pid in photos["photo_id"].to_pylist()]
+    return photos.take(sorted(sorted(range(photos.num_rows), key=rank.__getitem__)[:limit]))
+
+
 def train_encoder(
-    blobs: list[bytes],
+    store: LakeStore,
+    photos: pa.Table,
     size: int,
+    sample_bytes: int,
     epochs: int,
     batch_size: int,
     learning_rate: float,
@@ -36,16 +57,24 @@ def train_encoder(
     device: torch.device,
     arch: str,
 ) -> TrainedEncoder:
-    """SimCLR at `size` px on every readable image (broken ones are left to the embeddings' quarantine)."""
-    images = []
-    for _, batch, errors in image_batches(blobs, size, 256, torch.device("cpu"), None):
-        images.extend(image for image, error in zip(batch, errors) if not error)
+    """SimCLR at `size` px on a bounded sample of the photos (`photo_id`, `image_key`), read and
+    decoded a batch at a time into one preallocated tensor; broken images are left out (the
+    embeddings quarantine them)."""
+    sample = encoder_sample(photos, sample_bytes, size, seed)
+    images, kept = torch.empty((sample.num_rows, 3, size, size), dtype=torch.uint8), 0
+    keys = sample["image_key"].to_pylist()
+    for _, batch, errors in stored_image_batches(store, keys, size, 256, torch.device("cpu"), None):
+        good = [i for i, error in enumerate(errors) if not error]
+        images[kept : kept + len(good)] = batch[good]
+        kept += len(good)
     started = time.perf_counter()
-    result = train_simclr(torch.stack(images), epochs, batch_size, learning_rate, seed, device, arch)
+    result = train_simclr(images[:kept], epochs, batch_size, learning_rate, seed, device, arch)
     metrics = {
         "source": "simclr",
         "image_size": size,
-        "images": len(images),
+        "images": kept,
+        "photos": photos.num_rows,
+        "sample_mb": round(sample_bytes / 2**20, 1),
         "epochs": epochs,
         "seconds": round(time.perf_counter() - started, 1),
         "first_loss": round(result.losses[0], 4),
