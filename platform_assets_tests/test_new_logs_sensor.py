@@ -200,3 +200,22 @@ def test_one_new_file_refreshes_its_days_events_and_user_activity_in_one_run(fre
     materialized = {(e.asset_key, e.partition) for e in run.get_asset_materialization_events()}
     assert {(EVENTS, "2026-11-03"), (USER_ACTIVITY, "2026-11-03")} <= materialized
     assert fresh_lake.store.exists("features/user_activity/dt=2026-11-03/part-0.parquet")
+
+
+def test_days_already_staged_from_the_same_files_are_not_requested_again(fresh_lake, instance) -> None:
+    """Whoever staged a day (here `materialize`, as the demo and backfills do), a sensor with no
+    cursor yet, as on the first start after `make demo`, requests nothing for it; a file that
+    lands later still re-opens the day."""
+    from platform_assets.defs.staging.events import stage_events
+
+    for day in ("2026-11-01", "2026-11-02"):
+        assert dg.materialize(
+            [stage_events],
+            partition_key=day,
+            resources={"lake": LakeResource(root=fresh_lake.store.root)},
+            instance=instance,
+        ).success
+    first = tick(fresh_lake, instance, None)
+    assert requested(first) == [] and first.skip_reason is not None
+    append_hour(fresh_lake.store, late_day="2026-11-01")
+    assert requested(tick(fresh_lake, instance, sweep_due(first.cursor))) == ["2026-11-01", "2026-11-03"]

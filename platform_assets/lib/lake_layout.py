@@ -53,6 +53,9 @@ def log_day(key: str) -> str | None:
     return match.group(1) if match else None
 
 
+SOURCE_DIGEST = "source_digest"  # metadata of an events materialization: the DayListing digest of what it read
+
+
 @dataclass
 class DayListing:
     """The log files of one day and a digest of their (key, size, version): the day's data version."""

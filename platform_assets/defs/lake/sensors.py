@@ -10,7 +10,7 @@ from platform_assets.defs.keys import EVENTS, EVENTS_QUARANTINE, PHOTOS, USER_AC
 from platform_assets.defs.lake.raw_logs import raw_logs
 from platform_assets.defs.resources import LakeResource
 from platform_assets.defs.run_lanes import lane_aware
-from platform_assets.lib.lake_layout import list_log_days
+from platform_assets.lib.lake_layout import SOURCE_DIGEST, list_log_days
 
 STAGE_EVENTS = [EVENTS, EVENTS_QUARANTINE]
 # Every tick lists only the newest days' folders; the whole logs prefix is listed this often,
@@ -36,6 +36,17 @@ def _selection(instance: dg.DagsterInstance, changed_days: int) -> list[dg.Asset
     return [*STAGE_EVENTS, USER_ACTIVITY] if changed_days == 1 and staged else STAGE_EVENTS
 
 
+def staged_digest(instance: dg.DagsterInstance, day: str) -> str | None:
+    """The digest of the log files the day's latest `events` materialization read, whoever ran
+    it (a sensor run, the demo, the CLI, a backfill): a day already staged from exactly the files
+    listed now is not requested again, so a first start after `make demo` launches nothing."""
+    records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=EVENTS, asset_partitions=[day]), limit=1)
+    if not records.records:
+        return None
+    digest = records.records[0].asset_materialization.metadata.get(SOURCE_DIGEST)
+    return digest.value if digest is not None else None
+
+
 def hot_days(seen: dict[str, str], today: date) -> list[str]:
     """The days whose folders can get new files in the normal course: the newest day seen and
     the one after it (the next hour opens it), and yesterday and today by the clock."""
@@ -54,7 +65,8 @@ def hot_days(seen: dict[str, str], today: date) -> list[str]:
         "Lists the log folders of the newest days each tick (cost independent of history) and the whole logs "
         f"prefix every {FULL_SWEEP_SECONDS} s (a late file for an older day waits for that sweep). The cursor "
         "keeps one digest of (key, size, version) per day, so a file seen before requests nothing, a late file "
-        "re-opens its day, and a burst for one day is one run."
+        "re-opens its day, and a burst for one day is one run; a day whose latest events materialization read "
+        "exactly those files (the demo's, a backfill's) is not requested."
     ),
 )
 def new_logs_sensor(context: dg.SensorEvaluationContext, lake: LakeResource) -> dg.SensorResult:
@@ -71,7 +83,11 @@ def new_logs_sensor(context: dg.SensorEvaluationContext, lake: LakeResource) -> 
     outside = sorted(set(changed) - valid_days)
     if outside:
         context.log.warning(f"log days outside the partitions range, not requested: {outside}")
-    to_run = {day: listing for day, listing in changed.items() if day not in outside}
+    to_run = {
+        day: listing
+        for day, listing in changed.items()
+        if day not in outside and staged_digest(context.instance, day) != listing.digest
+    }
     selection = _selection(context.instance, len(to_run)) if to_run else STAGE_EVENTS
     requests, observations = [], []
     for day, listing in to_run.items():

@@ -12,7 +12,15 @@ from platform_assets.defs.partitions import daily, partition_day
 from platform_assets.defs.resources import LakeResource
 from platform_assets.defs.retry import IO_RETRY, transient_retries
 from platform_assets.lib import duck
-from platform_assets.lib.lake_layout import EVENTS_PATH, EVENTS_QUARANTINE_PATH, log_day, log_day_prefix, partition_key
+from platform_assets.lib.lake_layout import (
+    EVENTS_PATH,
+    EVENTS_QUARANTINE_PATH,
+    SOURCE_DIGEST,
+    DayListing,
+    log_day,
+    log_day_prefix,
+    partition_key,
+)
 from platform_assets.lib.staging.events import (
     DUCKDB_MEMORY_LIMIT,
     EVENTS_SCHEMA,
@@ -82,7 +90,8 @@ def stage_events(context: dg.AssetExecutionContext, config: EventsConfig, lake: 
     store = lake.store()
     listed = store.list_files(log_day_prefix(day.isoformat()))
     # In landing order: a duplicate event is credited to its first delivery, not to a redelivery whose name sorts first.
-    keys = [f.key for f in sorted(listed, key=lambda f: (f.landed_ns, f.key)) if log_day(f.key)]
+    in_layout = [f for f in listed if log_day(f.key)]
+    keys = [f.key for f in sorted(in_layout, key=lambda f: (f.landed_ns, f.key))]
     skipped = [f.key for f in listed if not log_day(f.key)]
     if skipped:
         context.log.warning(
@@ -117,6 +126,7 @@ def stage_events(context: dg.AssetExecutionContext, config: EventsConfig, lake: 
         metadata=table_metadata(events_head, store.uri(events_key), events_size, row_count=stats["events"])
         | {
             "source_files": len(keys),
+            SOURCE_DIGEST: DayListing(in_layout).digest,  # the sensor requests no day already staged from these files
             "lines_read": stats["lines"],
             "quarantined_lines": stats["quarantined"],
             "duplicates_removed": stats["duplicates_removed"],
