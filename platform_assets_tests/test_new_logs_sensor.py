@@ -219,3 +219,24 @@ def test_days_already_staged_from_the_same_files_are_not_requested_again(fresh_l
     assert requested(first) == [] and first.skip_reason is not None
     append_hour(fresh_lake.store, late_day="2026-11-01")
     assert requested(tick(fresh_lake, instance, sweep_due(first.cursor))) == ["2026-11-01", "2026-11-03"]
+
+
+def test_features_sensor_on_a_first_start_rebuilds_nothing_the_demo_built(fresh_lake, instance) -> None:
+    """Events then features materialized outside the sensor (as `make demo` does): its first tick
+    requests nothing; events staged after that still start a features run."""
+    from platform_assets.defs.features.sensors import features_sensor
+    from platform_assets.defs.keys import TRAINING_SET
+    from platform_assets.defs.staging.events import stage_events
+
+    def stage(day: str) -> None:
+        resources = {"lake": LakeResource(root=fresh_lake.store.root)}
+        assert dg.materialize([stage_events], partition_key=day, resources=resources, instance=instance).success
+
+    for day in ("2026-11-01", "2026-11-02"):
+        stage(day)
+        instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=TRAINING_SET, partition=day))
+    first = features_sensor(dg.build_sensor_context(instance=instance))
+    assert not first.run_requests
+    stage("2026-11-02")  # a late file re-opened a day
+    (request,) = features_sensor(dg.build_sensor_context(instance=instance, cursor=first.cursor)).run_requests
+    assert request.run_key.startswith("features:")

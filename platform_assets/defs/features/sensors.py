@@ -5,7 +5,7 @@ from datetime import date, timedelta
 import dagster as dg
 
 from platform_assets.defs.features.assets import features_job
-from platform_assets.defs.keys import EVENTS
+from platform_assets.defs.keys import EVENTS, TRAINING_SET
 from platform_assets.defs.materializations import new_materializations
 from platform_assets.defs.partitions import range_tags
 from platform_assets.defs.run_lanes import BACKGROUND
@@ -29,10 +29,11 @@ def affected_range(changed: set[str], materialized: set[str]) -> tuple[str, str]
     job=features_job,
     minimum_interval_seconds=10,  # a cheap query of the instance: react fast to upstream runs
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Watches `staging/events` materializations and launches one features run over the affected days.",
+    description="Watches `staging/events` materializations and launches one features run over the affected days "
+    "(on a first start, only those after the latest training set: what `make demo` built is not rebuilt).",
 )
 def features_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-    records, cursor = new_materializations(context, EVENTS)
+    records, cursor = new_materializations(context, EVENTS, since=TRAINING_SET)  # first start: after `make demo`
     if not records:
         return dg.SensorResult(skip_reason="no new events materializations")
     changed = {r.partition_key for r in records if r.partition_key}
