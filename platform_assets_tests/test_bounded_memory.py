@@ -87,3 +87,26 @@ def test_the_encoder_trains_on_a_bounded_sample_that_is_stable_as_the_lake_grows
     assert len(set(grown) & set(ids)) >= 85  # 10 % more photos replace about 10 % of the sample
     with pytest.raises(ValueError, match="set image_encoder's sample_mb to 1 or more"):
         encoder_sample(everything, one_image, 64, seed=0)
+
+
+def test_decode_workers_read_an_s3_lake_batch_by_batch_and_write_the_local_bytes(tmp_path) -> None:
+    """Workers that read from S3 themselves (started clean: the S3 client is not fork-safe) give
+    the bytes of the in-line path on a local lake."""
+    from platform_assets_tests.s3_server import make_bucket, s3_server
+
+    def shards(lake: LakeStore, selected: Selection, workers: int, name: str) -> dict[str, str]:
+        out = LakeStore(str(tmp_path / name))
+        written = write_samples(
+            selected, lake, out, "day", Augmentation(2, 0, 32), device=torch.device("cpu"),
+            target_bytes=50_000, workers=workers, batch_size=8,
+        )  # fmt: skip
+        return {s.name: s.sha256 for s in written}
+
+    local = LakeStore(str(tmp_path / "local"))
+    selected = day_of_photos(local, 40)
+    with s3_server() as endpoint:
+        make_bucket(endpoint, "lake")
+        s3 = LakeStore("s3://lake/root", s3_endpoint_url=endpoint)
+        for key in selected.rows["image_key"].to_pylist():
+            s3.write_bytes(key, local.read_bytes(key))
+        assert shards(s3, selected, 2, "from-s3") == shards(local, selected, 0, "from-local")

@@ -19,6 +19,7 @@ from platform_assets.lib.model.train import TrainConfig
 from platform_assets.lib.registry import (
     GITIGNORES,
     Registry,
+    RegistryError,
     RegistryUnavailableError,
     cache_object,
     dvc_executable,
@@ -258,3 +259,32 @@ def flipped(data: bytes) -> bytes:
     """One bit changed in the middle."""
     middle = len(data) // 2
     return data[:middle] + bytes([data[middle] ^ 0x01]) + data[middle + 1 :]
+
+
+def test_catching_up_keeps_a_users_manual_checkout_and_refuses_a_conflicting_one(tmp_path) -> None:
+    """Host B has a model's old `.dvc` file checked out by hand (staged, the README's recipe) and
+    is behind the git remote. A pin on B fast-forwards and leaves that checkout staged; when
+    the remote re-pinned that very file, the pin refuses with the fix instead of mangling it."""
+    bare = bare_remote(tmp_path)
+    remote = str(tmp_path / "dvc-remote")
+    host_a = Registry(tmp_path / "a", remote, git_remote=str(bare))
+    host_b = Registry(tmp_path / "b", remote, git_remote=str(bare))
+    host_a.ensure()
+    first = host_a.pin(write_day(host_a.root, "2026-11-01", 1), "day 1, version 1").commit
+    host_a.pin(write_day(host_a.root, "2026-11-01", 2), "day 1, version 2")
+    host_b.ensure()  # B joins at version 2 of day 1 ...
+    run_cli(host_b.root, "git", "checkout", first, "--", "shards")  # ... and checks out version 1 by hand
+    host_a.pin(write_day(host_a.root, "2026-11-02", 3), "day 2")
+    write_day(host_b.root, "2026-11-03", 4)
+    host_b.pin(shard_dir("2026-11-03"), "day 3 from B")  # B is behind: fast-forward, pin, push
+    assert host_b.git("log", "--format=%s", "-3").splitlines() == ["day 3 from B", "day 2", "day 1, version 2"]
+    staged = run_cli(host_b.root, "git", "diff", "--cached", "--name-only").stdout.split()
+    assert staged == [f"{shard_dir('2026-11-01')}.dvc"]  # the manual checkout is still there, staged
+    host_a.pin(write_day(host_a.root, "2026-11-01", 5), "day 1, version 3")  # the remote changes that file
+    write_day(host_b.root, "2026-11-04", 6)
+    with pytest.raises(RegistryError, match="git checkout HEAD -- shards && dvc checkout"):
+        host_b.pin(shard_dir("2026-11-04"), "day 4 from B")
+    assert run_cli(host_b.root, "git", "diff", "--cached", "--name-only").stdout.split() == staged
+    assert "<<<<<<<" not in (host_b.root / f"{shard_dir('2026-11-01')}.dvc").read_text()
+    run_cli(host_b.root, "git", "checkout", "HEAD", "--", "shards")  # the fix the message names
+    assert host_b.pin(shard_dir("2026-11-04"), "day 4 from B").commit == host_b.head()

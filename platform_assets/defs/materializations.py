@@ -13,7 +13,9 @@ def new_materializations(
     records = context.instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=key, after_storage_id=after), limit=10_000, ascending=True
     ).records
-    return records, (str(records[-1].storage_id) if records else context.cursor)
+    if records:
+        return records, str(records[-1].storage_id)
+    return records, context.cursor or (str(after) if after is not None else None)
 
 
 def latest_storage_id(instance: dg.DagsterInstance, key: dg.AssetKey) -> int | None:

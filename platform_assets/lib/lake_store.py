@@ -278,6 +278,14 @@ class LakeStore:
                     )
         return sorted(entries, key=lambda e: e.key)
 
+    @_names_the_lake("moving")
+    def move(self, key: str, to: str) -> None:
+        """Move an object within the lake on the server side (a rename, or an S3 copy then delete)."""
+        fs, _ = self._fs_and_base()
+        if not self.is_s3:
+            os.makedirs(posixpath.dirname(self.path(to)), exist_ok=True)
+        fs.move(self.path(key), self.path(to))
+
     @_names_the_lake("deleting")
     def delete(self, key: str) -> None:
         fs, _ = self._fs_and_base()

@@ -43,6 +43,7 @@ BRANCH = "main"
 CACHE_TYPE = "reflink,copy"  # never hard links or symlinks: see the module docstring
 LOCK_TIMEOUT_S = 600
 HEAL_PASSES = 3
+STALE_BUILD_S = 86_400  # a build folder this old was left by a killed run
 GIT_LOCKS = ("config.lock", "index.lock", "HEAD.lock", f"refs/heads/{BRANCH}.lock", "packed-refs.lock")
 GIT_PUSH_ATTEMPTS = 5
 IDENTITY = ("platform-assets", "platform-assets@localhost")  # used only where git has none configured
@@ -328,12 +329,42 @@ class Registry:
 
     # --- pins -----------------------------------------------------------------------------
 
-    def pin(self, rel: str, message: str) -> Pin:
+    @contextlib.contextmanager
+    def building(self, rel: str) -> Iterator[str]:
+        """A fresh folder to build output `rel` in (relative to the root, under `.dvc/tmp/`, which
+        DVC and git ignore); `pin(rel, built=...)` swaps it into place under the registry's lock.
+        A build that fails or is killed leaves the workspace's `rel` as it was."""
+        self.ensure()
+        builds = self.root / ".dvc" / "tmp" / "build"
+        builds.mkdir(parents=True, exist_ok=True)
+        for stale in builds.iterdir():  # left by killed runs
+            if time.time() - stale.stat().st_mtime > STALE_BUILD_S:
+                shutil.rmtree(stale, ignore_errors=True)
+        where = Path(tempfile.mkdtemp(prefix=f"{Path(rel).name}-", dir=builds))
+        try:
+            yield where.relative_to(self.root).as_posix()
+        finally:
+            shutil.rmtree(where, ignore_errors=True)
+
+    def _swap_in(self, built: str, rel: str) -> None:
+        """The built folder becomes `rel`: two renames, so `rel` is never a mix of two builds."""
+        target = self.root / rel
+        old = Path(tempfile.mkdtemp(prefix="replaced-", dir=(self.root / built).parent)) / "old"
+        if target.exists():
+            target.rename(old)
+        (self.root / built).rename(target)
+        shutil.rmtree(old.parent, ignore_errors=True)
+
+    def pin(self, rel: str, message: str, built: str | None = None) -> Pin:
         """Hash `rel` into the cache, push its objects to the remote, commit its `.dvc` file
-        (and push the commit). Done only at the end; a rerun after a crash finishes the job."""
+        (and push the commit). Done only at the end; a rerun after a crash finishes the job.
+        `built`: a folder from `building(rel)`, swapped into place first, under the lock (a
+        workspace `verify` never sees half of it)."""
         self.ensure()
         started = time.perf_counter()
         with self.locked():
+            if built is not None:
+                self._swap_in(built, rel)
             self._catch_up()
             self._pin_locked(rel, message)
             self._publish()
@@ -449,12 +480,36 @@ class Registry:
                 self._catch_up()
                 self._publish()
 
+    def _is_ancestor(self, older: str, newer: str) -> bool:
+        return self._run(["git", "merge-base", "--is-ancestor", older, newer], check=False).returncode == 0
+
     def _rebase_onto_remote(self) -> None:
-        if self._run(["git", "rebase", "-q", "--autostash", f"origin/{BRANCH}"], check=False).returncode:
+        """Bring the branch onto the remote's. Behind it (the usual case), a fast-forward that
+        keeps a user's staged `git checkout <tag> -- shards` staged, and refuses, naming the
+        fix, when the remote changed the same `.dvc` files; with commits of our own (a pin
+        whose push failed), a rebase."""
+        upstream = f"origin/{BRANCH}"
+        if self._is_ancestor(upstream, "HEAD"):
+            return  # nothing new on the remote
+        if self._is_ancestor("HEAD", upstream):
+            merged = self._run(["git", "merge", "-q", "--ff-only", upstream], check=False)
+            if merged.returncode:
+                raise RegistryError(
+                    f"cannot bring {self.root} up to date with {self.git_remote}: its uncommitted changes touch "
+                    f"files the remote changed ({_tail(merged, 300)}); put the workspace back on the latest data "
+                    "(`git checkout HEAD -- shards && dvc checkout` in the registry) and rerun"
+                )
+            return
+        rebased = self._run(["git", "rebase", "-q", "--autostash", upstream], check=False)
+        unmerged = self.git("diff", "--name-only", "--diff-filter=U")
+        if rebased.returncode or unmerged:
             self._run(["git", "rebase", "--abort"], check=False)
+            if unmerged:  # the autostash did not apply cleanly: git keeps it in the stash
+                self._run(["git", "reset", "-q", "--merge"], check=False)
             raise RegistryError(
-                f"our pin conflicts with one on {self.git_remote} (the same output pinned on two "
-                f"hosts at once?): resolve it in {self.root} and rerun"
+                f"our pin conflicts with one on {self.git_remote} (the same output pinned on two hosts at "
+                f"once, or a manual checkout of a .dvc file the remote changed: see `git stash list`): "
+                f"resolve it in {self.root} and rerun"
             )
 
     def _publish(self) -> None:
@@ -548,17 +603,26 @@ class Registry:
 
     def _adopt_from_workspace(self, repo: Path, d: Damage) -> None:
         """Restoring into a temporary checkout, the live workspace may still hold the file with
-        its recorded bytes (copies, never links, so its bytes are its own): a third good copy."""
+        its recorded bytes (copies, never links, so its bytes are its own): a third good copy.
+        The copy is hashed, not the source, so a file replaced meanwhile is never adopted."""
         obj = d.cache_object
         if repo.resolve() == self.root or obj.name.endswith(".dir") or obj.is_file():
             return
         source = self.root / d.file.relative_to(repo)
-        if source.is_file() and _md5(source) == obj.parent.name + obj.name:
-            obj.parent.mkdir(parents=True, exist_ok=True)
-            temp = obj.with_name(f"{TEMP_PREFIX}{obj.name}")
+        if not source.is_file():
+            return
+        obj.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=obj.parent)
+        os.close(fd)
+        try:
             shutil.copyfile(source, temp)
-            temp.chmod(0o444)  # as DVC leaves its cache objects
-            temp.replace(obj)
+            if _md5(Path(temp)) == obj.parent.name + obj.name:
+                os.chmod(temp, 0o444)  # as DVC leaves its cache objects
+                os.replace(temp, obj)
+        except OSError:
+            pass  # the workspace copy went away: the remote is the next source
+        finally:
+            Path(temp).unlink(missing_ok=True)
 
     def _unrestorable(
         self,
@@ -611,24 +675,34 @@ class Registry:
             + said
         )
 
+    def _remote_store(self) -> LakeStore:
+        """The DVC remote as a store; a relative directory is relative to the registry, as DVC
+        (which runs there) reads it."""
+        url = self.remote_url
+        return LakeStore(url if "://" in url or Path(url).is_absolute() else str(self.root / url), self.s3_endpoint_url)
+
     def _remote_copy(self, md5: str) -> str:
         """The state of the remote's copy, hashed here (DVC does not hash what it fetches). A
-        corrupt copy is moved aside, not deleted: `dvc status --cloud` then reports it missing,
-        `dvc pull` fails instead of handing it out, and a pin of good bytes pushes it again."""
-        store, key = LakeStore(self.remote_url, self.s3_endpoint_url), object_key(md5)
+        copy that reads corrupt twice is moved aside on the server, not deleted: `dvc status
+        --cloud` then reports it missing, `dvc pull` fails instead of handing it out, and a pin
+        of good bytes pushes it again. Any doubt (an unreadable remote, two reads that differ)
+        leaves it where it is."""
+        key = object_key(md5)
         try:
+            store = self._remote_store()
             if not store.exists(key):
                 return "absent on the remote"
-            data = store.read_bytes(key)
-        except OSError as exc:
+            first, second = (hashlib.md5(store.read_bytes(key)).hexdigest() for _ in range(2))
+        except Exception as exc:  # any failure to look is reported, never raised over the restore's own error
             return f"the remote's copy could not be read ({exc})"
-        if hashlib.md5(data).hexdigest() == md5.removesuffix(".dir"):
+        if md5.removesuffix(".dir") in (first, second):
             return f"intact on the remote ({store.uri(key)}) but DVC did not fetch it"
+        if first != second:
+            return f"read differently twice from the remote ({store.uri(key)}): left in place, check the remote"
         aside = f"{QUARANTINE}/{key}.{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
         try:
-            store.write_bytes(aside, data)
-            store.delete(key)
-        except OSError as exc:
+            store.move(key, aside)
+        except Exception as exc:
             return f"corrupt on the remote ({store.uri(key)}), and moving it aside failed ({exc}): `dvc pull` would fetch it"
         return f"corrupt on the remote too (moved aside to {store.uri(aside)}, so DVC reports it missing)"
 

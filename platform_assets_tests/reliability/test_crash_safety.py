@@ -109,12 +109,9 @@ def shard_reference(graph) -> Reference:
 
 # Where the kill lands: while a shard is being written, then at each step of the pin.
 KILL_POINTS: dict[str, Callable[[Path, Path], bool]] = {
-    # a shard's temporary file exists: the writer is mid-file
-    "shard": lambda reg, remote: (
-        (reg / "shards" / f"dt={DAY}").is_dir()
-        and any(p.name.startswith(".tmp-") for p in (reg / "shards" / f"dt={DAY}").iterdir())
-    ),
-    # the shards and their index are written: the pin starts (the registry is created first)
+    # a shard's temporary file exists in the day's build folder: the writer is mid-file
+    "shard": lambda reg, remote: any(p.name.startswith(".tmp-") for p in (reg / ".dvc/tmp/build").glob("*/*")),
+    # the build is swapped into place: the pin has started (the registry is created first)
     "pin": lambda reg, remote: (reg / "shards" / f"dt={DAY}" / "index.json").exists(),
     # `git init` running or just done (`dvc init` next)
     "registry-init": lambda reg, remote: (reg / ".git" / "HEAD").exists(),

@@ -72,22 +72,24 @@ def training_shards(
         store.read_parquet(TITLE_EMBEDDINGS_FILE),
     )
     device = pick_device(config.device)
+    registry = workspace.registry()
     started = time.perf_counter()
-    shards = write_samples(
-        selected,
-        store,
-        out,
-        shard_dir(day),
-        Augmentation(config.views, config.seed, images.size),
-        device=device,
-        target_bytes=config.target_shard_mb * 2**20,
-        compression=config.compression,
-        workers=config.workers,
-        batch_size=config.batch_size,
-    )
-    samples = sum(s.samples for s in shards)
-    seconds = time.perf_counter() - started
-    pinned = workspace.registry().pin(shard_dir(day), f"shards {day}: {samples} samples, run {context.run_id}")
+    with registry.building(shard_dir(day)) as built:  # swapped in by the pin: never half a day in place
+        shards = write_samples(
+            selected,
+            store,
+            out,
+            built,
+            Augmentation(config.views, config.seed, images.size),
+            device=device,
+            target_bytes=config.target_shard_mb * 2**20,
+            compression=config.compression,
+            workers=config.workers,
+            batch_size=config.batch_size,
+        )
+        seconds = time.perf_counter() - started
+        samples = sum(s.samples for s in shards)
+        pinned = registry.pin(shard_dir(day), f"shards {day}: {samples} samples, run {context.run_id}", built=built)
     context.log.info(f"pinned {pinned.path} as {pinned.md5} (commit {pinned.commit[:10]}) in {pinned.seconds:.2f}s")
     if skipped := selected.without_embeddings:
         context.log.warning(

@@ -111,8 +111,9 @@ def stored_image_batches(
         return
     yield dataset[0]
     if len(dataset) > 1:
-        estimate = dataset.bytes_read * len(dataset)
-        settings = loader_settings(device, decode_workers(workers, estimate))
+        settings = loader_settings(device, decode_workers(workers, dataset.bytes_read * len(dataset)))
+        if settings["num_workers"] and store.is_s3:  # the S3 client is not fork-safe: workers start clean
+            settings["multiprocessing_context"] = "forkserver"
         yield from DataLoader(Subset(dataset, range(1, len(dataset))), batch_size=None, shuffle=False, **settings)
 
 

@@ -9,7 +9,14 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-from platform_assets.lib.registry import Registry, RegistryError, RestoreError, model_dir, model_tag
+from platform_assets.lib.registry import (
+    Registry,
+    RegistryError,
+    RegistryUnavailableError,
+    RestoreError,
+    model_dir,
+    model_tag,
+)
 
 
 def committed_manifest(registry: Registry, mid: str) -> dict:
@@ -25,7 +32,11 @@ def restored_model(registry: Registry, mid: str) -> Iterator[tuple[Path, dict, l
     trained on, each hashed against its DVC listing and the manifest's sha256 (healed from the
     remote where the cache is bad). Yields (checkout, manifest, what was healed)."""
     tag = model_tag(mid)
-    registry.fetch()  # a model trained on another host: its tag
+    try:
+        registry.fetch()  # a model trained on another host: its tag
+    except RegistryUnavailableError:
+        if not registry.has_tag(tag):
+            raise  # held here, the model restores without the git remote
     if not registry.has_tag(tag):
         raise RegistryError(
             f"no model {mid!r} in the data registry {registry.root} (no tag {tag}); "
