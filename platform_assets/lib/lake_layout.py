@@ -25,6 +25,7 @@ ENCODER_POINTER = "embeddings/image_encoder/current.json"
 IMAGE_EMBEDDINGS_FILE = "embeddings/image_embeddings.parquet"
 IMAGE_QUARANTINE_FILE = "embeddings/image_quarantine.parquet"
 TITLE_EMBEDDINGS_FILE = "embeddings/title_embeddings.parquet"
+EMBEDDINGS_ROW_GROUP_ROWS = 65_536  # a day's shards read their photos' vectors a row group at a time
 # Optional (photo_id, planted_score): a lake that knows each photo's true popularity (the
 # simulator's does) lets the model report the ceiling it could reach; production lakes omit it.
 GROUND_TRUTH_FILE = "_simulator/photo_truth.parquet"

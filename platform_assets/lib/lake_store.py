@@ -20,6 +20,7 @@ from typing import TypeVar
 from urllib.parse import urlparse
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
@@ -221,18 +222,23 @@ class LakeStore:
                 os.remove(tmp)
         return size
 
-    def write_parquet(self, key: str, table: pa.Table) -> int:
-        """Write `table` as one Parquet file with deterministic bytes; returns its size."""
+    def write_parquet(self, key: str, table: pa.Table, row_group_rows: int | None = None) -> int:
+        """Write `table` as one Parquet file with deterministic bytes; returns its size.
+        `row_group_rows`: smaller row groups let a filtered read hold less (pyarrow's default: 1 Mi rows)."""
         buf = io.BytesIO()
-        pq.write_table(table, buf, compression="zstd", write_statistics=True, store_schema=True)
+        pq.write_table(
+            table, buf, compression="zstd", write_statistics=True, store_schema=True, row_group_size=row_group_rows
+        )
         data = buf.getvalue()
         self.write_bytes(key, data)
         return len(data)
 
     @_names_the_lake("reading")
-    def read_parquet(self, key: str) -> pa.Table:
+    def read_parquet(self, key: str, where: pc.Expression | None = None) -> pa.Table:
+        """The table, or only its rows matching `where`, read a row group at a time (row groups
+        whose statistics rule them out are skipped)."""
         fs, _ = self._fs_and_base()
-        return pq.read_table(self.path(key), filesystem=fs)
+        return pq.read_table(self.path(key), filesystem=fs, filters=where)
 
     def read_parquet_if_exists(self, key: str) -> pa.Table | None:
         return self.read_parquet(key) if self.exists(key) else None

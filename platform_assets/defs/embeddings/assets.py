@@ -15,6 +15,7 @@ from platform_assets.defs.resources import ImagesResource, LakeResource
 from platform_assets.defs.retry import IO_RETRY, transient_retries
 from platform_assets.lib.embeddings.sizes import DEFAULT_IMAGE_SIZE
 from platform_assets.lib.lake_layout import (
+    EMBEDDINGS_ROW_GROUP_ROWS,
     ENCODER_POINTER,
     IMAGE_EMBEDDINGS_FILE,
     IMAGE_QUARANTINE_FILE,
@@ -137,7 +138,7 @@ def image_embeddings(
         config.batch_size,
         config.workers,
     )
-    size = store.write_parquet(IMAGE_EMBEDDINGS_FILE, result.table)
+    size = store.write_parquet(IMAGE_EMBEDDINGS_FILE, result.table, EMBEDDINGS_ROW_GROUP_ROWS)
     store.write_parquet(IMAGE_QUARANTINE_FILE, result.quarantine)
     if result.quarantine.num_rows:
         context.log.warning(
@@ -182,7 +183,7 @@ def title_embeddings(config: EmbeddingConfig, lake: LakeResource) -> dg.Material
         device,
         config.batch_size,
     )
-    size = store.write_parquet(TITLE_EMBEDDINGS_FILE, result.table)
+    size = store.write_parquet(TITLE_EMBEDDINGS_FILE, result.table, EMBEDDINGS_ROW_GROUP_ROWS)
     return dg.MaterializeResult(
         metadata=table_metadata(result.table.drop_columns(["embedding"]), store.uri(TITLE_EMBEDDINGS_FILE), size)
         | {

@@ -3,6 +3,7 @@
 import time
 
 import dagster as dg
+import pyarrow.compute as pc
 from pydantic import Field
 
 from platform_assets.defs.keys import IMAGE_EMBEDDINGS, TITLE_EMBEDDINGS, TRAINING_SET, TRAINING_SHARDS
@@ -65,11 +66,13 @@ def training_shards(
 
     day = partition_day(context).isoformat()
     store, out = lake.store(), workspace.store()
+    training_rows = store.read_parquet(partition_key(TRAINING_SET_PATH, day))
+    days_photos = pc.field("photo_id").isin(training_rows["photo_id"])  # not the whole history's rows
     selected = select_rows(
-        store.read_parquet(partition_key(TRAINING_SET_PATH, day)),
-        store.read_parquet(staging_key("photos")),
-        store.read_parquet(IMAGE_EMBEDDINGS_FILE),
-        store.read_parquet(TITLE_EMBEDDINGS_FILE),
+        training_rows,
+        store.read_parquet(staging_key("photos"), days_photos),
+        store.read_parquet(IMAGE_EMBEDDINGS_FILE, days_photos),
+        store.read_parquet(TITLE_EMBEDDINGS_FILE, days_photos),
     )
     device = pick_device(config.device)
     registry = workspace.registry()
