@@ -19,7 +19,6 @@ from platform_assets.lib.embeddings.images import embedding_batches, stored_imag
 from platform_assets.lib.embeddings.incremental import content_hash, embedding_table, split_todo
 from platform_assets.lib.embeddings.titles import TITLE_DIM, embed_titles
 from platform_assets.lib.lake_store import LakeStore
-from platform_assets.lib.memory import return_large_blocks_to_the_os
 
 
 @dataclass(frozen=True)
@@ -61,7 +60,6 @@ def train_encoder(
     """SimCLR at `size` px on a bounded sample of the photos (`photo_id`, `image_key`), read and
     decoded a batch at a time into one preallocated tensor; broken images are left out (the
     embeddings quarantine them)."""
-    return_large_blocks_to_the_os()
     sample = encoder_sample(photos, sample_bytes, size, seed)
     images, kept = torch.empty((sample.num_rows, 3, size, size), dtype=torch.uint8), 0
     keys = sample["image_key"].to_pylist()

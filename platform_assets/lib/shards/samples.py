@@ -14,7 +14,6 @@ from platform_assets.lib.embeddings.device import to_device
 from platform_assets.lib.embeddings.images import stored_image_batches
 from platform_assets.lib.embeddings.sizes import DEFAULT_IMAGE_SIZE
 from platform_assets.lib.lake_store import LakeStore
-from platform_assets.lib.memory import return_large_blocks_to_the_os
 from platform_assets.lib.shards.augment_rows import drop_cells, perturb_title, rng_for
 from platform_assets.lib.shards.selection import Selection
 from platform_assets.lib.shards.writer import ShardInfo, StreamedColumn, write_shards
@@ -147,7 +146,6 @@ def write_samples(
     device: a GPU decoder's pixels differ from libjpeg's), augmented on `device`, and each shard
     written once its rows are complete. Memory holds a shard or two and a few batches, whatever
     the day's size; the bytes are those of building the whole day at once."""
-    return_large_blocks_to_the_os()
     rows = selected.rows
     columns = sample_columns(rows, selected.image_vectors, selected.title_vectors, aug)
     decoded = stored_image_batches(images, rows["image_key"].to_pylist(), aug.image_size, batch_size, device, workers)
