@@ -232,7 +232,7 @@ def test_an_object_bad_in_the_cache_and_on_an_s3_remote_is_named_and_never_hande
         said = failed.stderr
         assert f"{name}: object {md5}" in said and "corrupt in the cache (removed)" in said
         assert "corrupt on the remote too (moved aside to s3://dvc-store/registry/quarantine/files/md5/" in said
-        assert "the workspace was not touched" in said and f"training_shards for {shard['day']}" in said
+        assert "The workspace was not touched" in said and f"training_shards for {shard['day']}" in said
         assert "index.json" not in said and "exit status" not in said and "missing from the workspace" not in said
         assert not obj.exists()  # no bad copy left in the cache ...
         aside = s3.list_objects_v2(Bucket="dvc-store", Prefix="registry/quarantine/")["Contents"]
@@ -248,6 +248,8 @@ def test_an_object_bad_in_the_cache_and_on_an_s3_remote_is_named_and_never_hande
         file = registry.root / name
         assert not file.exists() or hashlib.md5(file.read_bytes()).hexdigest() == md5
 
+        again = run_cli(tmp_path, CLI, "verify", trained.model_id, check=False, env=env).stderr
+        assert "absent from the cache; absent on the remote (a corrupt copy was moved aside earlier: s3://" in again
         s3.put_object(Bucket="dvc-store", Key=key, Body=good)  # a good copy is back (from a backup, another host)
         healed = run_cli(tmp_path, CLI, "verify", trained.model_id, env=env)
         assert json.loads(healed.stdout)["verified"]

@@ -23,6 +23,7 @@ import contextlib
 import hashlib
 import json
 import os
+import posixpath
 import shutil
 import subprocess
 import sys
@@ -636,7 +637,7 @@ class Registry:
         A file whose cache object is intact is not lost: DVC only left it out because it will not
         check out a directory with a lost file, so it is not listed."""
         workspace = repo.resolve() == self.root
-        lost, days = [], set()
+        lost, days, removed = [], set(), []
         for d in damage:
             if _intact(d.cache_object):
                 continue
@@ -647,16 +648,18 @@ class Registry:
             _evict(d.cache_object)
             if d.file.is_file():
                 d.file.unlink()
+                removed.append(what)
             cache = {"corrupt": "corrupt in the cache (removed)"}.get(
                 first_seen.get(d.cache_object, ""), "absent from the cache"
             )
             lost.append(f"{what}: object {md5} ({d.cache_object}): {cache}; {self._remote_copy(md5)}")
             days.update(part.removeprefix("dt=") for part in Path(what).parts if part.startswith("dt="))
-        where = (
-            "the bad files were removed from the workspace"
-            if workspace
-            else "the workspace was not touched (the restore ran in a temporary checkout)"
-        )
+        if not workspace:
+            where = "The workspace was not touched (the restore ran in a temporary checkout)."
+        elif removed:
+            where = f"Removed from the workspace, so no bad bytes are used: {', '.join(removed)}."
+        else:
+            where = "The workspace holds no bad copy of them."
         fix = [
             "copy a good copy of each object (from a DVC cache of another host, a backup) to the "
             "cache path named above, then run the command again"
@@ -670,9 +673,8 @@ class Registry:
         return RestoreError(
             f"no good copy of {len(lost)} object(s) in the cache or on the DVC remote {self.remote_url}:\n  "
             + "\n  ".join(lost)
-            + f"\nEvery bad copy was removed from the cache, so DVC cannot hand those bytes out; {where}."
-            + f"\nTo recover: {'; '.join(fix)}."
-            + said
+            + f"\nNo bad copy is left where DVC looks (cache, remote), so neither `dvc checkout` nor `dvc pull` "
+            f"hands those bytes out: both fail on them. {where}" + f"\nTo recover: {'; '.join(fix)}." + said
         )
 
     def _remote_store(self) -> LakeStore:
@@ -691,7 +693,11 @@ class Registry:
         try:
             store = self._remote_store()
             if not store.exists(key):
-                return "absent on the remote"
+                aside = [e.key for e in store.list_files(f"{QUARANTINE}/{posixpath.dirname(key)}")]
+                earlier = [k for k in aside if posixpath.basename(k).startswith(posixpath.basename(key))]
+                return "absent on the remote" + (
+                    f" (a corrupt copy was moved aside earlier: {store.uri(earlier[-1])})" if earlier else ""
+                )
             first, second = (hashlib.md5(store.read_bytes(key)).hexdigest() for _ in range(2))
         except Exception as exc:  # any failure to look is reported, never raised over the restore's own error
             return f"the remote's copy could not be read ({exc})"

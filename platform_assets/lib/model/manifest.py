@@ -9,6 +9,7 @@ from importlib.metadata import distributions
 from pathlib import Path
 
 import platform_assets
+from platform_assets.lib.registry import RegistryError, dvc_executable
 
 PACKAGES = ("dagster", "duckdb", "polars", "pyarrow", "torch", "dvc", "numpy", "sentence-transformers")
 
@@ -33,8 +34,17 @@ def git_revision(repo: Path) -> dict:
 
 
 def package_versions() -> dict[str, str]:
+    """Versions of this environment's packages, and of the DVC that pins (its own environment)."""
     found = {d.metadata["Name"].lower(): d.version for d in distributions()}
-    return {name: found.get(name, "absent") for name in PACKAGES}
+    versions = {name: found.get(name, "absent") for name in PACKAGES}
+    if versions["dvc"] == "absent":
+        try:
+            versions["dvc"] = subprocess.run(
+                [dvc_executable(), "--version"], capture_output=True, text=True, check=True
+            ).stdout.strip()
+        except (RegistryError, OSError, subprocess.CalledProcessError):
+            pass
+    return versions
 
 
 def model_id(shards: list[dict], code: str, seed: int, config: dict) -> str:
