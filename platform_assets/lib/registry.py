@@ -128,15 +128,16 @@ def _intact(obj: Path) -> bool:
     return obj.is_file() and _md5(obj) == obj.parent.name + obj.name.removesuffix(".dir")
 
 
-def _cache_state(obj: Path) -> str:
-    return "absent" if not obj.exists() else "intact" if _intact(obj) else "corrupt"
-
-
-def _evict(obj: Path) -> None:
-    """Remove a cache object whose bytes do not match its name (DVC would use it as it is)."""
-    if obj.is_file() and not _intact(obj):
-        obj.chmod(0o644)
-        obj.unlink()
+def _evict(obj: Path) -> str:
+    """Remove a cache object whose bytes do not match its name (DVC would use it as it is);
+    returns what it found: "absent", "intact" or "corrupt" (one hash of the object)."""
+    if not obj.is_file():
+        return "absent"
+    if _intact(obj):
+        return "intact"
+    obj.chmod(0o644)
+    obj.unlink()
+    return "corrupt"
 
 
 def object_key(md5: str) -> str:
@@ -411,8 +412,9 @@ class Registry:
             )
         return self._commit([f"{rel}.dvc"], message)
 
-    def _pin_result(self, rel: str, commit: str, seconds: float) -> Pin:
-        out = read_dvc_file(self.root / f"{rel}.dvc")
+    def _pin_result(self, rel: str, commit: str, seconds: float, out: dict | None = None) -> Pin:
+        """The pin of `rel` from its `.dvc` output `out` (default: the workspace's `.dvc` file)."""
+        out = out if out is not None else read_dvc_file(self.root / f"{rel}.dvc")
         return Pin(rel, f"{rel}.dvc", out["md5"], out.get("nfiles", 1), out.get("size", 0), commit, seconds)
 
     def _committed_out(self, rel: str, rev: str) -> dict | None:
@@ -429,8 +431,7 @@ class Registry:
         out = self._committed_out(rel, rev)
         if out is None:
             raise RegistryError(f"{rel} is not pinned at {rev} in the data registry {self.root}")
-        commit = self.git("rev-list", "-n1", rev)
-        return Pin(rel, f"{rel}.dvc", out["md5"], out.get("nfiles", 1), out.get("size", 0), commit, 0.0)
+        return self._pin_result(rel, self.git("rev-list", "-n1", rev), 0.0, out)
 
     def _commit(self, paths: list[str], message: str) -> str:
         """Commit exactly `paths` (never another run's files); nothing to commit is fine."""
@@ -579,15 +580,14 @@ class Registry:
             self.dvc("checkout", "--quiet", "--force", *targets, cwd=repo, check=False)
         healed: list[Damage] = []
         damage = verify(repo, self.cache, rels)
-        first_seen = {d.cache_object: _cache_state(d.cache_object) for d in damage}
+        first_seen: dict[Path, str] = {}  # each object's state in the cache before any heal
         fetched = None
         for _ in range(HEAL_PASSES):  # a corrupt listing hides its files' damage until it is healed
             if not damage:
                 return healed
             healed += damage
             for d in damage:  # DVC re-creates neither: it trusts an object that exists, and a file its state knows
-                first_seen.setdefault(d.cache_object, _cache_state(d.cache_object))
-                _evict(d.cache_object)
+                first_seen.setdefault(d.cache_object, _evict(d.cache_object))
                 self._adopt_from_workspace(repo, d)
                 if d.file.is_file():
                     d.file.unlink()
@@ -639,13 +639,12 @@ class Registry:
         workspace = repo.resolve() == self.root
         lost, days, removed = [], set(), []
         for d in damage:
-            if _intact(d.cache_object):
+            if _evict(d.cache_object) == "intact":
                 continue
             md5 = d.cache_object.parent.name + d.cache_object.name
             what = d.file.relative_to(repo).as_posix()
             if md5.endswith(".dir"):
                 what = f"{what} (its directory listing)"
-            _evict(d.cache_object)
             if d.file.is_file():
                 d.file.unlink()
                 removed.append(what)

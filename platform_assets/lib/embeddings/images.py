@@ -81,12 +81,7 @@ class StoredJpegBatches(Dataset):
         lo = k * self.batch_size
         blobs = self.store.read_many(self.keys[lo : lo + self.batch_size])
         self.bytes_read += sum(map(len, blobs))
-        decoded = [
-            decode_or_error(b, self.size)
-            if b
-            else (torch.zeros(3, self.size, self.size, dtype=torch.uint8), "missing from the lake")
-            for b in blobs
-        ]
+        decoded = [decode_or_error(b, self.size) for b in blobs]  # a missing object reads as b"": "empty file"
         return torch.arange(lo, lo + len(blobs)), torch.stack([d[0] for d in decoded]), [d[1] for d in decoded]
 
 

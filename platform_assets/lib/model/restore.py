@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from platform_assets.lib.registry import (
+    Damage,
     Registry,
     RegistryError,
     RegistryUnavailableError,
@@ -19,11 +20,16 @@ from platform_assets.lib.registry import (
 )
 
 
+def _restored_manifest(registry: Registry, checkout: Path, mid: str) -> tuple[dict, list[Damage]]:
+    """The model's manifest in a checkout of its tag, its directory verified (and what was healed)."""
+    healed = registry.restore(checkout, [model_dir(mid)])
+    return json.loads((checkout / model_dir(mid) / "manifest.json").read_text()), healed
+
+
 def committed_manifest(registry: Registry, mid: str) -> dict:
     """The manifest as committed at the model's tag, restored and verified in a temporary checkout."""
     with registry.checkout(model_tag(mid)) as checkout:
-        registry.restore(checkout, [model_dir(mid)])
-        return json.loads((checkout / model_dir(mid) / "manifest.json").read_text())
+        return _restored_manifest(registry, checkout, mid)[0]
 
 
 @contextlib.contextmanager
@@ -43,8 +49,7 @@ def restored_model(registry: Registry, mid: str) -> Iterator[tuple[Path, dict, l
             "`git -C <registry> tag --list 'popularity-model/*'` lists the models"
         )
     with registry.checkout(tag) as checkout:
-        healed = registry.restore(checkout, [model_dir(mid)])
-        manifest = json.loads((checkout / model_dir(mid) / "manifest.json").read_text())
+        manifest, healed = _restored_manifest(registry, checkout, mid)
         healed += registry.restore(checkout, [s["path"] for s in manifest["shards"]])
         wrong = [
             str(checkout / s["path"] / f["name"])

@@ -100,10 +100,11 @@ def train_model(
     rels = [shard_dir(day) for day in days]
     registry.sync()
     head = registry.head()
+    committed = {day: registry.committed_md5(rel, head) for day, rel in zip(days, rels)}
     stale = [
-        f"{day} (registry {registry.committed_md5(rel, head)}, latest materialization {versions[day]})"
-        for day, rel in zip(days, rels)
-        if registry.committed_md5(rel, head) != versions[day]
+        f"{day} (registry {committed[day]}, latest materialization {versions[day]})"
+        for day in days
+        if committed[day] != versions[day]
     ]
     if stale:
         raise StaleRegistryError(
@@ -146,7 +147,7 @@ def train_model(
     (out / "weights.pt").write_bytes(buf.getvalue())
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
     pin = registry.pin_model(
-        model_dir(mid), model_tag(mid), f"model {mid}: {metrics}", dict(zip(rels, (versions[d] for d in days)))
+        model_dir(mid), model_tag(mid), f"model {mid}: {metrics}", {rel: versions[d] for d, rel in zip(days, rels)}
     )
     return TrainedModel(mid, manifest, pin, True)
 

@@ -144,8 +144,8 @@ def write_samples(
     """A day's samples written as shards under `prefix` while they are built: JPEGs are read
     and decoded `batch_size` photos at a time (on the CPU, in `workers` processes, whatever the
     device: a GPU decoder's pixels differ from libjpeg's), augmented on `device`, and each shard
-    written once its rows are complete. Memory holds a shard or two and a few batches, whatever
-    the day's size; the bytes are those of building the whole day at once."""
+    written once its rows are complete: the day's pixels and JPEGs are never all in memory
+    (the per-photo columns and vectors are). The bytes are those of building the day at once."""
     rows = selected.rows
     columns = sample_columns(rows, selected.image_vectors, selected.title_vectors, aug)
     decoded = stored_image_batches(images, rows["image_key"].to_pylist(), aug.image_size, batch_size, device, workers)
