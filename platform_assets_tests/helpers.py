@@ -8,13 +8,15 @@ import json
 import os
 import subprocess
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pyarrow as pa
 
+from platform_assets.defs.partitions import range_tags
 from platform_assets.defs.resources import AppDatabaseResource, ImagesResource, LakeResource, WorkspaceResource
 from platform_assets.lib.embeddings.sizes import DEFAULT_IMAGE_SIZE
+from platform_assets.lib.lake_layout import day_range
 from platform_assets.lib.lake_store import LakeStore
 from platform_assets.lib.simulator import LakeScale, generate_lake
 from platform_assets.lib.staging.events import EVENTS_SCHEMA, transform_events
@@ -35,6 +37,22 @@ class Lake:
             "app_db": AppDatabaseResource(url=self.app_db_url),
             "images": ImagesResource(size=DEFAULT_IMAGE_SIZE),
         }
+
+    @property
+    def days(self) -> list[str]:
+        """The days the lake's photos and logs cover."""
+        return scale_days(LakeScale(**self.manifest["scale"]))
+
+    @property
+    def every_day(self) -> dict[str, str]:
+        """The tags of one run over all of the lake's days."""
+        return range_tags(self.days[0], self.days[-1])
+
+
+def scale_days(scale: LakeScale) -> list[str]:
+    """The days a generated lake covers."""
+    first = date.fromisoformat(scale.start_date)
+    return day_range(first, first + timedelta(days=scale.days - 1))
 
 
 def make_lake(root: Path, scale: LakeScale = SMALL) -> Lake:

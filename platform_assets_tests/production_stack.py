@@ -21,17 +21,17 @@ from pathlib import Path
 import dagster as dg
 import sqlalchemy as sa
 
+from platform_assets.defs.partitions import range_tags
 from platform_assets.lib.lake_store import LakeStore
 from platform_assets.lib.simulator import LakeScale, generate_lake
+from platform_assets_tests.helpers import scale_days
 from platform_assets_tests.pg_server import postgres_server
 from platform_assets_tests.s3_server import make_bucket, s3_server
 
 ROOT = Path(__file__).resolve().parents[1]
-FAST_EMBEDDINGS = {
-    "ops": {
-        "embeddings__image_encoder": {"config": {"epochs": 1, "batch_size": 64}},
-        "embeddings__image_embeddings": {"config": {"workers": 0}},
-    }
+FAST_EMBEDDINGS = {  # by job
+    "image_encoder_job": {"ops": {"embeddings__image_encoder": {"config": {"epochs": 1, "batch_size": 64}}}},
+    "embeddings_job": {"ops": {"embeddings__image_embeddings": {"config": {"workers": 0}}}},
 }
 
 
@@ -144,11 +144,15 @@ def production_stack(tmp: Path, scale: LakeScale) -> Iterator[Stack]:
             definitions = defs()
             with dg.DagsterInstance.get() as instance:
                 assert definitions.resolve_job_def("app_db_job").execute_in_process(instance=instance).success
-                assert (
-                    definitions.resolve_job_def("embeddings_job")
-                    .execute_in_process(instance=instance, run_config=FAST_EMBEDDINGS)
-                    .success
-                )
+                days = scale_days(scale)
+                for job in ("image_encoder_job", "embeddings_job"):
+                    assert (
+                        definitions.resolve_job_def(job)
+                        .execute_in_process(
+                            instance=instance, run_config=FAST_EMBEDDINGS[job], tags=range_tags(days[0], days[-1])
+                        )
+                        .success
+                    )
                 bin_dir = Path(sys.executable).parent
                 with open(tmp / "daemon.log", "a") as log:
 

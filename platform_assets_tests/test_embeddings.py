@@ -2,6 +2,7 @@
 
 import dagster as dg
 import numpy as np
+import pyarrow as pa
 import pytest
 import torch
 
@@ -10,7 +11,12 @@ from platform_assets.defs.lake.raw_db import raw_photos, raw_users
 from platform_assets.defs.staging.app_tables import stage_photos, stage_users
 from platform_assets.lib.embeddings.augment import augment, draw_params
 from platform_assets.lib.embeddings.image_encoder import train_simclr
-from platform_assets.lib.lake_layout import IMAGE_EMBEDDINGS_FILE, IMAGE_QUARANTINE_FILE, TITLE_EMBEDDINGS_FILE
+from platform_assets.lib.lake_layout import (
+    IMAGE_EMBEDDINGS_PATH,
+    IMAGE_QUARANTINE_PATH,
+    TITLE_EMBEDDINGS_PATH,
+    partition_key,
+)
 from platform_assets.lib.simulator.images import encode_jpeg, render
 
 FAST = {
@@ -22,44 +28,61 @@ FAST = {
 
 
 def materialized(result: dg.ExecuteInProcessResult, name: str) -> dict:
-    (mat,) = [m.materialization for m in result.get_asset_materialization_events() if m.asset_key.path[-1] == name]
-    return {k: v.value for k, v in mat.metadata.items()}
+    """The metadata of the run's materialization of `name` (one per day of a range: the same)."""
+    mats = [m.materialization for m in result.get_asset_materialization_events() if m.asset_key.path[-1] == name]
+    assert mats and all(m.metadata == mats[0].metadata for m in mats)
+    return {k: v.value for k, v in mats[0].metadata.items()}
+
+
+def _every_day(lake, dataset: str) -> pa.Table:
+    return pa.concat_tables(lake.store.read_parquet(partition_key(dataset, d)) for d in lake.days)
 
 
 @pytest.mark.slow
-def test_embeddings_are_incremental_and_broken_images_quarantined(fresh_lake) -> None:
-    resources = fresh_lake.resources()
+def test_embeddings_are_incremental_by_posting_day_and_broken_images_quarantined(fresh_lake) -> None:
+    resources, store = fresh_lake.resources(), fresh_lake.store
     assert dg.materialize([raw_users, raw_photos, stage_users, stage_photos], resources=resources).success
     assets = [image_encoder, image_embeddings, title_embeddings]
-    first = dg.materialize(assets, resources=resources, run_config=FAST)
+    first = dg.materialize(assets, resources=resources, run_config=FAST, tags=fresh_lake.every_day)
     assert first.success
     n = fresh_lake.manifest["scale"]["photos"]
     assert materialized(first, "image_embeddings")["embedded"] == n
     assert materialized(first, "title_embeddings")["embedded"] == n
-    table = fresh_lake.store.read_parquet(IMAGE_EMBEDDINGS_FILE)
+    table = _every_day(fresh_lake, IMAGE_EMBEDDINGS_PATH)
     assert table.num_rows == n and table.schema.field("embedding").type.list_size == 256
     vectors = np.stack(table["embedding"].to_numpy(zero_copy_only=False))
     assert np.isfinite(vectors).all() and vectors.std(axis=0).mean() > 0
+    photos = store.read_parquet("staging/photos.parquet")
+    for day in fresh_lake.days:  # each photo's vector is stored under the day it was posted
+        ids = store.read_parquet(partition_key(IMAGE_EMBEDDINGS_PATH, day))["photo_id"].to_pylist()
+        posted = {str(p["posted_at"].date()) for p in photos.to_pylist() if p["photo_id"] in set(ids)}
+        assert ids and posted == {day}
 
-    store = fresh_lake.store
-    store.write_bytes("images/3.jpg", encode_jpeg(render(np.random.default_rng(99), "pet", "vivid")))  # changed
-    store.write_bytes("images/5.jpg", b"\xff\xd8 not really a jpeg")  # broken
+    first_day, last_day = fresh_lake.days[0], fresh_lake.days[-1]
+    in_last = store.read_parquet(partition_key(IMAGE_EMBEDDINGS_PATH, last_day))["photo_id"].to_pylist()
+    changed, broken = in_last[0], in_last[1]
+    store.write_bytes(f"images/{changed}.jpg", encode_jpeg(render(np.random.default_rng(99), "pet", "vivid")))
+    store.write_bytes(f"images/{broken}.jpg", b"\xff\xd8 not really a jpeg")
+    untouched = store.read_bytes(partition_key(IMAGE_EMBEDDINGS_PATH, first_day))
     again = dg.materialize(
         [image_embeddings, title_embeddings],
         resources=resources,
+        partition_key=last_day,  # a refresh reads and writes only its day
         run_config={"ops": {"embeddings__image_embeddings": {"config": {"workers": 0}}}},
     )
     assert again.success
     meta = materialized(again, "image_embeddings")
-    assert (meta["embedded"], meta["quarantined"], meta["reused"]) == (1, 1, n - 2)
+    assert (meta["embedded"], meta["quarantined"], meta["reused"]) == (1, 1, len(in_last) - 2)
     assert materialized(again, "title_embeddings")["embedded"] == 0
-    (row,) = store.read_parquet(IMAGE_QUARANTINE_FILE).to_pylist()
-    assert row["photo_id"] == 5 and row["image_key"] == "images/5.jpg" and "not a readable image" in row["reason"]
-    after = store.read_parquet(IMAGE_EMBEDDINGS_FILE)
-    assert 5 not in after["photo_id"].to_pylist() and after.num_rows == n - 1
-    titles = store.read_parquet(TITLE_EMBEDDINGS_FILE)
+    assert store.read_bytes(partition_key(IMAGE_EMBEDDINGS_PATH, first_day)) == untouched
+    (row,) = store.read_parquet(partition_key(IMAGE_QUARANTINE_PATH, last_day)).to_pylist()
+    assert row["photo_id"] == broken and row["image_key"] == f"images/{broken}.jpg"
+    assert "not a readable image" in row["reason"]
+    after = _every_day(fresh_lake, IMAGE_EMBEDDINGS_PATH)
+    assert broken not in after["photo_id"].to_pylist() and after.num_rows == n - 1
+    titles = _every_day(fresh_lake, TITLE_EMBEDDINGS_PATH)
     norms = np.linalg.norm(np.stack(titles["embedding"].to_numpy(zero_copy_only=False)), axis=1)
-    assert np.allclose(norms, 1, atol=1e-3)
+    assert titles.num_rows == n and np.allclose(norms, 1, atol=1e-3)
 
 
 @pytest.mark.slow

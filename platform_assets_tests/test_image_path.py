@@ -135,7 +135,9 @@ def test_one_image_size_setting_drives_the_encoder_the_embeddings_and_the_shards
     resources = {**lake.resources(), "images": ImagesResource(size=48)}
     run_config = {"ops": {"embeddings__image_encoder": {"config": {"epochs": 1, "batch_size": 32}}}}
     assert dg.materialize([raw_users, raw_photos, stage_users, stage_photos], resources=resources).success
-    result = dg.materialize([image_encoder, image_embeddings], resources=resources, run_config=run_config)
+    result = dg.materialize(
+        [image_encoder, image_embeddings], resources=resources, run_config=run_config, tags=lake.every_day
+    )
     assert result.success
     meta = {
         m.asset_key.path[-1]: {k: v.value for k, v in m.materialization.metadata.items()}

@@ -149,8 +149,8 @@ def test_features_sensor_requests_one_ranged_run_after_events_land(fresh_lake, i
 
 
 def test_shards_automation_requests_each_rewritten_training_day_once(instance) -> None:
-    """Declarative automation of the shards: any rewritten day (not only the latest), each
-    once; an embeddings refresh alone requests nothing."""
+    """Declarative automation of the shards: any rewritten day of the training set or of the
+    embeddings (not only the latest), each once, and only that day."""
     from platform_assets.definitions import defs
     from platform_assets.defs.keys import IMAGE_EMBEDDINGS, TITLE_EMBEDDINGS, TRAINING_SET, TRAINING_SHARDS
 
@@ -159,20 +159,55 @@ def test_shards_automation_requests_each_rewritten_training_day_once(instance) -
             defs=defs(), instance=instance, asset_selection=dg.AssetSelection.assets(TRAINING_SHARDS), cursor=cursor
         )
 
+    def requested(result) -> set[str]:
+        return {k for r in result.results for k in r.true_subset.expensively_compute_partition_keys()}
+
     def report(key: dg.AssetKey, partition: str | None = None) -> None:
         instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=key, partition=partition))
 
-    report(IMAGE_EMBEDDINGS), report(TITLE_EMBEDDINGS)
+    for day in ("2026-11-01", "2026-11-02"):
+        report(IMAGE_EMBEDDINGS, day), report(TITLE_EMBEDDINGS, day)
     start = evaluate()
     assert start.total_requested == 0  # what exists when automation is switched on is not redone
     for day in ("2026-11-01", "2026-11-02", "2026-11-01"):
         report(TRAINING_SET, day)
     first = evaluate(start.cursor)
-    requested = {k for r in first.results for k in r.true_subset.expensively_compute_partition_keys()}
-    assert requested == {"2026-11-01", "2026-11-02"}
-    assert evaluate(first.cursor).total_requested == 0
-    report(IMAGE_EMBEDDINGS)
-    assert evaluate(first.cursor).total_requested == 0
+    assert requested(first) == {"2026-11-01", "2026-11-02"}
+    second = evaluate(first.cursor)
+    assert second.total_requested == 0
+    report(IMAGE_EMBEDDINGS, "2026-11-02")  # a refresh of one day's vectors re-shards that day
+    assert requested(evaluate(second.cursor)) == {"2026-11-02"}
+
+
+def test_a_photos_extract_refreshes_the_embeddings_of_the_last_days_only(instance) -> None:
+    """New photos land in the latest days: an extract refreshes their embeddings by itself (in
+    the run of their shards when those are due too); older days are a backfill to choose."""
+    from platform_assets.definitions import defs
+    from platform_assets.defs.embeddings.assets import REFRESH_DAYS
+    from platform_assets.defs.keys import IMAGE_EMBEDDINGS, IMAGE_ENCODER, PHOTOS, TITLE_EMBEDDINGS
+
+    now = datetime(2026, 11, 20, 2, 30, tzinfo=UTC)  # the nightly extract, early on the 20th
+
+    def evaluate(cursor=None):
+        return dg.evaluate_automation_conditions(
+            defs=defs(),
+            instance=instance,
+            asset_selection=dg.AssetSelection.assets(IMAGE_EMBEDDINGS, TITLE_EMBEDDINGS),
+            cursor=cursor,
+            evaluation_time=now,
+        )
+
+    instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=IMAGE_ENCODER))
+    for day in (f"2026-11-{d:02}" for d in range(1, 21)):
+        for key in (IMAGE_EMBEDDINGS, TITLE_EMBEDDINGS):
+            instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=key, partition=day))
+    start = evaluate()
+    instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=PHOTOS))
+    after = evaluate(start.cursor)
+    by_asset = {r.key: set(r.true_subset.expensively_compute_partition_keys()) for r in after.results}
+    last_days = {f"2026-11-{d:02}" for d in range(21 - REFRESH_DAYS, 21)}
+    assert by_asset[IMAGE_EMBEDDINGS] == by_asset[TITLE_EMBEDDINGS] == last_days
+    assert evaluate(after.cursor).total_requested == 0
 
 
 def test_one_new_file_refreshes_its_days_events_and_user_activity_in_one_run(fresh_lake, instance, monkeypatch) -> None:

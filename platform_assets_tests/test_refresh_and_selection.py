@@ -9,6 +9,7 @@ from torch import nn
 from platform_assets.lib.embeddings.image_encoder import ImageEncoder
 from platform_assets.lib.embeddings.incremental import embedding_table
 from platform_assets.lib.embeddings.refresh import encoded_weights, refresh_image_embeddings
+from platform_assets.lib.lake_store import LakeStore
 from platform_assets.lib.shards.selection import select_rows
 from platform_assets.lib.simulator.images import encode_jpeg, render
 
@@ -19,30 +20,32 @@ def _photos(ids: list[int]) -> pa.Table:
     return pa.table({"photo_id": pa.array(ids, pa.int64()), "image_key": [f"images/{i}.jpg" for i in ids]})
 
 
-def test_only_new_or_changed_images_are_embedded_and_broken_ones_quarantined() -> None:
+def test_only_new_or_changed_images_are_embedded_and_broken_ones_quarantined(tmp_path, monkeypatch) -> None:
     torch.manual_seed(0)
     encoder = ImageEncoder()
     nn.init.normal_(encoder.conv1.weight)
     weights = encoded_weights(encoder.state_dict(), {})
     rng = np.random.default_rng(0)
     blobs = [encode_jpeg(render(rng, "beach", "plain")) for _ in range(4)]
-    first = refresh_image_embeddings(
-        _photos([1, 2, 3]), blobs[:3], None, weights.weights, weights.version, "resnet-small", 64, CPU, 2, 0
-    )
+    store = LakeStore(str(tmp_path))
+    reads = []
+    read_many = LakeStore.read_many
+    monkeypatch.setattr(LakeStore, "read_many", lambda self, keys: reads.append(list(keys)) or read_many(self, keys))
+
+    def refresh(ids: list[int], images: list[bytes], previous):
+        for i, data in zip(ids, images):
+            store.write_bytes(f"images/{i}.jpg", data)
+        reads.clear()
+        return refresh_image_embeddings(
+            store, _photos(ids), previous, weights.weights, weights.version, "resnet-small", 64, CPU, 2, 0
+        )
+
+    first = refresh([1, 2, 3], blobs[:3], None)
     assert (first.embedded, first.reused, first.quarantine.num_rows) == (3, 0, 0)
-    # 2 changed, 3 broken, 4 new; 1 unchanged is reused with its vector.
-    second = refresh_image_embeddings(
-        _photos([1, 2, 3, 4]),
-        [blobs[0], blobs[3], b"not a jpeg", blobs[1]],
-        first.table,
-        weights.weights,
-        weights.version,
-        "resnet-small",
-        64,
-        CPU,
-        2,
-        0,
-    )
+    # 2 changed, 3 broken, 4 new; 1 unchanged is reused with its vector. Each image is read
+    # once, two at a time (the batch size).
+    second = refresh([1, 2, 3, 4], [blobs[0], blobs[3], b"not a jpeg", blobs[1]], first.table)
+    assert reads == [["images/1.jpg", "images/2.jpg"], ["images/3.jpg", "images/4.jpg"]]
     assert (second.embedded, second.reused) == (2, 1)
     assert second.quarantine.to_pylist() == [
         {"photo_id": 3, "image_key": "images/3.jpg", "reason": second.quarantine["reason"][0].as_py()}

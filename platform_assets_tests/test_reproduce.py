@@ -90,7 +90,11 @@ def two_models(tmp_path_factory):
             [raw_users, raw_photos, stage_users, stage_photos, photo_features], resources=resources, instance=instance
         ).success
         assert dg.materialize(
-            [image_encoder, image_embeddings, title_embeddings], resources=resources, instance=instance, run_config=FAST
+            [image_encoder, image_embeddings, title_embeddings],
+            resources=resources,
+            instance=instance,
+            run_config=FAST,
+            tags=range_tags(DAYS[0], DAYS[-1]),
         ).success
         build_all(resources, instance)
         v1, meta_a = shard_bytes(Path(workspace.root)), train(resources, instance)

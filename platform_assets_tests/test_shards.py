@@ -53,7 +53,7 @@ def shard_lake(tmp_path_factory):
     assert dg.materialize([user_activity, popularity_labels, training_set], resources=resources, tags=RANGE).success
     lake.store.write_bytes("images/2.jpg", b"broken")  # a broken JPEG must not fail the partition
     assert dg.materialize(
-        [image_encoder, image_embeddings, title_embeddings], resources=resources, run_config=FAST
+        [image_encoder, image_embeddings, title_embeddings], resources=resources, run_config=FAST, tags=RANGE
     ).success
     return lake, root, resources
 

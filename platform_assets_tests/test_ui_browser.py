@@ -71,11 +71,12 @@ def test_ui_shows_the_layers_and_a_shard_materialization_with_its_dvc_hash(tmp_p
         for day in ("2026-11-01", "2026-11-02"):
             assert d.resolve_job_def("events_job").execute_in_process(instance=instance, partition_key=day).success
         assert d.resolve_job_def("features_job").execute_in_process(instance=instance, tags=RANGE).success
-        assert (
-            d.resolve_job_def("embeddings_job")
-            .execute_in_process(instance=instance, run_config=FAST_EMBEDDINGS)
-            .success
-        )
+        for job in ("image_encoder_job", "embeddings_job"):
+            assert (
+                d.resolve_job_def(job)
+                .execute_in_process(instance=instance, run_config=FAST_EMBEDDINGS[job], tags=RANGE)
+                .success
+            )
         assert d.resolve_job_def("shards_job").execute_in_process(instance=instance, partition_key="2026-11-01").success
     registry = Path(env["PLATFORM_ASSETS_WORKSPACE"])
     dvc_hash = yaml.safe_load((registry / f"{shard_dir('2026-11-01')}.dvc").read_text())["outs"][0]["md5"]

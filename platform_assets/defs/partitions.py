@@ -2,7 +2,7 @@
 
 import os
 import re
-from datetime import date
+from datetime import date, timedelta
 
 import dagster as dg
 
@@ -49,3 +49,9 @@ def partition_day(context: dg.AssetExecutionContext) -> date:
 def range_tags(first: str, last: str) -> dict[str, str]:
     """The tags of one run over the days `first` to `last`, both included."""
     return {RANGE_START_TAG: first, RANGE_END_TAG: last}
+
+
+def partition_window(context: dg.AssetExecutionContext) -> tuple[date, date]:
+    """First and last day (inclusive) of the partitions this run materializes."""
+    window = context.partition_time_window
+    return window.start.date(), (window.end - timedelta(days=1)).date()

@@ -125,7 +125,8 @@ def run(fresh: bool = False) -> None:
         console.print(f"materializing features and the training set for {days[0]} .. {days[-1]} in one run ...")
         run_job("features_job", tags=range_tags(days[0], days[-1]))
         console.print("training the image encoder and embedding images and titles ...")
-        run_job("embeddings_job")
+        run_job("image_encoder_job")
+        run_job("embeddings_job", tags=range_tags(days[0], days[-1]))
         for day in _stage(console, days, "writing and pinning training shards"):
             run_job("shards_job", partition_key=day)
         console.print(f"wrote and pinned the shards of {len(days)} days")

@@ -6,9 +6,10 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from platform_assets.lib.lake_store import FileEntry, LakeStore
 
@@ -19,12 +20,13 @@ EVENTS_QUARANTINE_PATH = "staging/events_quarantine"
 USER_ACTIVITY_PATH = "features/user_activity"
 LABELS_PATH = "features/popularity_labels"
 TRAINING_SET_PATH = "features/training_set"
+# Embeddings by the photo's posting day: a day's refresh reads and writes only that day.
+IMAGE_EMBEDDINGS_PATH = "embeddings/image_embeddings"
+IMAGE_QUARANTINE_PATH = "embeddings/image_quarantine"
+TITLE_EMBEDDINGS_PATH = "embeddings/title_embeddings"
 # Whole-table datasets.
 PHOTO_FEATURES_FILE = "features/photo_features.parquet"
 ENCODER_POINTER = "embeddings/image_encoder/current.json"
-IMAGE_EMBEDDINGS_FILE = "embeddings/image_embeddings.parquet"
-IMAGE_QUARANTINE_FILE = "embeddings/image_quarantine.parquet"
-TITLE_EMBEDDINGS_FILE = "embeddings/title_embeddings.parquet"
 EMBEDDINGS_ROW_GROUP_ROWS = 65_536  # a day's shards read their photos' vectors a row group at a time
 # Optional (photo_id, planted_score): a lake that knows each photo's true popularity (the
 # simulator's does) lets the model report the ceiling it could reach; production lakes omit it.
@@ -106,3 +108,9 @@ def read_days(store: LakeStore, dataset: str, days: list[str], schema: pa.Schema
 def day_range(first: date, last: date) -> list[str]:
     """ISO days from `first` to `last`, both included."""
     return [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
+
+
+def posted_on(day: str) -> pc.Expression:
+    """The staged photos posted on `day` (UTC), as a filter a Parquet read pushes down."""
+    start = datetime.combine(date.fromisoformat(day), datetime.min.time(), tzinfo=UTC)
+    return (pc.field("posted_at") >= start) & (pc.field("posted_at") < start + timedelta(days=1))

@@ -6,13 +6,14 @@ import io
 
 import dagster as dg
 import numpy as np
+import pyarrow as pa
 import pytest
 from PIL import Image
 
 from platform_assets.defs.embeddings.assets import image_embeddings, image_encoder
 from platform_assets.defs.lake.raw_db import raw_photos, raw_users
 from platform_assets.defs.staging.app_tables import stage_photos, stage_users
-from platform_assets.lib.lake_layout import IMAGE_EMBEDDINGS_FILE, IMAGE_QUARANTINE_FILE
+from platform_assets.lib.lake_layout import IMAGE_EMBEDDINGS_PATH, IMAGE_QUARANTINE_PATH, partition_key
 from platform_assets_tests.test_embeddings import FAST
 
 
@@ -33,10 +34,15 @@ def test_bad_images_are_quarantined_with_their_reason_and_the_rest_embedded(fres
     store.delete("images/5.jpg")  # the object is missing altogether
     store.write_bytes("images/6.jpg", png.getvalue())  # readable, just not a JPEG
 
-    result = dg.materialize([image_encoder, image_embeddings], resources=resources, run_config=FAST)
+    def _every_day(dataset: str):
+        return pa.concat_tables(store.read_parquet(partition_key(dataset, d)) for d in fresh_lake.days)
+
+    result = dg.materialize(
+        [image_encoder, image_embeddings], resources=resources, run_config=FAST, tags=fresh_lake.every_day
+    )
     assert result.success
-    quarantine = {r["photo_id"]: r for r in store.read_parquet(IMAGE_QUARANTINE_FILE).to_pylist()}
+    quarantine = {r["photo_id"]: r for r in _every_day(IMAGE_QUARANTINE_PATH).to_pylist()}
     assert set(quarantine) == {1, 2, 3, 5}
     assert all(r["reason"] and r["image_key"] == f"images/{pid}.jpg" for pid, r in quarantine.items())
-    embedded = set(store.read_parquet(IMAGE_EMBEDDINGS_FILE)["photo_id"].to_pylist())
+    embedded = set(_every_day(IMAGE_EMBEDDINGS_PATH)["photo_id"].to_pylist())
     assert 6 in embedded and len(embedded) == fresh_lake.manifest["scale"]["photos"] - 4

@@ -52,7 +52,7 @@ def graph(tmp_path_factory) -> tuple[Lake, Path]:
         assert dg.materialize([stage_events], partition_key=day, resources=resources).success
     assert dg.materialize([user_activity, popularity_labels, training_set], resources=resources, tags=RANGE).success
     assert dg.materialize(
-        [image_encoder, image_embeddings, title_embeddings], resources=resources, run_config=FAST
+        [image_encoder, image_embeddings, title_embeddings], resources=resources, run_config=FAST, tags=RANGE
     ).success
     return lake, root
 

@@ -1,28 +1,34 @@
 """The `embeddings` layer: an image encoder, image and title embeddings (torch; GPU when present).
 
-Embeddings are incremental: a row is reused while its photo's content hash (image bytes or
-title) and the model version are unchanged, so only new or changed photos are encoded.
+Embeddings are stored by the photo's posting day and refreshed a day at a time: a row is reused
+while its photo's content hash (image bytes or title) and the model version are unchanged, so
+only new or changed photos are encoded, and adding a day costs the same whatever the history.
 """
 
 import json
+from datetime import timedelta
 
 import dagster as dg
 from pydantic import Field
 
 from platform_assets.defs.keys import IMAGE_EMBEDDINGS, IMAGE_ENCODER, PHOTOS, TITLE_EMBEDDINGS
-from platform_assets.defs.metadata import table_metadata
+from platform_assets.defs.partitions import daily, partition_window
 from platform_assets.defs.resources import ImagesResource, LakeResource
 from platform_assets.defs.retry import IO_RETRY, transient_retries
 from platform_assets.lib.embeddings.sizes import DEFAULT_IMAGE_SIZE
 from platform_assets.lib.lake_layout import (
     EMBEDDINGS_ROW_GROUP_ROWS,
     ENCODER_POINTER,
-    IMAGE_EMBEDDINGS_FILE,
-    IMAGE_QUARANTINE_FILE,
-    TITLE_EMBEDDINGS_FILE,
+    IMAGE_EMBEDDINGS_PATH,
+    IMAGE_QUARANTINE_PATH,
+    TITLE_EMBEDDINGS_PATH,
+    day_range,
     encoder_weights_key,
+    partition_key,
+    posted_on,
     staging_key,
 )
+from platform_assets.lib.lake_store import LakeStore
 
 
 class ImageEncoderConfig(dg.Config):
@@ -45,12 +51,29 @@ class ImageEncoderConfig(dg.Config):
 
 
 class EmbeddingConfig(dg.Config):
-    batch_size: int = 256
+    batch_size: int = Field(default=256, description="Photos read, hashed, decoded and embedded at a time.")
     workers: int | None = Field(
         default=None,
         description="Processes decoding JPEGs (default: one per core past 16 MB of JPEGs, else in line; on CUDA the GPU decodes).",
     )
     device: str = "auto"
+
+
+# Days a photos extract or a new encoder refreshes by itself; older days are a backfill to choose.
+REFRESH_DAYS = 3
+on_new_photos = (
+    dg.AutomationCondition.in_latest_time_window(timedelta(days=REFRESH_DAYS))
+    & (dg.AutomationCondition.newly_missing() | dg.AutomationCondition.any_deps_updated()).since_last_handled()
+    & ~dg.AutomationCondition.any_deps_missing()
+    & ~dg.AutomationCondition.any_deps_in_progress()
+    & ~dg.AutomationCondition.in_progress()
+).with_label(f"new photos, last {REFRESH_DAYS} days")
+_BY_POSTING_DAY = {
+    "partitions_def": daily,
+    "backfill_policy": dg.BackfillPolicy.single_run(),
+    "automation_condition": on_new_photos,
+    "group_name": "embeddings",
+}
 
 
 @dg.asset(
@@ -106,13 +129,48 @@ def image_encoder(
     )
 
 
+def _refreshed_days(context: dg.AssetExecutionContext, store: LakeStore, dataset: str, refresh_day) -> dict:
+    """Each day of the run's range refreshed (`refresh_day(day, photos posted that day,
+    previous table or None)` → Refresh) and written before the next is read; the range's
+    totals as metadata."""
+    first, last = partition_window(context)
+    totals = {"embedded": 0, "reused": 0, "quarantined": 0, "rows": 0, "bytes": 0, "seconds": 0.0}
+    for day in day_range(first, last):
+        key = partition_key(dataset, day)
+        result = refresh_day(
+            day, store.read_parquet(staging_key("photos"), posted_on(day)), store.read_parquet_if_exists(key)
+        )
+        totals["bytes"] += store.write_parquet(key, result.table, EMBEDDINGS_ROW_GROUP_ROWS)
+        totals["rows"] += result.table.num_rows
+        totals["seconds"] += result.seconds
+        for name in ("embedded", "reused"):
+            totals[name] += getattr(result, name)
+        totals["quarantined"] += result.quarantine.num_rows
+        context.log.info(
+            f"{dataset} {day}: {result.embedded} embedded, {result.reused} reused, "
+            f"{result.quarantine.num_rows} quarantined, {result.table.num_rows} rows"
+        )
+    per_second = round(totals["embedded"] / totals["seconds"], 1) if totals["embedded"] and totals["seconds"] else 0.0
+    return {
+        "days": f"{first} .. {last}",
+        "dagster/row_count": totals["rows"],
+        "dagster/uri": dg.MetadataValue.path(store.uri(f"{dataset}/")),
+        "bytes": totals["bytes"],
+        "embedded": totals["embedded"],
+        "reused": totals["reused"],
+        "quarantined": totals["quarantined"],
+        "per_second": per_second,
+    }
+
+
 @dg.asset(
     retry_policy=IO_RETRY,
     key=IMAGE_EMBEDDINGS,
     deps=[PHOTOS, IMAGE_ENCODER],
-    group_name="embeddings",
     kinds={"pytorch", "parquet"},
-    description="One vector per photo from the image encoder; unreadable images go to `image_quarantine` in the lake.",
+    description="One vector per photo from the image encoder, by posting day; unreadable images go to "
+    "`embeddings/image_quarantine` in the lake (same day).",
+    **_BY_POSTING_DAY,
 )
 @transient_retries
 def image_embeddings(
@@ -125,36 +183,38 @@ def image_embeddings(
     device = pick_device(config.device)
     pointer = json.loads(store.read_bytes(ENCODER_POINTER))
     image_size = pointer.get("image_size", DEFAULT_IMAGE_SIZE)  # encoders from before the setting read 64 px
-    photos = store.read_parquet(staging_key("photos"))
-    result = refresh_image_embeddings(
-        photos,
-        store.read_many(photos["image_key"].to_pylist()),
-        store.read_parquet_if_exists(IMAGE_EMBEDDINGS_FILE),
-        store.read_bytes(pointer["key"]),
-        pointer["version"],
-        pointer.get("arch", "resnet-small"),
-        image_size,
-        device,
-        config.batch_size,
-        config.workers,
-    )
-    size = store.write_parquet(IMAGE_EMBEDDINGS_FILE, result.table, EMBEDDINGS_ROW_GROUP_ROWS)
-    store.write_parquet(IMAGE_QUARANTINE_FILE, result.quarantine)
-    if result.quarantine.num_rows:
-        context.log.warning(
-            f"{result.quarantine.num_rows} unreadable images quarantined: {result.quarantine['reason'].to_pylist()[:3]}"
+    weights, decoders = store.read_bytes(pointer["key"]), set()
+
+    def refresh_day(day: str, photos, previous):
+        result = refresh_image_embeddings(
+            store,
+            photos.select(["photo_id", "image_key"]),
+            previous,
+            weights,
+            pointer["version"],
+            pointer.get("arch", "resnet-small"),
+            image_size,
+            device,
+            config.batch_size,
+            config.workers,
         )
+        store.write_parquet(partition_key(IMAGE_QUARANTINE_PATH, day), result.quarantine)
+        if result.quarantine.num_rows:
+            context.log.warning(
+                f"{day}: {result.quarantine.num_rows} unreadable images quarantined: "
+                f"{result.quarantine['reason'].to_pylist()[:3]}"
+            )
+        decoders.add(result.decoder)
+        return result
+
+    metadata = _refreshed_days(context, store, IMAGE_EMBEDDINGS_PATH, refresh_day)
     return dg.MaterializeResult(
-        metadata=table_metadata(result.table.drop_columns(["embedding"]), store.uri(IMAGE_EMBEDDINGS_FILE), size)
+        metadata=metadata
         | {
             "encoder_version": pointer["version"],
             "device": str(device),
-            "embedded": result.embedded,
-            "reused": result.reused,
-            "quarantined": result.quarantine.num_rows,
-            "decoder": result.decoder,
+            "decoder": ", ".join(sorted(decoders)),
             "image_size": image_size,
-            "images_per_second": result.per_second,
         }
     )
 
@@ -163,12 +223,14 @@ def image_embeddings(
     retry_policy=IO_RETRY,
     key=TITLE_EMBEDDINGS,
     deps=[PHOTOS],
-    group_name="embeddings",
     kinds={"pytorch", "parquet"},
-    description="all-MiniLM-L6-v2 embedding of each photo's title (384 floats, L2-normalised).",
+    description="all-MiniLM-L6-v2 embedding of each photo's title (384 floats, L2-normalised), by posting day.",
+    **_BY_POSTING_DAY,
 )
 @transient_retries
-def title_embeddings(config: EmbeddingConfig, lake: LakeResource) -> dg.MaterializeResult:
+def title_embeddings(
+    context: dg.AssetExecutionContext, config: EmbeddingConfig, lake: LakeResource
+) -> dg.MaterializeResult:
     from platform_assets.lib.embeddings.device import pick_device
     from platform_assets.lib.embeddings.refresh import refresh_title_embeddings
     from platform_assets.lib.embeddings.titles import model_version
@@ -176,28 +238,22 @@ def title_embeddings(config: EmbeddingConfig, lake: LakeResource) -> dg.Material
     store = lake.store()
     device = pick_device(config.device)
     version = model_version()
-    result = refresh_title_embeddings(
-        store.read_parquet(staging_key("photos")),
-        store.read_parquet_if_exists(TITLE_EMBEDDINGS_FILE),
-        version,
-        device,
-        config.batch_size,
+    metadata = _refreshed_days(
+        context,
+        store,
+        TITLE_EMBEDDINGS_PATH,
+        lambda _day, photos, previous: refresh_title_embeddings(photos, previous, version, device, config.batch_size),
     )
-    size = store.write_parquet(TITLE_EMBEDDINGS_FILE, result.table, EMBEDDINGS_ROW_GROUP_ROWS)
-    return dg.MaterializeResult(
-        metadata=table_metadata(result.table.drop_columns(["embedding"]), store.uri(TITLE_EMBEDDINGS_FILE), size)
-        | {
-            "model_version": version,
-            "device": str(device),
-            "embedded": result.embedded,
-            "reused": result.reused,
-            "titles_per_second": result.per_second,
-        }
-    )
+    return dg.MaterializeResult(metadata=metadata | {"model_version": version, "device": str(device)})
 
 
+image_encoder_job = dg.define_asset_job(
+    "image_encoder_job",
+    selection=dg.AssetSelection.assets(IMAGE_ENCODER),
+    description="Train the image encoder (or load its weights): a retraining to choose, not a daily step.",
+)
 embeddings_job = dg.define_asset_job(
     "embeddings_job",
-    selection=dg.AssetSelection.groups("embeddings"),
-    description="Train (or load) the image encoder and bring image and title embeddings up to date.",
+    selection=dg.AssetSelection.assets(IMAGE_EMBEDDINGS, TITLE_EMBEDDINGS),
+    description="Bring the image and title embeddings of a range of posting days up to date, in one run.",
 )

@@ -6,13 +6,13 @@ training_set on 31 days of user_activity.
 """
 
 import time
-from datetime import date, timedelta
+from datetime import timedelta
 
 import dagster as dg
 
 from platform_assets.defs.keys import EVENTS, LABELS, PHOTO_FEATURES, PHOTOS, TRAINING_SET, USER_ACTIVITY, USERS
 from platform_assets.defs.metadata import column_schema, table_metadata
-from platform_assets.defs.partitions import daily
+from platform_assets.defs.partitions import daily, partition_window
 from platform_assets.defs.resources import LakeResource
 from platform_assets.defs.retry import IO_RETRY, transient_retries
 from platform_assets.defs.run_lanes import lane_aware
@@ -41,17 +41,11 @@ from platform_assets.lib.staging.events import EVENTS_SCHEMA
 _RANGED = {"partitions_def": daily, "backfill_policy": dg.BackfillPolicy.single_run(), "group_name": "features"}
 
 
-def _window(context: dg.AssetExecutionContext) -> tuple[date, date]:
-    """First and last day (inclusive) of the partitions this run materializes."""
-    window = context.partition_time_window
-    return window.start.date(), (window.end - timedelta(days=1)).date()
-
-
 def _write_days(context: dg.AssetExecutionContext, store: LakeStore, dataset: str, table, ts_column: str) -> dict:
     """One Parquet file per day of the run's range; metadata of the whole range."""
     import pyarrow.compute as pc
 
-    first, last = _window(context)
+    first, last = partition_window(context)
     days = pc.strftime(table[ts_column], format="%Y-%m-%d")
     total = 0
     for day in day_range(first, last):
@@ -93,7 +87,7 @@ def _events_rewritten_since(instance: dg.DagsterInstance, days: list[str], since
 @transient_retries
 def user_activity(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     store = lake.store()
-    first, last = _window(context)
+    first, last = partition_window(context)
     window = day_range(first - timedelta(days=LOOKBACK_DAYS), last)
     photos, users = store.read_parquet(staging_key("photos")), store.read_parquet(staging_key("users"))
     for attempt in range(1, EVENTS_READ_ATTEMPTS + 1):
@@ -129,7 +123,7 @@ def user_activity(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.M
 @transient_retries
 def popularity_labels(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     store = lake.store()
-    first, last = _window(context)
+    first, last = partition_window(context)
     events = read_days(store, EVENTS_PATH, day_range(first, last + timedelta(days=1)), EVENTS_SCHEMA)
     table = compute_labels(
         store.read_parquet(staging_key("photos")),
@@ -182,7 +176,7 @@ def photo_features(lake: LakeResource) -> dg.MaterializeResult:
 @transient_retries
 def training_set(context: dg.AssetExecutionContext, lake: LakeResource):
     store = lake.store()
-    first, last = _window(context)
+    first, last = partition_window(context)
     activity = read_days(
         store,
         USER_ACTIVITY_PATH,

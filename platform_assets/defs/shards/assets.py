@@ -12,8 +12,8 @@ from platform_assets.defs.resources import ImagesResource, LakeResource, Workspa
 from platform_assets.defs.retry import IO_RETRY, transient_retries
 from platform_assets.defs.shards.automation import on_training_day_rewritten
 from platform_assets.lib.lake_layout import (
-    IMAGE_EMBEDDINGS_FILE,
-    TITLE_EMBEDDINGS_FILE,
+    IMAGE_EMBEDDINGS_PATH,
+    TITLE_EMBEDDINGS_PATH,
     TRAINING_SET_PATH,
     partition_key,
     staging_key,
@@ -67,12 +67,18 @@ def training_shards(
     day = partition_day(context).isoformat()
     store, out = lake.store(), workspace.store()
     training_rows = store.read_parquet(partition_key(TRAINING_SET_PATH, day))
+    vectors = [partition_key(path, day) for path in (IMAGE_EMBEDDINGS_PATH, TITLE_EMBEDDINGS_PATH)]
+    if missing := [key for key in vectors if not store.exists(key)]:
+        raise dg.Failure(
+            f"{day}: the lake has no {' or '.join(missing)}: materialize "
+            f"embeddings_job for {day} first (shards_automation does it for the last days by itself)",
+            allow_retries=False,
+        )
     days_photos = pc.field("photo_id").isin(training_rows["photo_id"])  # not the whole history's rows
     selected = select_rows(
         training_rows,
         store.read_parquet(staging_key("photos"), days_photos),
-        store.read_parquet(IMAGE_EMBEDDINGS_FILE, days_photos),
-        store.read_parquet(TITLE_EMBEDDINGS_FILE, days_photos),
+        *map(store.read_parquet, vectors),  # the day's training photos were posted that day
     )
     device = pick_device(config.device)
     registry = workspace.registry()

@@ -11,11 +11,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import torch
 
 from platform_assets.lib.embeddings.device import inference_mode
 from platform_assets.lib.embeddings.image_encoder import load_encoder, train_simclr, weights_version
-from platform_assets.lib.embeddings.images import embedding_batches, stored_image_batches
+from platform_assets.lib.embeddings.images import stored_embedding_batches, stored_image_batches
 from platform_assets.lib.embeddings.incremental import content_hash, embedding_table, split_todo
 from platform_assets.lib.embeddings.titles import TITLE_DIM, embed_titles
 from platform_assets.lib.lake_store import LakeStore
@@ -63,9 +64,9 @@ def train_encoder(
     sample = encoder_sample(photos, sample_bytes, size, seed)
     images, kept = torch.empty((sample.num_rows, 3, size, size), dtype=torch.uint8), 0
     keys = sample["image_key"].to_pylist()
-    for _, batch, errors in stored_image_batches(store, keys, size, 256, torch.device("cpu"), None):
-        good = [i for i, error in enumerate(errors) if not error]
-        images[kept : kept + len(good)] = batch[good]
+    for batch in stored_image_batches(store, keys, size, 256, torch.device("cpu"), None):
+        good = [i for i, error in enumerate(batch.errors) if not error]
+        images[kept : kept + len(good)] = batch.images[good]
         kept += len(good)
     started = time.perf_counter()
     result = train_simclr(images[:kept], epochs, batch_size, learning_rate, seed, device, arch)
@@ -110,8 +111,8 @@ def _merge(keep: pa.Table | None, new: pa.Table) -> pa.Table:
 
 
 def refresh_image_embeddings(
+    store: LakeStore,
     photos: pa.Table,
-    blobs: list[bytes],
     previous: pa.Table | None,
     weights: bytes,
     version: str,
@@ -121,30 +122,47 @@ def refresh_image_embeddings(
     batch_size: int,
     workers: int | None,
 ) -> Refresh:
-    """Embed the photos (`photo_id`, `image_key`; `blobs` their image bytes, in order) whose
-    image or encoder changed; unreadable images go to the quarantine with their key and reason."""
-    current = pa.table({"photo_id": photos["photo_id"], "content_hash": pa.array([content_hash(b) for b in blobs])})
-    keep, todo = split_todo(current, previous, version)
-    row_of = {pid: i for i, pid in enumerate(photos["photo_id"].to_pylist())}
-    todo_rows = [row_of[pid] for pid in todo["photo_id"].to_pylist()]
+    """Embed the photos (`photo_id`, `image_key`) whose image or encoder changed, reading,
+    hashing and decoding their JPEGs a batch at a time (a changed image is known by the hash of
+    the bytes read for it, so each is read once); unreadable images go to the quarantine with
+    their key and reason. Memory: one batch of JPEGs and the day's vectors."""
+    ids, keys = photos["photo_id"].to_pylist(), photos["image_key"].to_pylist()
+    known_hash = {}
+    if previous is not None:
+        valid = previous.filter(pc.equal(previous["model_version"], version))
+        known_hash = dict(zip(valid["photo_id"].to_pylist(), valid["content_hash"].to_pylist()))
     model = load_encoder(torch.load(io.BytesIO(weights), weights_only=True), device, arch)
-    vectors, errors = np.zeros((len(todo_rows), model.dim), np.float32), {}
+    hashes: list[str] = []
+    done, vectors, errors = [], [], {}
     started = time.perf_counter()
-    decoder, batches = embedding_batches([blobs[r] for r in todo_rows], size, batch_size, device, workers)
-    with inference_mode(device):
-        for idx, batch, err in batches:
-            vectors[idx] = model(batch).float().cpu().numpy()
-            errors.update({i: e for i, e in zip(idx, err) if e})
-    seconds = time.perf_counter() - started
-    ok = pa.array([i not in errors for i in range(len(todo_rows))], pa.bool_())
-    new = embedding_table(
-        todo["photo_id"].filter(ok), todo["content_hash"].filter(ok), version, vectors[ok.to_numpy(False)]
+    decoder, batches = stored_embedding_batches(
+        store, keys, size, batch_size, device, workers, [known_hash.get(i) for i in ids]
     )
-    bad = [todo_rows[i] for i in errors]
+    with inference_mode(device):
+        for batch, images in batches:
+            hashes += batch.hashes
+            if not len(batch.indices):
+                continue
+            out = model(images).float().cpu().numpy()
+            for row, vector, error in zip(batch.indices.tolist(), out, batch.errors):
+                if error:
+                    errors[row] = error
+                else:
+                    done.append(row)
+                    vectors.append(vector)
+    seconds = time.perf_counter() - started
+    current = pa.table({"photo_id": photos["photo_id"], "content_hash": pa.array(hashes, pa.string())})
+    keep, _ = split_todo(current, previous, version)
+    new = embedding_table(
+        current["photo_id"].take(done),
+        current["content_hash"].take(done),
+        version,
+        np.stack(vectors) if vectors else np.zeros((0, model.dim), np.float32),
+    )
     quarantine = pa.table(
         {
-            "photo_id": pa.array([photos["photo_id"][r].as_py() for r in bad], pa.int64()),
-            "image_key": pa.array([photos["image_key"][r].as_py() for r in bad], pa.string()),
+            "photo_id": pa.array([ids[r] for r in errors], pa.int64()),
+            "image_key": pa.array([keys[r] for r in errors], pa.string()),
             "reason": pa.array(list(errors.values()), pa.string()),
         }
     )

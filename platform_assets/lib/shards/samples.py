@@ -149,7 +149,9 @@ def write_samples(
     rows = selected.rows
     columns = sample_columns(rows, selected.image_vectors, selected.title_vectors, aug)
     decoded = stored_image_batches(images, rows["image_key"].to_pylist(), aug.image_size, batch_size, device, workers)
-    pixels = sample_pixels(rows["photo_id"].to_pylist(), decoded, aug, device)
+    pixels = sample_pixels(
+        rows["photo_id"].to_pylist(), ((b.indices, b.images, b.errors) for b in decoded), aug, device
+    )
     field = sample_schema(aug.image_size, 1, 1).field(IMAGE)
     return write_shards(
         out, prefix, columns, target_bytes, compression, streamed=StreamedColumn(field, IMAGE_POSITION, pixels)
