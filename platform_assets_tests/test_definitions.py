@@ -30,6 +30,7 @@ def test_assets_are_grouped_by_layer_with_descriptions_and_schemas() -> None:
     assert groups["shards"] == {"shards/training_shards"}
     assert groups["models"] == {"models/popularity_model"}
     assert groups["features"] == {
+        "features/activity_tiles",
         "features/user_activity",
         "features/photo_features",
         "features/popularity_labels",
@@ -86,6 +87,7 @@ def test_both_deployments_keep_one_queue_slot_free_of_follow_on_runs(tmp_path) -
 
     from dagster._core.instance.config import dagster_instance_config
 
+    from platform_assets.defs.lake.sensors import EVENTS_DAY_TAG
     from platform_assets.defs.run_lanes import BACKGROUND, LANE_TAG
     from platform_assets.defs.shards.automation import shards_automation
 
@@ -96,6 +98,8 @@ def test_both_deployments_keep_one_queue_slot_free_of_follow_on_runs(tmp_path) -
         config, _ = dagster_instance_config(str(home))
         queue = config["run_coordinator"]["config"]
         assert {"key": LANE_TAG, "value": BACKGROUND[LANE_TAG], "limit": 1} in queue["tag_concurrency_limits"]
+        one_per_day = {"key": EVENTS_DAY_TAG, "value": {"applyLimitPerUniqueValue": True}, "limit": 1}
+        assert one_per_day in queue["tag_concurrency_limits"]  # a day's staging runs append parts: one at a time
         assert queue["max_concurrent_runs"] >= 2 and queue["dequeue_interval_seconds"] == 1
     assert shards_automation.run_tags == BACKGROUND
 

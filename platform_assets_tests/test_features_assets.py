@@ -1,5 +1,7 @@
 """Materialize the features layer on a generated lake; prove the shipped join does not leak."""
 
+from datetime import date
+
 import dagster as dg
 import duckdb
 import numpy as np
@@ -13,7 +15,7 @@ from platform_assets.defs.partitions import range_tags
 from platform_assets.defs.staging.app_tables import stage_photos, stage_users
 from platform_assets.defs.staging.events import stage_events
 from platform_assets.lib.features import training_set as ts_lib
-from platform_assets.lib.lake_layout import EVENTS_PATH, USER_ACTIVITY_PATH, partition_key
+from platform_assets.lib.lake_layout import EVENTS_PATH, USER_ACTIVITY_PATH, day_parts, partition_key
 from platform_assets.lib.simulator import LakeScale
 from platform_assets_tests.helpers import make_lake
 
@@ -133,12 +135,12 @@ def test_activity_is_read_again_when_its_events_are_rewritten_meanwhile(fresh_la
         [raw_users, raw_photos, stage_users, stage_photos], resources=resources, instance=instance
     ).success
     assert dg.materialize([stage_events], partition_key=day, resources=resources, instance=instance).success
-    events_file = partition_key(EVENTS_PATH, day)
-    calls, rewritten_at, compute = [], [], feature_assets.compute_user_activity
+    (events_file,) = day_parts(fresh_lake.store, EVENTS_PATH, day)
+    calls, rewritten_at, compute = [], [], feature_assets.user_activity_of_day
 
-    def rewritten_while_reading(events, *args):
-        calls.append(events.num_rows)
-        table = compute(events, *args)
+    def rewritten_while_reading(day_, events_of, *args):
+        calls.append(events_of(date.fromisoformat(day)).num_rows)
+        table = compute(day_, events_of, *args)
         if len(calls) == 1:  # the other run: half of the day's events now, and its materialization recorded
             full = fresh_lake.store.read_parquet(events_file)
             fresh_lake.store.write_parquet(events_file, full.slice(0, full.num_rows // 2))
@@ -146,13 +148,13 @@ def test_activity_is_read_again_when_its_events_are_rewritten_meanwhile(fresh_la
             rewritten_at.append(time.time())
         return table
 
-    monkeypatch.setattr(feature_assets, "compute_user_activity", rewritten_while_reading)
+    monkeypatch.setattr(feature_assets, "user_activity_of_day", rewritten_while_reading)
     result = dg.materialize([user_activity], partition_key=day, resources=resources, instance=instance)
     assert result.success and len(calls) == 2 and calls[1] < calls[0]
     (materialization,) = result.asset_materializations_for_node("features__user_activity")
     assert materialization.metadata["events_read_at"].value > rewritten_at[0]
     written = fresh_lake.store.read_parquet(partition_key(USER_ACTIVITY_PATH, day))
 
-    monkeypatch.setattr(feature_assets, "compute_user_activity", compute)  # the same range again, nothing rewritten
+    monkeypatch.setattr(feature_assets, "user_activity_of_day", compute)  # the same range again, nothing rewritten
     assert dg.materialize([user_activity], partition_key=day, resources=resources, instance=instance).success
     assert written.equals(fresh_lake.store.read_parquet(partition_key(USER_ACTIVITY_PATH, day)))

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 
 from platform_assets.defs.keys import EVENTS, USER_ACTIVITY
-from platform_assets.defs.lake.sensors import STAGE_EVENTS, new_logs_sensor
+from platform_assets.defs.lake.sensors import EVENTS_DAY_TAG, STAGE_EVENTS, new_logs_sensor
 from platform_assets.defs.resources import LakeResource
 from platform_assets.lib.lake_store import LakeStore
 from platform_assets.lib.simulator import append_hour
@@ -115,6 +115,7 @@ def test_sensor_runs_materialize_the_requested_partition(fresh_lake, instance, m
     job = definitions.resolve_job_def("events_job")
     request = result.run_requests[0]
     assert request.asset_selection == STAGE_EVENTS  # two days at once: the ranged features run follows
+    assert request.tags[EVENTS_DAY_TAG] == request.partition_key  # the queue runs one per day at a time
     run = job.execute_in_process(
         instance=instance, partition_key=request.partition_key, asset_selection=request.asset_selection
     )

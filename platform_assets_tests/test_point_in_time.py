@@ -155,3 +155,60 @@ def test_random_histories_match_the_brute_force_reference(seed: int) -> None:
 def test_the_check_counts_a_leaking_row() -> None:
     leaking = pa.table({"posted_at": [T0, T0], "features_as_of": [T0, T0 + US]})
     assert point_in_time_violations(leaking) == 1
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_a_day_from_tiles_and_edge_days_equals_the_day_from_every_raw_event(seed: int) -> None:
+    """What a day's rows read does not grow with the window (raw events of 2 days, tiles of the 6
+    between), and the rows are the same, byte for byte, as from all 30 days of raw events: on
+    random histories with events at midnight, exactly 7 days before one another, and sessions
+    that cross midnight."""
+    from platform_assets.lib.features.user_activity import (
+        compute_activity_tile,
+        compute_user_activity,
+        user_activity_of_day,
+    )
+
+    rnd = random.Random(seed)
+    users = [
+        {"user_id": u, "username": f"u{u}", "signup_at": T0 - timedelta(days=5), "timezone": "UTC"} for u in range(1, 7)
+    ]
+    photos = [
+        {
+            "photo_id": pid,
+            "user_id": rnd.randrange(1, 7),
+            "posted_at": T0 + timedelta(minutes=rnd.randrange(0, 20 * 24 * 60)),
+            "image_key": f"images/{pid}.jpg",
+        }
+        for pid in range(1, 31)
+    ]
+    events = []
+    for _ in range(900):
+        kind = rnd.choice(["login", "like", "like", "view", "comment"])
+        ts = T0 + timedelta(minutes=rnd.randrange(0, 20 * 24 * 60))
+        ts = rnd.choice([ts, ts.replace(hour=0, minute=0), ts.replace(hour=23, minute=50)])  # midnights, late sessions
+        photo = rnd.choice(photos)["photo_id"] if kind != "login" else None
+        events.append(ev(len(events), rnd.randrange(1, 7), ts, kind, photo))
+        if rnd.random() < 0.1:  # the same act 7 days on: it leaves one window as the other enters
+            events.append(ev(len(events), events[-1]["user_id"], ts + timedelta(days=7), kind, photo))
+    users_t, photos_t, events_t = table(users, USERS_SCHEMA), table(photos, PHOTOS_SCHEMA), table(events, EVENTS_SCHEMA)
+    days = {
+        T0.date() + timedelta(days=d): [e for e in events if e["ts"].date() == T0.date() + timedelta(days=d)]
+        for d in range(-9, 21)
+    }
+
+    def events_of(day):
+        return table(days.get(day, []), EVENTS_SCHEMA)
+
+    def tile_of(day):
+        return compute_activity_tile(events_of(day), events_of(day - timedelta(days=1)), photos_t, day)
+
+    compared = 0
+    for d in range(8, 20):
+        day = T0.date() + timedelta(days=d)
+        start = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
+        reference = compute_user_activity(events_t, photos_t, users_t, start, start + timedelta(days=1))
+        from_tiles = user_activity_of_day(day, events_of, tile_of, photos_t, users_t)
+        assert from_tiles.equals(reference), day
+        compared += reference.num_rows
+    assert compared > 500

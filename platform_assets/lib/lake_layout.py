@@ -4,6 +4,7 @@ lake path is spelled here once."""
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -17,6 +18,7 @@ LOGS_PREFIX = "logs"
 # Daily datasets: one Parquet file per day under `<dataset>/dt=YYYY-MM-DD/` (see partition_key).
 EVENTS_PATH = "staging/events"
 EVENTS_QUARANTINE_PATH = "staging/events_quarantine"
+ACTIVITY_TILES_PATH = "features/activity_tiles"
 USER_ACTIVITY_PATH = "features/user_activity"
 LABELS_PATH = "features/popularity_labels"
 TRAINING_SET_PATH = "features/training_set"
@@ -48,6 +50,19 @@ def encoder_weights_key(version: str) -> str:
 
 def partition_key(dataset: str, day: str) -> str:
     return f"{dataset}/dt={date.fromisoformat(day).isoformat()}/part-0.parquet"
+
+
+def parts_key(dataset: str, day: str) -> str:
+    """The manifest of a day written in parts (`staging/events`: one per arrival), beside them."""
+    return f"{dataset}/dt={date.fromisoformat(day).isoformat()}/_parts.json"
+
+
+def day_parts(store: LakeStore, dataset: str, day: str) -> list[str]:
+    """The files that make up one day of `dataset`: those its parts manifest lists, else its
+    single file; none when the day was never written."""
+    if store.exists(parts_key(dataset, day)):
+        return json.loads(store.read_bytes(parts_key(dataset, day)))["parts"]
+    return [partition_key(dataset, day)] if store.exists(partition_key(dataset, day)) else []
 
 
 def log_day(key: str) -> str | None:
@@ -101,7 +116,7 @@ def list_log_days(store: LakeStore, only: list[str] | None = None) -> tuple[dict
 
 def read_days(store: LakeStore, dataset: str, days: list[str], schema: pa.Schema) -> pa.Table:
     """The daily partitions of `dataset` that exist among `days`, as one table."""
-    tables = [store.read_parquet(partition_key(dataset, d)) for d in days if store.exists(partition_key(dataset, d))]
+    tables = [store.read_parquet(key) for d in days for key in day_parts(store, dataset, d)]
     return pa.concat_tables([t.cast(schema) for t in tables]) if tables else schema.empty_table()
 
 

@@ -234,11 +234,11 @@ class LakeStore:
         return len(data)
 
     @_names_the_lake("reading")
-    def read_parquet(self, key: str, where: pc.Expression | None = None) -> pa.Table:
-        """The table, or only its rows matching `where`, read a row group at a time (row groups
-        whose statistics rule them out are skipped)."""
+    def read_parquet(self, key: str, where: pc.Expression | None = None, columns: list[str] | None = None) -> pa.Table:
+        """The table, or only its rows matching `where` and its `columns`, read a row group at a
+        time (row groups whose statistics rule them out are skipped)."""
         fs, _ = self._fs_and_base()
-        return pq.read_table(self.path(key), filesystem=fs, filters=where)
+        return pq.read_table(self.path(key), filesystem=fs, filters=where, columns=columns)
 
     def read_parquet_if_exists(self, key: str) -> pa.Table | None:
         return self.read_parquet(key) if self.exists(key) else None

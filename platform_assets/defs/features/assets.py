@@ -6,11 +6,21 @@ training_set on 31 days of user_activity.
 """
 
 import time
-from datetime import timedelta
+from datetime import date, timedelta
 
 import dagster as dg
+import pyarrow as pa
 
-from platform_assets.defs.keys import EVENTS, LABELS, PHOTO_FEATURES, PHOTOS, TRAINING_SET, USER_ACTIVITY, USERS
+from platform_assets.defs.keys import (
+    ACTIVITY_TILES,
+    EVENTS,
+    LABELS,
+    PHOTO_FEATURES,
+    PHOTOS,
+    TRAINING_SET,
+    USER_ACTIVITY,
+    USERS,
+)
 from platform_assets.defs.metadata import column_schema, table_metadata
 from platform_assets.defs.partitions import daily, partition_window
 from platform_assets.defs.resources import LakeResource
@@ -23,13 +33,23 @@ from platform_assets.lib.features.training_set import (
     compute_training_set,
     point_in_time_violations,
 )
-from platform_assets.lib.features.user_activity import LOOKBACK_DAYS, USER_ACTIVITY_SCHEMA, compute_user_activity
+from platform_assets.lib.features.user_activity import (
+    EDGE_DAYS,
+    EVENT_COLUMNS,
+    LOOKBACK_DAYS,
+    TILE_SCHEMA,
+    USER_ACTIVITY_SCHEMA,
+    compute_activity_tile,
+    user_activity_of_day,
+)
 from platform_assets.lib.lake_layout import (
+    ACTIVITY_TILES_PATH,
     EVENTS_PATH,
     LABELS_PATH,
     PHOTO_FEATURES_FILE,
     TRAINING_SET_PATH,
     USER_ACTIVITY_PATH,
+    day_parts,
     day_range,
     partition_key,
     read_days,
@@ -68,11 +88,77 @@ def _events_rewritten_since(instance: dg.DagsterInstance, days: list[str], since
     return sorted({r.partition_key for r in records.records if r.partition_key})
 
 
+class _Days:
+    """Single days of events and activity tiles from the lake. Tiles, small, are kept for the
+    step; a day's events are read when asked (a day holds millions). A tile the lake lacks (a
+    day staged before tiles existed) is computed from its events."""
+
+    def __init__(self, store: LakeStore, photos: pa.Table, log) -> None:
+        self.store, self.photos, self.log, self.tiles = store, photos, log, {}
+
+    def events(self, day: date) -> pa.Table:
+        parts = [
+            self.store.read_parquet(key, columns=EVENT_COLUMNS)
+            for key in day_parts(self.store, EVENTS_PATH, day.isoformat())
+        ]
+        return pa.concat_tables(parts) if parts else EVENTS_SCHEMA.empty_table().select(EVENT_COLUMNS)
+
+    def tile(self, day: date) -> pa.Table:
+        if day not in self.tiles:
+            key = partition_key(ACTIVITY_TILES_PATH, day.isoformat())
+            if self.store.exists(key):
+                self.tiles[day] = self.store.read_parquet(key)
+            else:
+                if day_parts(self.store, EVENTS_PATH, day.isoformat()):
+                    self.log.info(f"no activity tile for {day}: computed from its events")
+                self.tiles[day] = self.computed_tile(day)
+        return self.tiles[day]
+
+    def computed_tile(self, day: date) -> pa.Table:
+        return compute_activity_tile(self.events(day), self.events(day - timedelta(days=1)), self.photos, day)
+
+
+def _photos_and_users(store: LakeStore) -> tuple[pa.Table, pa.Table]:
+    """The columns of the staged photos and users the activity reads."""
+    photos = store.read_parquet(staging_key("photos"), columns=["photo_id", "user_id", "posted_at"])
+    return photos, store.read_parquet(staging_key("users"))
+
+
+@dg.asset(
+    retry_policy=IO_RETRY,
+    key=ACTIVITY_TILES,
+    deps=[dg.AssetDep(EVENTS, partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1)), PHOTOS],
+    kinds={"duckdb", "parquet"},
+    description="Per user and UTC day: logins, likes given and received, sessions started, last event. The "
+    "days wholly inside a 7-day window, so user activity reads raw events of only two days.",
+    metadata={"dagster/column_schema": column_schema(TILE_SCHEMA)},
+    **_RANGED,
+)
+@transient_retries
+def activity_tiles(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    store = lake.store()
+    first, last = partition_window(context)
+    days = _Days(store, _photos_and_users(store)[0], context.log)
+    rows = size = 0
+    for day in day_range(first, last):
+        tile = days.computed_tile(date.fromisoformat(day))
+        size += store.write_parquet(partition_key(ACTIVITY_TILES_PATH, day), tile)
+        rows += tile.num_rows
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": rows,
+            "bytes": size,
+            "dagster/uri": dg.MetadataValue.path(store.uri(f"{ACTIVITY_TILES_PATH}/")),
+        }
+    )
+
+
 @dg.asset(
     retry_policy=IO_RETRY,
     key=USER_ACTIVITY,
     deps=[
-        dg.AssetDep(EVENTS, partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-LOOKBACK_DAYS)),
+        dg.AssetDep(EVENTS, partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-max(EDGE_DAYS))),
+        dg.AssetDep(ACTIVITY_TILES, partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-8, end_offset=-1)),
         PHOTOS,
         USERS,
     ],
@@ -88,27 +174,33 @@ def _events_rewritten_since(instance: dg.DagsterInstance, days: list[str], since
 def user_activity(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     store = lake.store()
     first, last = partition_window(context)
-    window = day_range(first - timedelta(days=LOOKBACK_DAYS), last)
-    photos, users = store.read_parquet(staging_key("photos")), store.read_parquet(staging_key("users"))
-    for attempt in range(1, EVENTS_READ_ATTEMPTS + 1):
-        read_at = time.time()
-        events = read_days(store, EVENTS_PATH, window, EVENTS_SCHEMA)
-        table = compute_user_activity(
-            events, photos, users, context.partition_time_window.start, context.partition_time_window.end
-        )
-        rewritten = _events_rewritten_since(context.instance, window, read_at)
-        if not rewritten:
-            break
-        if attempt == EVENTS_READ_ATTEMPTS:
-            context.log.warning(
-                f"events of {rewritten} kept changing; writing what was read (the run their change set off rewrites it)"
-            )
-        else:
-            context.log.info(
-                f"events of {rewritten} were rewritten while this step read them (try {attempt}): reading again"
-            )
-    metadata = _write_days(context, store, USER_ACTIVITY_PATH, table, "ts")
-    return dg.MaterializeResult(metadata=metadata | {EVENTS_READ_AT: dg.MetadataValue.timestamp(read_at)})
+    photos, users = _photos_and_users(store)
+    rows = size = 0
+    head = USER_ACTIVITY_SCHEMA.empty_table()
+    for day in map(date.fromisoformat, day_range(first, last)):
+        inputs = [(day - timedelta(days=k)).isoformat() for k in EDGE_DAYS]
+        for attempt in range(1, EVENTS_READ_ATTEMPTS + 1):
+            read_at = time.time()
+            days = _Days(store, photos, context.log)  # tiles read again with the events
+            table = user_activity_of_day(day, days.events, days.tile, photos, users)
+            rewritten = _events_rewritten_since(context.instance, inputs, read_at)
+            if not rewritten:
+                break
+            if attempt == EVENTS_READ_ATTEMPTS:
+                context.log.warning(
+                    f"events of {rewritten} kept changing; writing what was read (the run their change set off rewrites it)"
+                )
+            else:
+                context.log.info(
+                    f"events of {rewritten} were rewritten while this step read them (try {attempt}): reading again"
+                )
+        size += store.write_parquet(partition_key(USER_ACTIVITY_PATH, day.isoformat()), table)
+        rows += table.num_rows
+        head = head if head.num_rows else table.slice(0, 5)
+    metadata = table_metadata(head, store.uri(f"{USER_ACTIVITY_PATH}/"), size, row_count=rows)
+    return dg.MaterializeResult(
+        metadata=metadata | {"days": (last - first).days + 1, EVENTS_READ_AT: dg.MetadataValue.timestamp(read_at)}
+    )
 
 
 @dg.asset(
@@ -206,7 +298,7 @@ def training_set(context: dg.AssetExecutionContext, lake: LakeResource):
 
 features_job = dg.define_asset_job(
     "features_job",
-    selection=dg.AssetSelection.assets(USER_ACTIVITY, LABELS, TRAINING_SET),
+    selection=dg.AssetSelection.assets(ACTIVITY_TILES, USER_ACTIVITY, LABELS, TRAINING_SET),
     executor_def=lane_aware(dg.in_process_executor),  # three short steps: process starts cost more than they run
     description="Rebuild features, labels and the training set over a range of days in one run.",
 )

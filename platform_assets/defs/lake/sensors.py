@@ -6,13 +6,17 @@ from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 
-from platform_assets.defs.keys import EVENTS, EVENTS_QUARANTINE, PHOTOS, USER_ACTIVITY, USERS
+from platform_assets.defs.keys import ACTIVITY_TILES, EVENTS, EVENTS_QUARANTINE, PHOTOS, USER_ACTIVITY, USERS
 from platform_assets.defs.lake.raw_logs import raw_logs
 from platform_assets.defs.resources import LakeResource
 from platform_assets.defs.run_lanes import lane_aware
 from platform_assets.lib.lake_layout import SOURCE_DIGEST, list_log_days
 
 STAGE_EVENTS = [EVENTS, EVENTS_QUARANTINE]
+# The run queue (deploy/*/dagster.yaml) runs one staging run per value at a time: a day's runs
+# append parts to it, and two at once would race for the same one.
+EVENTS_DAY_TAG = "platform_assets/events_day"
+ONE_HOP = [ACTIVITY_TILES, USER_ACTIVITY]  # the day's tile, then its activity rows
 # Every tick lists only the newest days' folders; the whole logs prefix is listed this often,
 # which bounds how long a late file for an older day waits (and how often strays are reported).
 FULL_SWEEP_SECONDS = 300
@@ -22,7 +26,7 @@ FULL_SWEEP_SECONDS = 300
 # in the run's process: a step subprocess cost ~8 s of imports on 2 cores, more than the work.
 events_job = dg.define_asset_job(
     "events_job",
-    selection=dg.AssetSelection.assets(*STAGE_EVENTS, USER_ACTIVITY),
+    selection=dg.AssetSelection.assets(*STAGE_EVENTS, *ONE_HOP),
     executor_def=lane_aware(dg.in_process_executor),
     description="Rebuild one day of `events` from that day's log files (and, for one new file, that day's user activity).",
 )
@@ -33,7 +37,7 @@ def _selection(instance: dg.DagsterInstance, changed_days: int) -> list[dg.Asset
     staged. A burst of days goes the ranged way (`features_sensor`): activity reads 30 days of
     events, which runs for the other days may still be writing."""
     staged = all(instance.get_latest_materialization_event(key) for key in (USERS, PHOTOS))
-    return [*STAGE_EVENTS, USER_ACTIVITY] if changed_days == 1 and staged else STAGE_EVENTS
+    return [*STAGE_EVENTS, *ONE_HOP] if changed_days == 1 and staged else STAGE_EVENTS
 
 
 def staged_digest(instance: dg.DagsterInstance, day: str) -> str | None:
@@ -91,7 +95,14 @@ def new_logs_sensor(context: dg.SensorEvaluationContext, lake: LakeResource) -> 
     selection = _selection(context.instance, len(to_run)) if to_run else STAGE_EVENTS
     requests, observations = [], []
     for day, listing in to_run.items():
-        requests.append(dg.RunRequest(run_key=f"{day}:{listing.digest}", partition_key=day, asset_selection=selection))
+        requests.append(
+            dg.RunRequest(
+                run_key=f"{day}:{listing.digest}",
+                partition_key=day,
+                asset_selection=selection,
+                tags={EVENTS_DAY_TAG: day},
+            )
+        )
         observations.append(
             dg.AssetObservation(
                 asset_key=raw_logs.key,

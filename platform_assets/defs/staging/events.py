@@ -1,17 +1,13 @@
 """`events`: one day of raw logs parsed, typed, deduplicated and checked; rejects quarantined."""
 
-import tempfile
-from pathlib import Path
-
 import dagster as dg
 from pydantic import Field
 
 from platform_assets.defs.keys import EVENTS, EVENTS_QUARANTINE, RAW_LOGS
-from platform_assets.defs.metadata import column_schema, table_metadata
+from platform_assets.defs.metadata import column_schema, preview, table_metadata
 from platform_assets.defs.partitions import daily, partition_day
 from platform_assets.defs.resources import LakeResource
 from platform_assets.defs.retry import IO_RETRY, transient_retries
-from platform_assets.lib import duck
 from platform_assets.lib.lake_layout import (
     EVENTS_PATH,
     EVENTS_QUARANTINE_PATH,
@@ -19,25 +15,9 @@ from platform_assets.lib.lake_layout import (
     DayListing,
     log_day,
     log_day_prefix,
-    partition_key,
 )
-from platform_assets.lib.staging.events import (
-    DUCKDB_MEMORY_LIMIT,
-    EVENTS_SCHEMA,
-    QUARANTINE_SCHEMA,
-    day_bounds,
-    transform_events,
-    write_events,
-)
-from platform_assets.lib.staging.log_lines import read_log_lines
-
-# Checks on the written partition, in one DuckDB pass over the Arrow table.
-CHECKS_SQL = """
-SELECT count(*) FILTER (event_id IS NULL OR ts IS NULL OR user_id IS NULL OR event_type IS NULL) AS null_keys,
-       count(*) FILTER (ts < $day_start OR ts >= $day_end)                                      AS outside_day,
-       count(*) - count(DISTINCT event_id)                                                      AS duplicate_ids
-FROM read_parquet($path)
-"""
+from platform_assets.lib.staging.day_parts import StagingConflict, stage_day
+from platform_assets.lib.staging.events import DUCKDB_MEMORY_LIMIT, EVENTS_SCHEMA, QUARANTINE_SCHEMA
 
 
 class EventsConfig(dg.Config):
@@ -48,6 +28,10 @@ class EventsConfig(dg.Config):
         default=DUCKDB_MEMORY_LIMIT,
         pattern=r"^\d+(\.\d+)?\s*([KMGT]i?B|%)$",
         description="DuckDB's memory for the day (e.g. '1GB'); beyond it the sort spills to disk instead of failing.",
+    )
+    restage: bool = Field(
+        default=False,
+        description="Stage every file of the day again into one part, instead of appending the files not staged yet.",
     )
 
 
@@ -90,43 +74,36 @@ def stage_events(context: dg.AssetExecutionContext, config: EventsConfig, lake: 
     store = lake.store()
     listed = store.list_files(log_day_prefix(day.isoformat()))
     # In landing order: a duplicate event is credited to its first delivery, not to a redelivery whose name sorts first.
-    in_layout = [f for f in listed if log_day(f.key)]
-    keys = [f.key for f in sorted(in_layout, key=lambda f: (f.landed_ns, f.key))]
+    in_layout = sorted((f for f in listed if log_day(f.key)), key=lambda f: (f.landed_ns, f.key))
     skipped = [f.key for f in listed if not log_day(f.key)]
     if skipped:
         context.log.warning(
             f"{day}: {len(skipped)} files outside the lake layout "
             f"(logs/dt=YYYY-MM-DD/hour=00..23/*.jsonl.gz) skipped: {skipped[:20]}"
         )
-    lines = read_log_lines(store, keys)
-    with (
-        tempfile.TemporaryDirectory(prefix="events-") as tmp,
-        transform_events(lines, day, config.duckdb_memory_limit) as result,
-    ):
-        events_file = Path(tmp) / "events.parquet"
-        events_head = write_events(result.events, events_file)
-        start, end = day_bounds(day)
-        with duck.connect() as con:  # the checks read the file as written, before it is published
-            null_keys, outside_day, duplicate_ids = con.sql(
-                CHECKS_SQL, params={"path": str(events_file), "day_start": start, "day_end": end}
-            ).fetchall()[0]
-        quarantine_key = partition_key(EVENTS_QUARANTINE_PATH, day.isoformat())
-        quarantine_size = store.write_parquet(quarantine_key, result.quarantine)
-        events_key = partition_key(EVENTS_PATH, day.isoformat())
-        events_size = store.put_file(events_key, events_file)
-    stats = result.stats
-    context.log.info(f"{day}: {len(keys)} files, {stats}")
+    try:
+        run = stage_day(store, day, in_layout, config.duckdb_memory_limit, config.restage)
+    except StagingConflict as exc:
+        raise dg.RetryRequested(max_retries=3, seconds_to_wait=1) from exc
+    staged, stats = run.day, run.day.stats
+    how = "whole day" if run.whole_day else f"{len(run.staged_files)} new of {len(staged.files)} files"
+    context.log.info(f"{day}: staged {how} into {len(staged.parts)} parts; day totals {stats}")
     if stats["events"] == 0:
-        context.log.warning(f"{day}: no valid events ({len(keys)} log files): is the upstream dump empty?")
-    if result.unexpected_fields:
-        context.log.warning(f"schema drift: unexpected fields {result.unexpected_fields} kept in extra_json")
+        context.log.warning(f"{day}: no valid events ({len(in_layout)} log files): is the upstream dump empty?")
+    if staged.drift:
+        context.log.warning(f"schema drift: unexpected fields {staged.drift} kept in extra_json")
 
     yield dg.MaterializeResult(
         asset_key=EVENTS,
-        metadata=table_metadata(events_head, store.uri(events_key), events_size, row_count=stats["events"])
+        metadata=table_metadata(
+            run.part_head, store.uri(f"{EVENTS_PATH}/dt={day}/"), run.part_bytes, row_count=stats["events"]
+        )
         | {
-            "source_files": len(keys),
+            "source_files": len(staged.files),
             SOURCE_DIGEST: DayListing(in_layout).digest,  # the sensor requests no day already staged from these files
+            "files_staged_by_this_run": len(run.staged_files),
+            "staged_whole_day": run.whole_day,
+            "parts": len(staged.parts),
             "lines_read": stats["lines"],
             "quarantined_lines": stats["quarantined"],
             "duplicates_removed": stats["duplicates_removed"],
@@ -134,29 +111,37 @@ def stage_events(context: dg.AssetExecutionContext, config: EventsConfig, lake: 
             "timestamps_without_zone": stats["timestamps_without_zone"],
             "skipped_files": dg.MetadataValue.json(skipped),
             "empty_day": stats["events"] == 0,
-            "drift_unexpected_fields": dg.MetadataValue.json(result.unexpected_fields),
+            "drift_unexpected_fields": dg.MetadataValue.json(staged.drift),
         },
     )
     yield dg.MaterializeResult(
         asset_key=EVENTS_QUARANTINE,
-        metadata=table_metadata(result.quarantine, store.uri(quarantine_key), quarantine_size)
-        | {"reasons": dg.MetadataValue.json(result.reasons)},
+        metadata={
+            "dagster/row_count": stats["quarantined"],
+            "dagster/uri": dg.MetadataValue.path(store.uri(f"{EVENTS_QUARANTINE_PATH}/dt={day}/")),
+            "new_rows": run.quarantine.num_rows,
+            "preview": preview(run.quarantine),
+            "reasons": dg.MetadataValue.json(staged.reasons),
+        },
     )
-
+    checks = run.checks or dict.fromkeys(("null_keys", "outside_day", "duplicate_ids", "ids_staged_before"), 0)
     yield dg.AssetCheckResult(
-        check_name="keys_not_null", asset_key=EVENTS, passed=null_keys == 0, metadata={"rows_with_null_keys": null_keys}
+        check_name="keys_not_null",
+        asset_key=EVENTS,
+        passed=checks["null_keys"] == 0,
+        metadata={"rows_with_null_keys": checks["null_keys"]},
     )
     yield dg.AssetCheckResult(
         check_name="event_time_in_partition",
         asset_key=EVENTS,
-        passed=outside_day == 0,
-        metadata={"rows_outside_day": outside_day},
+        passed=checks["outside_day"] == 0,
+        metadata={"rows_outside_day": checks["outside_day"]},
     )
     yield dg.AssetCheckResult(
         check_name="no_duplicate_event_ids",
         asset_key=EVENTS,
-        passed=duplicate_ids == 0,
-        metadata={"duplicate_ids": duplicate_ids},
+        passed=checks["duplicate_ids"] == 0 and checks["ids_staged_before"] == 0,
+        metadata={"duplicate_ids": checks["duplicate_ids"], "ids_in_earlier_parts": checks["ids_staged_before"]},
     )
     share = stats["quarantined"] / stats["lines"] if stats["lines"] else 0.0
     yield dg.AssetCheckResult(

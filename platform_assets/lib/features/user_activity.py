@@ -9,9 +9,12 @@ time t returns the values at t exactly, never values from after t.
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Callable
+from datetime import UTC as UTC_TZ
+from datetime import date, datetime, time, timedelta
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from platform_assets.lib import duck
 from platform_assets.lib.staging.arrow_utils import conform_to, described_schema
@@ -39,37 +42,87 @@ USER_ACTIVITY_SCHEMA = described_schema(
     ("days_since_signup", pa.float64(), "Days from signup to ts."),
 )
 
-ACTS_SQL = f"""
-CREATE TEMP TABLE acts AS  -- activities that move a feature, attributed to the user whose feature moves
-SELECT user_id, ts::TIMESTAMP AS ts, event_type = 'login' AS login, event_type = 'like' AS like_given,
-       false AS like_received, false AS post, false AS session
+# Per user and UTC day, what the 7-day windows sum: a day fully inside a window adds its tile,
+# so a day's rows read raw events only for the window's two edge days (the day itself and the
+# day 7 before). `last_ts` finds the session starts of the next day.
+TILE_SCHEMA = described_schema(
+    ("user_id", pa.int64(), "The user."),
+    ("day", pa.date32(), "The UTC day."),
+    ("logins", pa.int64(), "Logins that day."),
+    ("likes_given", pa.int64(), "Likes the user gave that day."),
+    ("likes_received", pa.int64(), "Likes on the user's photos that day."),
+    ("sessions", pa.int64(), "Sessions the user started that day (the day before's last event counts)."),
+    ("last_ts", UTC, "The user's last event that day; NULL when the user only received likes."),
+)
+EDGE_DAYS = (0, 7)  # days before the computed day whose raw events its rows read
+TILE_DAYS = range(1, 7)  # days before it whose tiles they read
+EVENT_COLUMNS = ["user_id", "ts", "event_type", "photo_id"]
+
+# The session start test: an event more than the gap after the user's previous one. Within a
+# UTC day by lag; the first event of a day against `before`, the user's last event the day before.
+SESSIONS_SQL = f"""
+CREATE TEMP TABLE session_starts AS
+SELECT user_id, ts FROM (
+    SELECT e.user_id, e.ts::TIMESTAMP AS ts,
+           coalesce(lag(e.ts::TIMESTAMP) OVER (PARTITION BY e.user_id, date_trunc('day', e.ts::TIMESTAMP) ORDER BY e.ts),
+                    b.last_ts::TIMESTAMP) AS prev
+    FROM events AS e LEFT JOIN before AS b ON b.user_id = e.user_id AND b.day = date_trunc('day', e.ts::TIMESTAMP)
+) WHERE prev IS NULL OR ts - prev > INTERVAL {SESSION_GAP}
+"""
+
+# `before` when every day is read raw: each user's last event of the day before, from the events.
+BEFORE_FROM_EVENTS_SQL = """
+CREATE TEMP TABLE before AS
+SELECT user_id, date_trunc('day', ts::TIMESTAMP) + INTERVAL 1 DAY AS day, max(ts) AS last_ts FROM events GROUP BY ALL
+"""
+
+TILE_SQL = """
+WITH own AS (
+    SELECT user_id, count(*) FILTER (event_type = 'login') AS logins, count(*) FILTER (event_type = 'like') AS likes_given,
+           max(ts) AS last_ts
+    FROM events GROUP BY user_id
+), received AS (
+    SELECT p.user_id, count(*) AS likes_received
+    FROM events AS e JOIN photos AS p USING (photo_id) WHERE e.event_type = 'like' GROUP BY p.user_id
+), starts AS (
+    SELECT user_id, count(*) AS sessions FROM session_starts GROUP BY user_id
+)
+SELECT user_id, $day::DATE AS day, coalesce(logins, 0) AS logins, coalesce(likes_given, 0) AS likes_given,
+       coalesce(likes_received, 0) AS likes_received, coalesce(sessions, 0) AS sessions, last_ts
+FROM own FULL JOIN received USING (user_id) LEFT JOIN starts USING (user_id)
+ORDER BY user_id
+"""
+
+ACTS_SQL = """
+CREATE TEMP TABLE acts AS  -- what moves a feature, attributed to the user whose feature moves, with its weight
+SELECT user_id, ts::TIMESTAMP AS ts, (event_type = 'login')::INT AS login, (event_type = 'like')::INT AS like_given,
+       0 AS like_received, 0 AS post, 0 AS session
 FROM events WHERE event_type IN ('login', 'like')
 UNION ALL  -- posts from the app database, the source of truth for photos (a `post` log event can be lost or late)
-SELECT user_id, posted_at::TIMESTAMP, false, false, false, true, false FROM photos
+SELECT user_id, posted_at::TIMESTAMP, 0, 0, 0, 1, 0 FROM photos
 UNION ALL
-SELECT p.user_id, e.ts::TIMESTAMP, false, false, true, false, false
+SELECT p.user_id, e.ts::TIMESTAMP, 0, 0, 1, 0, 0
 FROM events AS e JOIN photos AS p USING (photo_id) WHERE e.event_type = 'like'
 UNION ALL
-SELECT user_id, ts, false, false, false, false, true
-FROM (SELECT user_id, ts::TIMESTAMP AS ts, lag(ts::TIMESTAMP) OVER (PARTITION BY user_id ORDER BY ts) AS prev FROM events)
-WHERE prev IS NULL OR ts - prev > INTERVAL {SESSION_GAP}
+SELECT user_id, ts, 0, 0, 0, 0, 1 FROM session_starts
+UNION ALL  -- whole days inside the 7-day windows, at their midnight: no row of the computed days sees them otherwise
+SELECT user_id, day::TIMESTAMP, logins, likes_given, likes_received, 0, sessions FROM tiles
 """
 
 POINTS_SQL = """
 CREATE TEMP TABLE points AS  -- every instant in [range_start, range_end) where a value can change
 SELECT DISTINCT user_id, ts FROM (
     SELECT user_id, ts FROM acts
-    UNION ALL SELECT user_id, ts + INTERVAL 7 DAYS + INTERVAL 1 MICROSECOND FROM acts WHERE like_given OR like_received OR session
-    UNION ALL SELECT user_id, ts + INTERVAL 30 DAYS + INTERVAL 1 MICROSECOND FROM acts WHERE post
-    UNION ALL SELECT user_id, date_trunc('day', ts) + INTERVAL 1 DAY FROM acts WHERE login
+    UNION ALL SELECT user_id, ts + INTERVAL 7 DAYS + INTERVAL 1 MICROSECOND FROM acts WHERE like_given + like_received + session > 0
+    UNION ALL SELECT user_id, ts + INTERVAL 30 DAYS + INTERVAL 1 MICROSECOND FROM acts WHERE post > 0
+    UNION ALL SELECT user_id, date_trunc('day', ts) + INTERVAL 1 DAY FROM acts WHERE login > 0
 ) WHERE ts >= $range_start AND ts < $range_end
 """
 
 FEATURES_SQL = """
 CREATE TEMP TABLE features AS
 WITH timeline AS (
-    SELECT user_id, ts, login::INT AS login, like_given::INT AS like_given, like_received::INT AS like_received,
-           post::INT AS post, session::INT AS session, false AS is_point FROM acts
+    SELECT user_id, ts, login, like_given, like_received, post, session, false AS is_point FROM acts
     UNION ALL
     SELECT user_id, ts, 0, 0, 0, 0, 0, true FROM points
 ), windowed AS (
@@ -96,15 +149,78 @@ ORDER BY user_id, ts
 
 
 def compute_user_activity(
-    events: pa.Table, photos: pa.Table, users: pa.Table, range_start: datetime, range_end: datetime
+    events: pa.Table,
+    photos: pa.Table,
+    users: pa.Table,
+    range_start: datetime,
+    range_end: datetime,
+    tiles: pa.Table | None = None,
+    before: pa.Table | None = None,
 ) -> pa.Table:
-    """Feature rows with ts in [range_start, range_end) from events since range_start - 30 days."""
+    """Feature rows with ts in [range_start, range_end). From every event since range_start - 30
+    days; or, for one day (`user_activity_of_day`), from the raw events of its edge days, the
+    `tiles` of the days between, and `before` (user_id, day, last_ts: the user's last event the
+    day before each edge day)."""
     with duck.connect() as con:
-        for name, table in (("events", events), ("photos", photos), ("users", users)):
-            con.register(name, table)
+        con.register("events", events)
+        con.register("photos", photos)
+        con.register("users", users)
+        con.register("tiles", tiles if tiles is not None else TILE_SCHEMA.empty_table())
+        if before is None:
+            con.execute(BEFORE_FROM_EVENTS_SQL)
+        else:
+            con.register("before", before)
+        con.execute(SESSIONS_SQL)
         con.execute(ACTS_SQL)
         con.execute(
             POINTS_SQL, {"range_start": range_start.replace(tzinfo=None), "range_end": range_end.replace(tzinfo=None)}
         )
         con.execute(FEATURES_SQL)
         return conform_to(con.sql("SELECT * FROM features").to_arrow_table(), USER_ACTIVITY_SCHEMA)
+
+
+def compute_activity_tile(events: pa.Table, day_before: pa.Table, photos: pa.Table, day: date) -> pa.Table:
+    """The tile of `day` from its events and the events of the day before (for session starts)."""
+    with duck.connect() as con:
+        con.register("events", events)
+        con.register("photos", photos)
+        con.register("day_before", day_before)
+        con.execute(
+            "CREATE TEMP TABLE before AS SELECT user_id, $day::TIMESTAMP AS day, max(ts) AS last_ts "
+            "FROM day_before GROUP BY user_id",
+            {"day": day},
+        )
+        con.execute(SESSIONS_SQL)
+        return conform_to(con.sql(TILE_SQL, params={"day": day}).to_arrow_table(), TILE_SCHEMA)
+
+
+def user_activity_of_day(
+    day: date,
+    events_of: Callable[[date], pa.Table],
+    tile_of: Callable[[date], pa.Table],
+    photos: pa.Table,
+    users: pa.Table,
+) -> pa.Table:
+    """The rows of one day, from the raw events of its edge days and the tiles of the days
+    between: what it reads does not grow with the 30-day window. `events_of(d)` gives a day's
+    events (`EVENT_COLUMNS`), `tile_of(d)` its tile; the same rows as from every raw event."""
+    edges = pa.concat_tables([events_of(day - timedelta(days=k)).select(EVENT_COLUMNS) for k in EDGE_DAYS])
+    tiles = pa.concat_tables([tile_of(day - timedelta(days=k)) for k in TILE_DAYS])
+    before = pa.concat_tables(
+        [_last_event(tile_of(day - timedelta(days=k + 1)), day - timedelta(days=k)) for k in EDGE_DAYS]
+    )
+    start = datetime.combine(day, time(), tzinfo=UTC_TZ)
+    return compute_user_activity(edges, photos, users, start, start + timedelta(days=1), tiles, before)
+
+
+def _last_event(tile: pa.Table, day: date) -> pa.Table:
+    """(user_id, day, last_ts): each user's last event before `day`, from the tile of the day before."""
+    kept = tile.filter(pc.is_valid(tile["last_ts"]))
+    start = datetime.combine(day, time())
+    return pa.table(
+        {
+            "user_id": kept["user_id"],
+            "day": pa.array([start] * kept.num_rows, pa.timestamp("us")),
+            "last_ts": kept["last_ts"],
+        }
+    )

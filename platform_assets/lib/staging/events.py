@@ -179,14 +179,17 @@ SELECT *, file_index::BIGINT << 32 | line_number AS delivery FROM (
 """
 
 # Duplicates are rare: find the ids seen more than once and keep their first delivery instead
-# of ranking every row.
+# of ranking every row. An id an earlier part of the day holds (`earlier`) was delivered first
+# there: every delivery of it here is a duplicate.
 DEDUPE_SQL = """
 CREATE TEMP TABLE repeated AS
 SELECT event_id, min(delivery) AS first_delivery, count(*) AS deliveries FROM valid GROUP BY event_id HAVING count(*) > 1;
+CREATE TEMP TABLE staged_before AS
+SELECT DISTINCT event_id FROM earlier WHERE event_id IN (SELECT event_id FROM valid);
 CREATE TEMP VIEW events AS
 SELECT event_id, ts, event_type, user_id, photo_id, client, file_index, extra_json
 FROM valid LEFT JOIN repeated USING (event_id)
-WHERE first_delivery IS NULL OR first_delivery = delivery;
+WHERE (first_delivery IS NULL OR first_delivery = delivery) AND event_id NOT IN (SELECT event_id FROM staged_before);
 """
 
 # The source file is named after the sort, batch by batch (a small int until then).
@@ -206,7 +209,8 @@ SELECT (SELECT count(*) FROM classified) AS lines,
        (SELECT count(*) FROM judged WHERE reason IS NOT NULL AND reason <> 'blank_line') AS quarantined,
        (SELECT count(*) FROM judged WHERE reason = 'blank_line') AS blank_lines,
        (SELECT count(*) FROM judged WHERE without_zone) AS timestamps_without_zone,
-       (SELECT coalesce(sum(deliveries - 1), 0) FROM repeated) AS duplicates_removed
+       (SELECT coalesce(sum(deliveries - 1), 0) FROM repeated WHERE event_id NOT IN (SELECT event_id FROM staged_before))
+       + (SELECT count(*) FROM valid WHERE event_id IN (SELECT event_id FROM staged_before)) AS duplicates_removed
 """
 
 REASONS_SQL = """
@@ -249,7 +253,11 @@ def day_bounds(day: date) -> tuple[datetime, datetime]:
 
 @contextmanager
 def transform_events(
-    log_lines: LogLines, day: date, memory_limit: str = DUCKDB_MEMORY_LIMIT, threads: int | None = None
+    log_lines: LogLines,
+    day: date,
+    memory_limit: str = DUCKDB_MEMORY_LIMIT,
+    threads: int | None = None,
+    earlier_ids: pa.Table | None = None,
 ) -> Iterator[EventsResult]:
     """Parse, type, validate and deduplicate one day's raw log lines.
 
@@ -259,6 +267,7 @@ def transform_events(
     whole copy of the output; past `memory_limit` DuckDB spills to a temporary directory
     instead of failing. DuckDB gets `threads`, by default the cores this process may use (not
     the machine's: under `taskset` or a container's cpuset, more threads only contend).
+    `earlier_ids` (`event_id`): ids the day's earlier parts hold, left out here as duplicates.
     """
     spill = tempfile.TemporaryDirectory(prefix="events-spill-")
     con = duck.connect(
@@ -273,6 +282,9 @@ def transform_events(
         con.unregister("lines")
         con.execute(f"CREATE TEMP TABLE judged AS {_inline(JUDGE_SQL)}", day_params)
         con.execute(VALID_SQL)
+        con.register(
+            "earlier", earlier_ids if earlier_ids is not None else pa.table({"event_id": pa.array([], pa.string())})
+        )
         con.execute(DEDUPE_SQL)
         con.register(
             "files",

@@ -1,0 +1,188 @@
+"""A day of `staging/events` as parts appended as its log files land.
+
+Each run stages only the files the day's manifest has not seen, in landing order, into one
+more part: its events minus every event id an earlier part holds (first delivery still wins),
+and its rejected lines as one more quarantine part. So a day's hourly arrivals parse each
+line once instead of re-staging the whole day per file. A file staged before that changed or
+went away, a file that landed before one already staged, or another staging version stages
+the whole day again into a single part, as does `restage`.
+
+The manifest (`_parts.json` beside the parts) is written last: it is the commit. Readers read
+the parts it lists (`day_parts`); a part a failed run left behind is in no manifest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import pyarrow as pa
+
+from platform_assets.lib import duck
+from platform_assets.lib.lake_layout import EVENTS_PATH, EVENTS_QUARANTINE_PATH, partition_key, parts_key
+from platform_assets.lib.lake_store import FileEntry, LakeStore
+from platform_assets.lib.staging.events import (
+    DUCKDB_MEMORY_LIMIT,
+    EVENTS_SCHEMA,
+    QUARANTINE_SCHEMA,
+    day_bounds,
+    transform_events,
+    write_events,
+)
+from platform_assets.lib.staging.log_lines import read_log_lines
+
+STAGING_VERSION = 2  # a manifest of another version is staged again whole
+COUNTERS = (
+    "lines",
+    "valid_lines",
+    "quarantined",
+    "blank_lines",
+    "timestamps_without_zone",
+    "duplicates_removed",
+    "events",
+)
+
+# Checks on the new part as written, in one DuckDB pass: earlier parts passed theirs, and the new
+# one holds no id of theirs by construction, which `ids_staged_before` verifies.
+CHECKS_SQL = """
+SELECT count(*) FILTER (event_id IS NULL OR ts IS NULL OR user_id IS NULL OR event_type IS NULL) AS null_keys,
+       count(*) FILTER (ts < $day_start OR ts >= $day_end)                                      AS outside_day,
+       count(*) - count(DISTINCT event_id)                                                      AS duplicate_ids,
+       count(*) FILTER (event_id IN (SELECT event_id FROM earlier))                             AS ids_staged_before
+FROM read_parquet($path)
+"""
+
+
+class StagingConflict(Exception):
+    """Another run staged the same day meanwhile; staging again reads its parts."""
+
+
+@dataclass
+class StagedDay:
+    """What a day's manifest records: the files staged, in order, the parts, running totals."""
+
+    files: list[dict] = field(default_factory=list)  # {"key", "size", "version"}, in staging order
+    parts: list[str] = field(default_factory=list)
+    quarantine_parts: list[str] = field(default_factory=list)
+    stats: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
+    reasons: dict[str, int] = field(default_factory=dict)
+    drift: dict[str, int] = field(default_factory=dict)
+    version: int = STAGING_VERSION
+
+    def to_json(self) -> bytes:
+        return json.dumps(self.__dict__, sort_keys=True).encode()
+
+
+@dataclass
+class StagingRun:
+    """One run's work on a day and the day as it stands after it."""
+
+    day: StagedDay
+    staged_files: list[str]  # the files this run read
+    whole_day: bool  # staged whole (first time, a change, `restage`) rather than appended
+    part: str | None  # the events part this run wrote (None: nothing new)
+    part_head: pa.Table  # its first rows
+    quarantine: pa.Table  # this run's rejected lines
+    checks: dict[str, int]  # null_keys, outside_day, duplicate_ids, ids_staged_before of the new part
+    part_bytes: int = 0
+
+
+def _entry(f: FileEntry) -> dict:
+    return {"key": f.key, "size": f.size, "version": f.version}
+
+
+def staged_day(store: LakeStore, day: str) -> StagedDay | None:
+    key = parts_key(EVENTS_PATH, day)
+    if not store.exists(key):
+        return None
+    return StagedDay(**json.loads(store.read_bytes(key)))
+
+
+def files_to_stage(staged: StagedDay | None, listing: Sequence[FileEntry]) -> list[FileEntry] | None:
+    """The files of `listing` (in landing order) to append, or None when the day must be staged
+    whole: nothing staged yet, another version, or the staged files are not, unchanged, the first
+    of the listing (one changed or went away, or a new one landed before one already staged)."""
+    if staged is None or staged.version != STAGING_VERSION:
+        return None
+    now = [_entry(f) for f in listing]
+    if now[: len(staged.files)] != staged.files:
+        return None
+    return list(listing[len(staged.files) :])
+
+
+def _merged(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
+    return {k: a.get(k, 0) + b.get(k, 0) for k in sorted(set(a) | set(b))}
+
+
+def _part_key(dataset: str, day: str, index: int, files: list[dict]) -> str:
+    """Part 0 is where a day staged whole always was; later parts are named by their files too,
+    so two runs that raced past the conflict check never write the same object."""
+    if index == 0:
+        return partition_key(dataset, day)
+    digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:12]
+    return f"{dataset}/dt={day}/part-{index}-{digest}.parquet"
+
+
+def stage_day(
+    store: LakeStore,
+    day: date,
+    listing: Sequence[FileEntry],
+    memory_limit: str = DUCKDB_MEMORY_LIMIT,
+    restage: bool = False,
+) -> StagingRun:
+    """Stage the day's log files (`listing`, in landing order): only those not staged yet, as one
+    more part, or the whole day into one part (see the module)."""
+    iso = day.isoformat()
+    before = staged_day(store, iso)
+    fresh = None if restage else files_to_stage(before, listing)
+    whole = fresh is None
+    todo = list(listing) if whole else fresh
+    base = StagedDay() if whole else before
+    if not todo and not whole:
+        return StagingRun(before, [], False, None, EVENTS_SCHEMA.empty_table(), QUARANTINE_SCHEMA.empty_table(), {})
+    earlier = pa.concat_tables(
+        [store.read_parquet(p, columns=["event_id"]) for p in base.parts]
+        or [pa.table({"event_id": pa.array([], pa.string())})]
+    )
+    index = len(base.parts)
+    entries = [_entry(f) for f in todo]
+    part, quarantine_part = (_part_key(d, iso, index, entries) for d in (EVENTS_PATH, EVENTS_QUARANTINE_PATH))
+    lines = read_log_lines(store, [f.key for f in todo])
+    with (
+        tempfile.TemporaryDirectory(prefix="events-") as tmp,
+        transform_events(lines, day, memory_limit, earlier_ids=earlier) as result,
+    ):
+        events_file = Path(tmp) / "events.parquet"
+        head = write_events(result.events, events_file)
+        start, end = day_bounds(day)
+        with duck.connect() as con:  # the checks read the file as written, before it is published
+            con.register("earlier", earlier)
+            row = con.sql(CHECKS_SQL, params={"path": str(events_file), "day_start": start, "day_end": end})
+            checks = dict(zip(row.columns, map(int, row.fetchall()[0])))
+        if staged_day(store, iso) != before:
+            raise StagingConflict(f"{iso}: another run staged this day meanwhile; staging again reads its parts")
+        quarantine_size = store.write_parquet(quarantine_part, result.quarantine)
+        size = store.put_file(part, events_file)
+    after = StagedDay(
+        files=base.files + entries,
+        parts=base.parts + [part],
+        quarantine_parts=base.quarantine_parts + [quarantine_part],
+        stats=_merged(base.stats, result.stats),
+        reasons=_merged(base.reasons, result.reasons),
+        drift=_merged(base.drift, result.unexpected_fields),
+    )
+    store.write_bytes(parts_key(EVENTS_QUARANTINE_PATH, iso), json.dumps({"parts": after.quarantine_parts}).encode())
+    store.write_bytes(parts_key(EVENTS_PATH, iso), after.to_json())  # the commit
+    if whole:  # what the day was made of before (a single file before parts), now in no manifest
+        old = {*before.parts, *before.quarantine_parts} if before else set()
+        legacy = {partition_key(EVENTS_PATH, iso), partition_key(EVENTS_QUARANTINE_PATH, iso)}
+        for stale in sorted((old | legacy) - {part, quarantine_part}):
+            store.delete(stale)
+    return StagingRun(
+        after, [f.key for f in todo], whole, part, head, result.quarantine, checks, size + quarantine_size
+    )
