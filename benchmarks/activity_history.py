@@ -1,7 +1,7 @@
 """Benchmark: the cost of one day of `user_activity` as the history before it grows.
 
     .venv/bin/python -m benchmarks.activity_history [--events-per-day 1000000] [--users 100000]
-        [--history 1,7,30] [--repeats 3]
+        [--history 1,7,30] [--repeats 3] [--ways tiles,all-raw]
 
 Synthetic days of events (logins, likes, views, comments over `--users` users and their
 photos, uniform over the day) are written as the lake stores them (`staging/events/dt=…`,
@@ -152,6 +152,7 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--photos", type=int, default=300_000)
     parser.add_argument("--history", default="1,7,30")
+    parser.add_argument("--ways", default="tiles,all-raw", help="all raw needs every event of 31 days in memory")
     args = parser.parse_args()
     base = Path(args.base) / f"activity-history-{args.events_per_day}-{args.users}"
     if args.child:
@@ -166,7 +167,7 @@ def main() -> None:
     results: dict[tuple[str, int], list[dict]] = {}
     for _ in range(args.repeats):
         for history in histories:
-            for way in ("tiles", "all-raw"):
+            for way in args.ways.split(","):
                 done = subprocess.run(
                     [sys.executable, "-m", "benchmarks.activity_history", "--child", way, "--history_n", str(history),
                      "--base", args.base, "--events-per-day", str(args.events_per_day), "--users", str(args.users)],
@@ -178,17 +179,20 @@ def main() -> None:
     print("| days of history | way | wall s | CPU s | peak RSS | rows | rows sha |")
     print("| ---: | --- | ---: | ---: | ---: | ---: | --- |")
     median = {}
+    ways = args.ways.split(",")
     for history in histories:
-        for way in ("tiles", "all-raw"):
+        for way in ways:
             runs = sorted(results[(way, history)], key=lambda r: r["seconds"])
             r = median[(way, history)] = runs[len(runs) // 2]
             print(f"| {history} | {way} | {r['seconds']:.2f} | {r['cpu']:.2f} | {r['peak_mb']:,.0f} MB | "
                   f"{r['rows']:,} | {r['sha']} |")  # fmt: skip
     lo, hi = histories[0], histories[-1]
-    for way in ("tiles", "all-raw"):
+    for way in ways:
         a, b = median[(way, lo)], median[(way, hi)]
         print(f"{way}: {hi} days of history / {lo}: wall {b['seconds'] / a['seconds']:.2f}x, "
               f"peak RSS {b['peak_mb'] / a['peak_mb']:.2f}x")  # fmt: skip
+    if len(ways) < 2:
+        return
     t, r = median[("tiles", hi)], median[("all-raw", hi)]
     print(
         f"at {hi} days: all raw / tiles = {r['seconds'] / t['seconds']:.1f}x wall, {r['peak_mb'] / t['peak_mb']:.1f}x memory"

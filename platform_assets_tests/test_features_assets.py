@@ -158,3 +158,44 @@ def test_activity_is_read_again_when_its_events_are_rewritten_meanwhile(fresh_la
     monkeypatch.setattr(feature_assets, "user_activity_of_day", compute)  # the same range again, nothing rewritten
     assert dg.materialize([user_activity], partition_key=day, resources=resources, instance=instance).success
     assert written.equals(fresh_lake.store.read_parquet(partition_key(USER_ACTIVITY_PATH, day)))
+
+
+def test_day_by_day_runs_give_what_the_whole_range_at_once_gives(feature_lake) -> None:
+    """The ranged run computes a day at a time (activity from tiles and two raw days, labels from
+    the day and the next): the same rows as one computation over every event of the range."""
+    from datetime import UTC, datetime, timedelta
+
+    from platform_assets.lib.features.labels import compute_labels
+    from platform_assets.lib.features.user_activity import compute_user_activity
+    from platform_assets.lib.lake_layout import LABELS_PATH, read_days, staging_key
+    from platform_assets.lib.staging.events import EVENTS_SCHEMA
+
+    lake, _ = feature_lake
+    store, days = lake.store, sorted(lake.manifest["days"])
+    events = read_days(store, EVENTS_PATH, days, EVENTS_SCHEMA)
+    photos, users = store.read_parquet(staging_key("photos")), store.read_parquet(staging_key("users"))
+    start = datetime.fromisoformat(days[0]).replace(tzinfo=UTC)
+    end = datetime.fromisoformat(days[-1]).replace(tzinfo=UTC) + timedelta(days=1)
+
+    def written(dataset: str, order: list[str]) -> pa.Table:
+        tables = [store.read_parquet(partition_key(dataset, d)) for d in days]
+        return pa.concat_tables(tables).sort_by([(c, "ascending") for c in order])
+
+    activity = compute_user_activity(events, photos, users, start, end)
+    assert activity.num_rows > 10_000 and written(USER_ACTIVITY_PATH, ["user_id", "ts"]).equals(activity)
+    labels = compute_labels(photos, events, start, end)
+    assert written(LABELS_PATH, ["photo_id"]).equals(labels.sort_by("photo_id"))
+
+
+def test_label_windows_close_on_the_latest_event_of_the_whole_range(tmp_path) -> None:
+    """A day's labels are computed from that day and the next, but a window closes on the latest
+    event the range's run reads (here a later day's, the next day not being staged), as when the
+    range was read at once."""
+    lake = make_lake(tmp_path, LakeScale(users=80, photos=120, days=3, events_per_day=3000, seed=5))
+    resources, days = lake.resources(), sorted(lake.manifest["days"])
+    assert dg.materialize([raw_users, raw_photos, stage_users, stage_photos], resources=resources).success
+    for day in (days[0], days[2]):  # the middle day not staged
+        assert dg.materialize([stage_events], partition_key=day, resources=resources).success
+    assert dg.materialize([popularity_labels], resources=resources, tags=range_tags(days[0], days[1])).success
+    first = lake.store.read_parquet(partition_key("features/popularity_labels", days[0]))
+    assert first.num_rows > 20 and all(first["label_ready"].to_pylist())

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 import pyarrow as pa
@@ -239,6 +239,27 @@ class LakeStore:
         time (row groups whose statistics rule them out are skipped)."""
         fs, _ = self._fs_and_base()
         return pq.read_table(self.path(key), filesystem=fs, filters=where, columns=columns)
+
+    @_names_the_lake("reading")
+    def read_parquet_files(self, keys: list[str], columns: list[str]) -> pa.Table:
+        """`columns` of several files with one schema as one table, the files read in parallel."""
+        fs, _ = self._fs_and_base()
+        return pq.read_table([self.path(k) for k in keys], filesystem=fs, columns=columns)
+
+    @_names_the_lake("reading")
+    def column_max(self, keys: list[str], column: str) -> Any:
+        """The greatest value of `column` in these Parquet files, from their footers' statistics
+        (no data is read); None when they hold no rows."""
+        fs, _ = self._fs_and_base()
+        best = None
+        for key in keys:
+            meta = pq.read_metadata(self.path(key), filesystem=fs)
+            index = meta.schema.to_arrow_schema().get_field_index(column)
+            for group in range(meta.num_row_groups):
+                stats = meta.row_group(group).column(index).statistics
+                if stats is not None and stats.has_min_max:
+                    best = stats.max if best is None else max(best, stats.max)
+        return best
 
     def read_parquet_if_exists(self, key: str) -> pa.Table | None:
         return self.read_parquet(key) if self.exists(key) else None

@@ -6,7 +6,7 @@ training_set on 31 days of user_activity.
 """
 
 import time
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 import pyarrow as pa
@@ -216,16 +216,27 @@ def user_activity(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.M
 def popularity_labels(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     store = lake.store()
     first, last = partition_window(context)
-    events = read_days(store, EVENTS_PATH, day_range(first, last + timedelta(days=1)), EVENTS_SCHEMA)
-    table = compute_labels(
-        store.read_parquet(staging_key("photos")),
-        events,
-        context.partition_time_window.start,
-        context.partition_time_window.end,
+    photos = store.read_parquet(staging_key("photos"))
+    days = _Days(store, photos, context.log)
+    read = [key for d in day_range(first, last + timedelta(days=1)) for key in day_parts(store, EVENTS_PATH, d)]
+    watermark = store.column_max(read, "ts")  # the latest event the range's reads see, as one read of them all would
+    rows = size = ready = 0
+    for day in map(date.fromisoformat, day_range(first, last)):  # a day's labels read that day and the next
+        start = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
+        events = pa.concat_tables([days.events(day), days.events(day + timedelta(days=1))])
+        table = compute_labels(photos, events, start, start + timedelta(days=1), watermark)
+        size += store.write_parquet(partition_key(LABELS_PATH, day.isoformat()), table)
+        rows, ready = rows + table.num_rows, ready + sum(table["label_ready"].to_pylist())
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": rows,
+            "dagster/uri": dg.MetadataValue.path(store.uri(f"{LABELS_PATH}/")),
+            "bytes": size,
+            "days": (last - first).days + 1,
+            "labels_ready": ready,
+            "labels_pending": rows - ready,
+        }
     )
-    metadata = _write_days(context, store, LABELS_PATH, table, "posted_at")
-    ready = sum(table["label_ready"].to_pylist())
-    return dg.MaterializeResult(metadata=metadata | {"labels_ready": ready, "labels_pending": table.num_rows - ready})
 
 
 @dg.asset(

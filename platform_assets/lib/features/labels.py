@@ -32,7 +32,7 @@ SELECT p.photo_id, p.posted_at,
        count(*) FILTER (e.event_type = 'comment') AS comments,
        count(*) FILTER (e.event_type = 'share')   AS shares,
        ln(1 + views + 3 * likes + 5 * comments + 8 * shares) AS popularity_score,
-       p.posted_at + INTERVAL {LABEL_HOURS} HOURS <= (SELECT max(ts) FROM events) AS label_ready
+       p.posted_at + INTERVAL {LABEL_HOURS} HOURS <= $watermark::TIMESTAMPTZ AS label_ready
 FROM photos AS p
 LEFT JOIN events AS e
        ON e.photo_id = p.photo_id AND e.ts > p.posted_at AND e.ts <= p.posted_at + INTERVAL {LABEL_HOURS} HOURS
@@ -43,11 +43,20 @@ ORDER BY p.photo_id
 """
 
 
-def compute_labels(photos: pa.Table, events: pa.Table, range_start: datetime, range_end: datetime) -> pa.Table:
+def compute_labels(
+    photos: pa.Table,
+    events: pa.Table,
+    range_start: datetime,
+    range_end: datetime,
+    watermark: datetime | None = None,
+) -> pa.Table:
     """Labels of photos posted in [range_start, range_end); `events` must cover range_end + 24 h
-    as far as it has arrived (the latest event is the watermark that closes label windows)."""
+    as far as it has arrived. A label window is closed once `watermark` (by default the latest
+    of `events`; a run over many days passes the latest event of all of them) is past it."""
     with duck.connect() as con:
         con.register("photos", photos)
         con.register("events", events)
-        table = con.sql(LABELS_SQL, params={"range_start": range_start, "range_end": range_end}).to_arrow_table()
-        return conform_to(table, LABELS_SCHEMA)
+        if watermark is None:
+            ((watermark,),) = con.sql("SELECT max(ts) FROM events").fetchall()
+        params = {"range_start": range_start, "range_end": range_end, "watermark": watermark}
+        return conform_to(con.sql(LABELS_SQL, params=params).to_arrow_table(), LABELS_SCHEMA)

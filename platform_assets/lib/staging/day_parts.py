@@ -23,14 +23,12 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from platform_assets.lib import duck
 from platform_assets.lib.lake_layout import EVENTS_PATH, EVENTS_QUARANTINE_PATH, partition_key, parts_key
 from platform_assets.lib.lake_store import FileEntry, LakeStore
 from platform_assets.lib.staging.events import (
     DUCKDB_MEMORY_LIMIT,
     EVENTS_SCHEMA,
     QUARANTINE_SCHEMA,
-    day_bounds,
     transform_events,
     write_events,
 )
@@ -46,16 +44,6 @@ COUNTERS = (
     "duplicates_removed",
     "events",
 )
-
-# Checks on the new part as written, in one DuckDB pass: earlier parts passed theirs, and the new
-# one holds no id of theirs by construction, which `ids_staged_before` verifies.
-CHECKS_SQL = """
-SELECT count(*) FILTER (event_id IS NULL OR ts IS NULL OR user_id IS NULL OR event_type IS NULL) AS null_keys,
-       count(*) FILTER (ts < $day_start OR ts >= $day_end)                                      AS outside_day,
-       count(*) - count(DISTINCT event_id)                                                      AS duplicate_ids,
-       count(*) FILTER (event_id IN (SELECT event_id FROM earlier))                             AS ids_staged_before
-FROM read_parquet($path)
-"""
 
 
 class StagingConflict(Exception):
@@ -145,9 +133,10 @@ def stage_day(
     base = StagedDay() if whole else before
     if not todo and not whole:
         return StagingRun(before, [], False, None, EVENTS_SCHEMA.empty_table(), QUARANTINE_SCHEMA.empty_table(), {})
-    earlier = pa.concat_tables(
-        [store.read_parquet(p, columns=["event_id"]) for p in base.parts]
-        or [pa.table({"event_id": pa.array([], pa.string())})]
+    earlier = (
+        store.read_parquet_files(base.parts, ["event_id"])
+        if base.parts
+        else pa.table({"event_id": pa.array([], pa.string())})
     )
     index = len(base.parts)
     entries = [_entry(f) for f in todo]
@@ -159,11 +148,7 @@ def stage_day(
     ):
         events_file = Path(tmp) / "events.parquet"
         head = write_events(result.events, events_file)
-        start, end = day_bounds(day)
-        with duck.connect() as con:  # the checks read the file as written, before it is published
-            con.register("earlier", earlier)
-            row = con.sql(CHECKS_SQL, params={"path": str(events_file), "day_start": start, "day_end": end})
-            checks = dict(zip(row.columns, map(int, row.fetchall()[0])))
+        checks = result.checks(events_file)  # the file as written, before it is published
         if staged_day(store, iso) != before:
             raise StagingConflict(f"{iso}: another run staged this day meanwhile; staging again reads its parts")
         quarantine_size = store.write_parquet(quarantine_part, result.quarantine)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
@@ -226,6 +226,17 @@ GROUP BY ALL ORDER BY n DESC, field
 """
 
 
+# Checks on the events as written, in one pass over the file: earlier parts of the day passed
+# theirs, and these hold no id of theirs by construction, which `ids_staged_before` verifies.
+CHECKS_SQL = """
+SELECT count(*) FILTER (event_id IS NULL OR ts IS NULL OR user_id IS NULL OR event_type IS NULL) AS null_keys,
+       count(*) FILTER (ts < $day_start OR ts >= $day_end)                                      AS outside_day,
+       count(*) - count(DISTINCT event_id)                                                      AS duplicate_ids,
+       count(*) FILTER (event_id IN (SELECT event_id FROM earlier))                             AS ids_staged_before
+FROM read_parquet($path)
+"""
+
+
 @dataclass(frozen=True)
 class EventsResult:
     events: Iterator[pa.Table]  # the day's events sorted by (ts, event_id), a row group at a time; read once
@@ -233,6 +244,7 @@ class EventsResult:
     stats: dict[str, int]
     reasons: dict[str, int]
     unexpected_fields: dict[str, int]
+    checks: Callable[[Path], dict[str, int]]  # CHECKS_SQL's counts over the events once written to a file
 
 
 def _inline(sql: str) -> str:
@@ -304,7 +316,12 @@ def transform_events(
         stats["events"] = stats["valid_lines"] - stats["duplicates_removed"]
         reasons = dict(con.sql(REASONS_SQL).fetchall())
         drift = dict(con.sql(_inline(DRIFT_SQL)).fetchall())
-        yield EventsResult(_sorted_events(con, log_lines.files), quarantine, stats, reasons, drift)
+
+        def checks(path: Path) -> dict[str, int]:
+            row = con.sql(CHECKS_SQL, params={"path": str(path), **day_params})
+            return dict(zip(row.columns, map(int, row.fetchall()[0])))
+
+        yield EventsResult(_sorted_events(con, log_lines.files), quarantine, stats, reasons, drift, checks)
     finally:
         con.close()
         spill.cleanup()
