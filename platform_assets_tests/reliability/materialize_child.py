@@ -20,7 +20,10 @@ from platform_assets.defs.staging.events import stage_events
 from platform_assets.lib.embeddings.sizes import DEFAULT_IMAGE_SIZE
 
 ASSETS = {"events": stage_events, "shards": training_shards}
-CONFIG = {"shards": {"ops": {"shards__training_shards": {"config": {"target_shard_mb": 1}}}}}
+CONFIG = {
+    "shards": {"ops": {"shards__training_shards": {"config": {"target_shard_mb": 1}}}},
+    "events": {"ops": {"stage_events": {"config": {"restage": True}}}},  # as a backfill: the whole day again
+}
 
 
 def default_remote(workspace: str) -> str:

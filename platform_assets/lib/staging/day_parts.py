@@ -91,6 +91,20 @@ def staged_day(store: LakeStore, day: str) -> StagedDay | None:
     return StagedDay(**json.loads(store.read_bytes(key)))
 
 
+def _parts_lost(store: LakeStore, day: str, staged: StagedDay | None) -> bool:
+    """Whether a part the manifest lists is gone (deleted by hand, lost with a bucket's
+    lifecycle rule): the day is then staged whole again rather than read with a hole."""
+    if staged is None:
+        return False
+    present = {f.key for d in (EVENTS_PATH, EVENTS_QUARANTINE_PATH) for f in store.list_files(f"{d}/dt={day}")}
+    return not {*staged.parts, *staged.quarantine_parts} <= present
+
+
+def _unchanged_since(store: LakeStore, day: str, before: StagedDay | None) -> None:
+    if staged_day(store, day) != before:
+        raise StagingConflict(f"{day}: another run staged this day meanwhile; staging again reads its parts")
+
+
 def files_to_stage(staged: StagedDay | None, listing: Sequence[FileEntry]) -> list[FileEntry] | None:
     """The files of `listing` (in landing order) to append, or None when the day must be staged
     whole: nothing staged yet, another version, or the staged files are not, unchanged, the first
@@ -127,7 +141,7 @@ def stage_day(
     more part, or the whole day into one part (see the module)."""
     iso = day.isoformat()
     before = staged_day(store, iso)
-    fresh = None if restage else files_to_stage(before, listing)
+    fresh = None if restage or _parts_lost(store, iso, before) else files_to_stage(before, listing)
     whole = fresh is None
     todo = list(listing) if whole else fresh
     base = StagedDay() if whole else before
@@ -149,8 +163,7 @@ def stage_day(
         events_file = Path(tmp) / "events.parquet"
         head = write_events(result.events, events_file)
         checks = result.checks(events_file)  # the file as written, before it is published
-        if staged_day(store, iso) != before:
-            raise StagingConflict(f"{iso}: another run staged this day meanwhile; staging again reads its parts")
+        _unchanged_since(store, iso, before)
         quarantine_size = store.write_parquet(quarantine_part, result.quarantine)
         size = store.put_file(part, events_file)
     after = StagedDay(
@@ -161,6 +174,7 @@ def stage_day(
         reasons=_merged(base.reasons, result.reasons),
         drift=_merged(base.drift, result.unexpected_fields),
     )
+    _unchanged_since(store, iso, before)  # again, just before the commit: the parts took a while
     store.write_bytes(parts_key(EVENTS_QUARANTINE_PATH, iso), json.dumps({"parts": after.quarantine_parts}).encode())
     store.write_bytes(parts_key(EVENTS_PATH, iso), after.to_json())  # the commit
     if whole:  # what the day was made of before (a single file before parts), now in no manifest
