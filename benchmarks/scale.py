@@ -2,13 +2,15 @@
 production-size day (1 M users, 10 M events, 100,000 photos of 640x480).
 
     .venv/bin/python -m benchmarks.scale [--scales 1,10] [--size 64] [--base /tmp/platform-assets-bench]
+        [--reuse-encoder]
 
 For each scale it generates a three-day simulator lake (photo-sized JPEGs, 4 log files an hour;
 the first day is the one measured, the others make it trainable)
 and runs the jobs the sensors and schedules launch, each in a fresh process on one Dagster
 instance: `app_db_job`, `events_job` (the day staged whole, as a backfill does), `features_job`,
 `embeddings_job`, `shards_job` (augment and pin) and `nightly_training_job`;
-`image_encoder_job` (a retraining, not a daily step) is timed apart. Per job it prints wall
+`image_encoder_job` (a retraining, not a daily step) is timed apart; `--reuse-encoder` keeps
+the one a previous run of the scale trained and skips it. Per job it prints wall
 and CPU seconds (the process and its decode workers), the peak RSS of the run process and of
 its largest worker, and per asset the rows and bytes written, and the cost per unit: seconds
 per 1 M log lines for the log-driven jobs, per 1,000 photos for the photo-driven ones.
@@ -125,7 +127,7 @@ def child(args) -> None:
     )
 
 
-def run_scale(base: Path, scale: int, size: int) -> list[tuple[str, dict]]:
+def run_scale(base: Path, scale: int, size: int, reuse_encoder: bool) -> list[tuple[str, dict]]:
     manifest = make_lake(base, scale)
     lake = base / f"scale-{scale}x"
     run_dir = lake / f"run-{size}px-{int(time.time())}"
@@ -139,10 +141,19 @@ def run_scale(base: Path, scale: int, size: int) -> list[tuple[str, dict]]:
         "PLATFORM_ASSETS_DVC_REMOTE": str(run_dir / "dvc-remote"),
         "PLATFORM_ASSETS_IMAGE_SIZE": str(size),
     }
+    encoder = lake / "lake" / "embeddings" / "image_encoder"
+    reuse = reuse_encoder and encoder.exists()
+    if reuse:
+        subprocess.run(["mv", str(encoder), str(run_dir / "encoder")], check=True)
     for prefix in ("staging", "features", "embeddings"):  # every run starts from the raw lake
         subprocess.run(["rm", "-rf", str(lake / "lake" / prefix)], check=True)
+    if reuse:
+        encoder.parent.mkdir(parents=True)
+        subprocess.run(["mv", str(run_dir / "encoder"), str(encoder)], check=True)
     done = []
     for job, how in JOBS:
+        if reuse and job == "image_encoder_job":
+            continue
         out = subprocess.run(
             [sys.executable, "-m", "benchmarks.scale", "--child", job, "--how", json.dumps(how)],
             capture_output=True, text=True, env=env,
@@ -159,12 +170,13 @@ def main() -> None:
     parser = bench_parser("how")
     parser.add_argument("--scales", default="1,10")
     parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--reuse-encoder", action="store_true", help="skip image_encoder_job: keep the last one")
     args = parser.parse_args()
     if args.child:
         return child(args)
     base = Path(args.base)
     scales = [int(s) for s in args.scales.split(",")]
-    results = {s: run_scale(base, s, args.size) for s in scales}
+    results = {s: run_scale(base, s, args.size, args.reuse_encoder) for s in scales}
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores; {args.size} px; one day per scale")
     print("| scale | lines | photos | job | wall s | CPU s | peak RSS (run) | largest worker | cost per unit |")
     print("| ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |")
