@@ -57,6 +57,9 @@ def test_only_new_or_changed_images_are_embedded_and_broken_ones_quarantined(tmp
     # Photo 4 holds photo 2's old image: the same vector up to float rounding (another batch).
     assert np.allclose(vectors[4], first.table.to_pylist()[1]["embedding"], atol=1e-5)
     assert not np.allclose(vectors[2], vectors[4], atol=1e-3)
+    again = refresh([1, 2, 3, 4], [blobs[0], blobs[3], b"not a jpeg", blobs[1]], second.table)  # nothing changed
+    assert (again.embedded, again.reused) == (0, 3) and again.table.equals(second.table)
+    assert again.quarantine.num_rows == 1  # the broken image is reported again
 
 
 def test_rows_without_both_embeddings_are_counted_and_vectors_align_with_rows() -> None:

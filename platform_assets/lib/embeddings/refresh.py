@@ -153,9 +153,10 @@ def refresh_image_embeddings(
     seconds = time.perf_counter() - started
     current = pa.table({"photo_id": photos["photo_id"], "content_hash": pa.array(hashes, pa.string())})
     keep, _ = split_todo(current, previous, version)
+    rows = pa.array(done, pa.int64())  # typed: an empty take (nothing changed) needs its type
     new = embedding_table(
-        current["photo_id"].take(done),
-        current["content_hash"].take(done),
+        current["photo_id"].take(rows),
+        current["content_hash"].take(rows),
         version,
         np.stack(vectors) if vectors else np.zeros((0, model.dim), np.float32),
     )
