@@ -143,8 +143,8 @@ def _refreshed_days(context: dg.AssetExecutionContext, store: LakeStore, dataset
         totals["bytes"] += store.write_parquet(key, result.table, EMBEDDINGS_ROW_GROUP_ROWS)
         totals["rows"] += result.table.num_rows
         totals["seconds"] += result.seconds
-        for name in ("embedded", "reused"):
-            totals[name] += getattr(result, name)
+        totals["embedded"] += result.embedded
+        totals["reused"] += result.reused
         totals["quarantined"] += result.quarantine.num_rows
         context.log.info(
             f"{dataset} {day}: {result.embedded} embedded, {result.reused} reused, "

@@ -6,6 +6,7 @@ training_set on 31 days of user_activity.
 """
 
 import time
+from collections import OrderedDict
 from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
@@ -89,12 +90,16 @@ def _events_rewritten_since(instance: dg.DagsterInstance, days: list[str], since
 
 
 class _Days:
-    """Single days of events and activity tiles from the lake. Tiles, small, are kept for the
-    step; a day's events are read when asked (a day holds millions). A tile the lake lacks (a
-    day staged before tiles existed) is computed from its events."""
+    """Single days of events and activity tiles from the lake. The tiles a day's rows read (up
+    to 8 days before it) are kept, so a range's consecutive days read each once; a day's events
+    are read when asked (a day holds millions). A tile the lake lacks (a day staged before
+    tiles existed) is computed from its events."""
+
+    TILES_KEPT = 9  # one day's rows read 7 (days 1-6 and 8 before it); the next day needs all but 2 again
 
     def __init__(self, store: LakeStore, photos: pa.Table, log) -> None:
-        self.store, self.photos, self.log, self.tiles = store, photos, log, {}
+        self.store, self.photos, self.log = store, photos, log
+        self.tiles: OrderedDict[date, pa.Table] = OrderedDict()
 
     def events(self, day: date) -> pa.Table:
         parts = [
@@ -111,17 +116,17 @@ class _Days:
             else:
                 if day_parts(self.store, EVENTS_PATH, day.isoformat()):
                     self.log.info(f"no activity tile for {day}: computed from its events")
-                self.tiles[day] = self.computed_tile(day)
+                before = self.events(day - timedelta(days=1))
+                self.tiles[day] = compute_activity_tile(self.events(day), before, self.photos, day)
+            if len(self.tiles) > self.TILES_KEPT:  # the range moves forward: the least recently read goes
+                self.tiles.popitem(last=False)
+        self.tiles.move_to_end(day)
         return self.tiles[day]
 
-    def computed_tile(self, day: date) -> pa.Table:
-        return compute_activity_tile(self.events(day), self.events(day - timedelta(days=1)), self.photos, day)
 
-
-def _photos_and_users(store: LakeStore) -> tuple[pa.Table, pa.Table]:
-    """The columns of the staged photos and users the activity reads."""
-    photos = store.read_parquet(staging_key("photos"), columns=["photo_id", "user_id", "posted_at"])
-    return photos, store.read_parquet(staging_key("users"))
+def _activity_photos(store: LakeStore) -> pa.Table:
+    """The columns of the staged photos the activity reads: authors of posts and of liked photos."""
+    return store.read_parquet(staging_key("photos"), columns=["photo_id", "user_id", "posted_at"])
 
 
 @dg.asset(
@@ -138,11 +143,14 @@ def _photos_and_users(store: LakeStore) -> tuple[pa.Table, pa.Table]:
 def activity_tiles(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     store = lake.store()
     first, last = partition_window(context)
-    days = _Days(store, _photos_and_users(store)[0], context.log)
+    photos = _activity_photos(store)
+    days = _Days(store, photos, context.log)
     rows = size = 0
-    for day in day_range(first, last):
-        tile = days.computed_tile(date.fromisoformat(day))
-        size += store.write_parquet(partition_key(ACTIVITY_TILES_PATH, day), tile)
+    today = days.events(first - timedelta(days=1))
+    for day in map(date.fromisoformat, day_range(first, last)):  # each day's events read once, kept for the next
+        day_before, today = today, days.events(day)
+        tile = compute_activity_tile(today, day_before, photos, day)
+        size += store.write_parquet(partition_key(ACTIVITY_TILES_PATH, day.isoformat()), tile)
         rows += tile.num_rows
     return dg.MaterializeResult(
         metadata={
@@ -174,14 +182,16 @@ def activity_tiles(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.
 def user_activity(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     store = lake.store()
     first, last = partition_window(context)
-    photos, users = _photos_and_users(store)
+    photos, users = _activity_photos(store), store.read_parquet(staging_key("users"))
+    days = _Days(store, photos, context.log)  # tiles kept across the range's days
     rows = size = 0
     head = USER_ACTIVITY_SCHEMA.empty_table()
     for day in map(date.fromisoformat, day_range(first, last)):
         inputs = [(day - timedelta(days=k)).isoformat() for k in EDGE_DAYS]
         for attempt in range(1, EVENTS_READ_ATTEMPTS + 1):
             read_at = time.time()
-            days = _Days(store, photos, context.log)  # tiles read again with the events
+            if attempt > 1:  # the events changed meanwhile: their tiles too, maybe
+                days = _Days(store, photos, context.log)
             table = user_activity_of_day(day, days.events, days.tile, photos, users)
             rewritten = _events_rewritten_since(context.instance, inputs, read_at)
             if not rewritten:
@@ -221,9 +231,11 @@ def popularity_labels(context: dg.AssetExecutionContext, lake: LakeResource) -> 
     read = [key for d in day_range(first, last + timedelta(days=1)) for key in day_parts(store, EVENTS_PATH, d)]
     watermark = store.column_max(read, "ts")  # the latest event the range's reads see, as one read of them all would
     rows = size = ready = 0
+    following = days.events(first)
     for day in map(date.fromisoformat, day_range(first, last)):  # a day's labels read that day and the next
         start = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
-        events = pa.concat_tables([days.events(day), days.events(day + timedelta(days=1))])
+        today, following = following, days.events(day + timedelta(days=1))  # each day read once
+        events = pa.concat_tables([today, following])
         table = compute_labels(photos, events, start, start + timedelta(days=1), watermark)
         size += store.write_parquet(partition_key(LABELS_PATH, day.isoformat()), table)
         rows, ready = rows + table.num_rows, ready + sum(table["label_ready"].to_pylist())

@@ -124,24 +124,26 @@ def stage_events(context: dg.AssetExecutionContext, config: EventsConfig, lake: 
             "reasons": dg.MetadataValue.json(staged.reasons),
         },
     )
-    checks = run.checks or dict.fromkeys(("null_keys", "outside_day", "duplicate_ids", "ids_staged_before"), 0)
     yield dg.AssetCheckResult(
         check_name="keys_not_null",
         asset_key=EVENTS,
-        passed=checks["null_keys"] == 0,
-        metadata={"rows_with_null_keys": checks["null_keys"]},
+        passed=run.checks["null_keys"] == 0,
+        metadata={"rows_with_null_keys": run.checks["null_keys"]},
     )
     yield dg.AssetCheckResult(
         check_name="event_time_in_partition",
         asset_key=EVENTS,
-        passed=checks["outside_day"] == 0,
-        metadata={"rows_outside_day": checks["outside_day"]},
+        passed=run.checks["outside_day"] == 0,
+        metadata={"rows_outside_day": run.checks["outside_day"]},
     )
     yield dg.AssetCheckResult(
         check_name="no_duplicate_event_ids",
         asset_key=EVENTS,
-        passed=checks["duplicate_ids"] == 0 and checks["ids_staged_before"] == 0,
-        metadata={"duplicate_ids": checks["duplicate_ids"], "ids_in_earlier_parts": checks["ids_staged_before"]},
+        passed=run.checks["duplicate_ids"] == 0 and run.checks["ids_staged_before"] == 0,
+        metadata={
+            "duplicate_ids": run.checks["duplicate_ids"],
+            "ids_in_earlier_parts": run.checks["ids_staged_before"],
+        },
     )
     share = stats["quarantined"] / stats["lines"] if stats["lines"] else 0.0
     yield dg.AssetCheckResult(

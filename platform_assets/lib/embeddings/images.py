@@ -165,8 +165,8 @@ def embedding_batches(
 ) -> tuple[str, Iterator[tuple[list[int], torch.Tensor, list[str]]]]:
     """The decoder used and (indices, float images on `device`, errors) batches in order: nvJPEG
     when the device is CUDA and torchvision is installed, else Pillow in worker processes."""
-    if gpu_decoder(device) is not None:
-        return "nvjpeg", gpu_decoder(device)(blobs, size, batch_size, device)
+    if (gpu := gpu_decoder(device)) is not None:
+        return "nvjpeg", gpu(blobs, size, batch_size, device)
     batches = (
         (idx.tolist(), as_float(to_device(batch, device)), list(errors))
         for idx, batch, errors in image_batches(blobs, size, batch_size, device, workers)
@@ -204,7 +204,7 @@ def stored_embedding_batches(
 
     def on_gpu() -> Iterator[tuple[JpegBatch, torch.Tensor]]:
         for b in batches:
-            decoded = [d for d in gpu(b.images, size, max(len(b.images), 1), device)]
+            decoded = list(gpu(b.images, size, max(len(b.images), 1), device))
             images = decoded[0][1] if decoded else torch.empty((0, 3, size, size), device=device)
             yield b._replace(errors=decoded[0][2] if decoded else []), images
 

@@ -70,10 +70,11 @@ SELECT user_id, ts FROM (
 ) WHERE prev IS NULL OR ts - prev > INTERVAL {SESSION_GAP}
 """
 
-# `before` when every day is read raw: each user's last event of the day before, from the events.
-BEFORE_FROM_EVENTS_SQL = """
+# `before` from raw events (every day read raw, or a tile's day before): each user's last event
+# of a day, keyed by the day after it.
+BEFORE_SQL = """
 CREATE TEMP TABLE before AS
-SELECT user_id, date_trunc('day', ts::TIMESTAMP) + INTERVAL 1 DAY AS day, max(ts) AS last_ts FROM events GROUP BY ALL
+SELECT user_id, date_trunc('day', ts::TIMESTAMP) + INTERVAL 1 DAY AS day, max(ts) AS last_ts FROM {events} GROUP BY ALL
 """
 
 TILE_SQL = """
@@ -167,7 +168,7 @@ def compute_user_activity(
         con.register("users", users)
         con.register("tiles", tiles if tiles is not None else TILE_SCHEMA.empty_table())
         if before is None:
-            con.execute(BEFORE_FROM_EVENTS_SQL)
+            con.execute(BEFORE_SQL.format(events="events"))
         else:
             con.register("before", before)
         con.execute(SESSIONS_SQL)
@@ -185,11 +186,7 @@ def compute_activity_tile(events: pa.Table, day_before: pa.Table, photos: pa.Tab
         con.register("events", events)
         con.register("photos", photos)
         con.register("day_before", day_before)
-        con.execute(
-            "CREATE TEMP TABLE before AS SELECT user_id, $day::TIMESTAMP AS day, max(ts) AS last_ts "
-            "FROM day_before GROUP BY user_id",
-            {"day": day},
-        )
+        con.execute(BEFORE_SQL.format(events="day_before"))
         con.execute(SESSIONS_SQL)
         return conform_to(con.sql(TILE_SQL, params={"day": day}).to_arrow_table(), TILE_SCHEMA)
 

@@ -44,6 +44,7 @@ COUNTERS = (
     "duplicates_removed",
     "events",
 )
+CHECKS = ("null_keys", "outside_day", "duplicate_ids", "ids_staged_before")  # CHECKS_SQL's counts
 
 
 class StagingConflict(Exception):
@@ -76,7 +77,7 @@ class StagingRun:
     part: str | None  # the events part this run wrote (None: nothing new)
     part_head: pa.Table  # its first rows
     quarantine: pa.Table  # this run's rejected lines
-    checks: dict[str, int]  # null_keys, outside_day, duplicate_ids, ids_staged_before of the new part
+    checks: dict[str, int]  # CHECKS of the new part
     part_bytes: int = 0
 
 
@@ -145,13 +146,10 @@ def stage_day(
     whole = fresh is None
     todo = list(listing) if whole else fresh
     base = StagedDay() if whole else before
-    if not todo and not whole:
-        return StagingRun(before, [], False, None, EVENTS_SCHEMA.empty_table(), QUARANTINE_SCHEMA.empty_table(), {})
-    earlier = (
-        store.read_parquet_files(base.parts, ["event_id"])
-        if base.parts
-        else pa.table({"event_id": pa.array([], pa.string())})
-    )
+    if not todo and not whole:  # nothing new: nothing written, so nothing to fail a check
+        nothing = EVENTS_SCHEMA.empty_table(), QUARANTINE_SCHEMA.empty_table(), dict.fromkeys(CHECKS, 0)
+        return StagingRun(before, [], False, None, *nothing)
+    earlier = store.read_parquet_files(base.parts, ["event_id"]) if base.parts else None
     index = len(base.parts)
     entries = [_entry(f) for f in todo]
     part, quarantine_part = (_part_key(d, iso, index, entries) for d in (EVENTS_PATH, EVENTS_QUARANTINE_PATH))
