@@ -28,3 +28,25 @@ def test_append_hour_delivers_the_next_hour_and_a_late_file(fresh_lake) -> None:
     assert keys[0] == "logs/dt=2026-11-03/hour=00/part-00.jsonl.gz"
     assert keys[1].startswith("logs/dt=2026-11-01/hour=23/part-late-")
     assert append_hour(fresh_lake.store) == ["logs/dt=2026-11-03/hour=01/part-00.jsonl.gz"]
+
+
+def test_a_lake_of_many_chunks_renders_each_photo_as_one_process_would(tmp_path, monkeypatch) -> None:
+    """Photo-sized lakes spread their images over a process per core: each photo's bytes depend
+    only on the seed and its id, so they match rendering it alone, here."""
+    import numpy as np
+    import polars as pl
+
+    from platform_assets.lib.lake_layout import GROUND_TRUTH_FILE
+    from platform_assets.lib.simulator import LakeScale, generate
+    from platform_assets.lib.simulator.images import encode_jpeg, render
+
+    monkeypatch.setattr(generate, "IMAGE_CHUNK", 40)  # 3 chunks, 2 worker processes
+    scale = LakeScale(users=30, photos=100, days=1, events_per_day=500, image_width=96, image_height=72, seed=11)
+    lake = make_lake(tmp_path, scale)
+    truth = pl.from_arrow(lake.store.read_parquet(GROUND_TRUTH_FILE))
+    noisy = 0
+    for photo_id, visual_class, style in truth.select("photo_id", "visual_class", "style").iter_rows():
+        pixels = render(np.random.default_rng([scale.seed, photo_id]), visual_class, style, 96, 72)
+        assert lake.store.read_bytes(f"images/{photo_id}.jpg") == encode_jpeg(pixels), photo_id
+        noisy += style == "noisy"
+    assert truth.height == 100 and noisy > 5

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
+from itertools import repeat
+from multiprocessing import get_context
 
 import numpy as np
 import polars as pl
@@ -20,6 +23,7 @@ from platform_assets.lib.simulator.world import build_world
 
 MANIFEST_KEY = "_simulator/manifest.json"
 ACTIVITY_KEY = "_simulator/user_activity.parquet"
+IMAGE_CHUNK = 2_000  # photos a worker renders per task
 
 
 @dataclass(frozen=True)
@@ -43,15 +47,24 @@ def _epoch_ms(d: datetime) -> int:
 
 
 def _write_images(store: LakeStore, photos: pl.DataFrame, truth: pl.DataFrame, scale: LakeScale) -> None:
-    rows = photos.select("photo_id", "image_key").join(truth, on="photo_id").iter_rows(named=True)
+    """Render and write every photo's JPEG; a lake of more than one chunk is spread over a
+    process per core (rendering holds the GIL too often for threads to use two cores)."""
+    rows = photos.select("photo_id", "image_key").join(truth, on="photo_id").select(
+        "photo_id", "image_key", "visual_class", "style"
+    ).rows()  # fmt: skip
+    chunks = [rows[i : i + IMAGE_CHUNK] for i in range(0, len(rows), IMAGE_CHUNK)]
+    if len(chunks) <= 1:
+        for chunk in chunks:
+            _write_image_chunk(store, scale, chunk)
+        return
+    with ProcessPoolExecutor(os.cpu_count(), mp_context=get_context("spawn")) as pool:
+        list(pool.map(_write_image_chunk, repeat(store), repeat(scale), chunks))
 
-    def one(row: dict) -> None:
-        rng = np.random.default_rng([scale.seed, row["photo_id"]])
-        pixels = render(rng, row["visual_class"], row["style"], scale.image_width, scale.image_height)
-        store.write_bytes(row["image_key"], encode_jpeg(pixels))
 
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        list(pool.map(one, rows))
+def _write_image_chunk(store: LakeStore, scale: LakeScale, rows: list[tuple[int, str, str, str]]) -> None:
+    for photo_id, key, visual_class, style in rows:
+        rng = np.random.default_rng([scale.seed, photo_id])  # per photo: the same bytes in any process
+        store.write_bytes(key, encode_jpeg(render(rng, visual_class, style, scale.image_width, scale.image_height)))
 
 
 def _write_log_file(store: LakeStore, key: str, lines: list[str]) -> None:
