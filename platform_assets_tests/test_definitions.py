@@ -32,6 +32,7 @@ def test_assets_are_grouped_by_layer_with_descriptions_and_schemas() -> None:
     assert groups["features"] == {
         "features/activity_tiles",
         "features/user_activity",
+        "features/latest_activity",
         "features/photo_features",
         "features/popularity_labels",
         "features/training_set",

@@ -8,14 +8,26 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from platform_assets.defs.features.assets import photo_features, popularity_labels, training_set, user_activity
+from platform_assets.defs.features.assets import (
+    latest_activity,
+    photo_features,
+    popularity_labels,
+    training_set,
+    user_activity,
+)
 from platform_assets.defs.features.sensors import affected_range
 from platform_assets.defs.lake.raw_db import raw_photos, raw_users
 from platform_assets.defs.partitions import range_tags
 from platform_assets.defs.staging.app_tables import stage_photos, stage_users
 from platform_assets.defs.staging.events import stage_events
 from platform_assets.lib.features import training_set as ts_lib
-from platform_assets.lib.lake_layout import EVENTS_PATH, USER_ACTIVITY_PATH, day_parts, partition_key
+from platform_assets.lib.lake_layout import (
+    EVENTS_PATH,
+    LATEST_ACTIVITY_PATH,
+    USER_ACTIVITY_PATH,
+    day_parts,
+    partition_key,
+)
 from platform_assets.lib.simulator import LakeScale
 from platform_assets_tests.helpers import make_lake
 
@@ -31,7 +43,7 @@ def build_features(lake) -> dg.ExecuteInProcessResult:
     for day in days:
         assert dg.materialize([stage_events], partition_key=day, resources=resources).success
     result = dg.materialize(
-        [user_activity, popularity_labels, training_set],
+        [user_activity, latest_activity, popularity_labels, training_set],
         resources=resources,
         tags=range_tags(days[0], days[-1]),
     )
@@ -199,3 +211,41 @@ def test_label_windows_close_on_the_latest_event_of_the_whole_range(tmp_path) ->
     assert dg.materialize([popularity_labels], resources=resources, tags=range_tags(days[0], days[1])).success
     first = lake.store.read_parquet(partition_key("features/popularity_labels", days[0]))
     assert first.num_rows > 20 and all(first["label_ready"].to_pylist())
+
+
+def test_a_latest_activity_older_than_the_activity_it_covers_is_rebuilt(fresh_lake, instance) -> None:
+    """A day's state starts from the day before's, which is trusted only while no user_activity
+    day it covers was materialized after it read them, and only with its materialization on
+    record (not a file from another instance): otherwise it is rebuilt from the 31 days."""
+    from platform_assets.lib.features.latest_activity import rebuild_latest
+
+    resources, days = fresh_lake.resources(), sorted(fresh_lake.manifest["days"])
+    store, (before, day) = fresh_lake.store, days[-2:]
+    assert dg.materialize(
+        [raw_users, raw_photos, stage_users, stage_photos], resources=resources, instance=instance
+    ).success
+    for d in days:
+        assert dg.materialize([stage_events], partition_key=d, resources=resources, instance=instance).success
+    ranged = range_tags(days[0], days[-1])
+    assert dg.materialize([user_activity, latest_activity], resources=resources, instance=instance, tags=ranged).success
+
+    def activity_of(d: date) -> pa.Table | None:
+        key = partition_key(USER_ACTIVITY_PATH, d.isoformat())
+        return store.read_parquet(key) if store.exists(key) else None
+
+    expected = rebuild_latest(date.fromisoformat(day), activity_of)
+    assert expected.num_rows > 20 and store.read_parquet(partition_key(LATEST_ACTIVITY_PATH, day)).equals(expected)
+    state_key = partition_key(LATEST_ACTIVITY_PATH, before)
+    good = store.read_parquet(state_key)
+    later = pa.compute.add(good["ts"], pa.scalar(86_400_000_000 * 10, pa.duration("us")))
+    stale = good.set_column(good.schema.get_field_index("ts"), "ts", later)  # rows a rewrite replaced
+    store.write_parquet(state_key, stale)
+
+    assert dg.materialize([user_activity], partition_key=before, resources=resources, instance=instance).success
+    assert dg.materialize([latest_activity], partition_key=day, resources=resources, instance=instance).success
+    assert store.read_parquet(partition_key(LATEST_ACTIVITY_PATH, day)).equals(expected)
+
+    store.write_parquet(state_key, stale)
+    with dg.instance_for_test() as other:  # the lake, but none of its materializations
+        assert dg.materialize([latest_activity], partition_key=day, resources=resources, instance=other).success
+    assert store.read_parquet(partition_key(LATEST_ACTIVITY_PATH, day)).equals(expected)

@@ -212,3 +212,62 @@ def test_a_day_from_tiles_and_edge_days_equals_the_day_from_every_raw_event(seed
         assert from_tiles.equals(reference), day
         compared += reference.num_rows
     assert compared > 500
+
+
+def test_a_day_joined_against_the_day_befores_state_equals_the_join_over_31_days() -> None:
+    """What a training day reads does not grow with the history (its own activity rows and one
+    row per user from `latest_activity`), and its rows are those of the as-of join over the 31
+    days of activity rows before it: on random activity rows over 80 days, with users silent for
+    40 days (no row: older ones fall out of the lookback) and rows and photos at midnight."""
+    from platform_assets.lib.features.latest_activity import AS_OF_DAYS, fold_latest, rebuild_latest
+    from platform_assets.lib.features.user_activity import USER_ACTIVITY_SCHEMA
+
+    rnd = random.Random(6)
+    span, users = 80, range(1, 9)
+    quiet = {u: rnd.randrange(0, span - 40) for u in users}  # each user: 40 days without a row
+    instants = set()
+    while len(instants) < 1200:
+        user, minute = rnd.choice(users), rnd.randrange(0, span * 24 * 60)
+        if not quiet[user] * 1440 <= minute < (quiet[user] + 40) * 1440:
+            instants.add((user, T0 + timedelta(minutes=rnd.choice([minute, minute // 1440 * 1440]))))
+    activity = table(
+        [
+            {"user_id": u, "ts": ts, "days_since_signup": rnd.random() * 100}
+            | {c: rnd.randrange(0, 5) for c in ("logins_today", "likes_given_7d", "likes_received_7d", "posts_30d")}
+            | {"sessions_7d": rnd.randrange(0, 5)}
+            for u, ts in sorted(instants)
+        ],
+        USER_ACTIVITY_SCHEMA,
+    )
+    users_t = table(
+        [{"user_id": u, "username": f"u{u}", "signup_at": T0, "timezone": "UTC"} for u in users], USERS_SCHEMA
+    )
+    photos = [
+        {"photo_id": pid, "user_id": rnd.choice(users), "image_key": "x"}
+        | {"posted_at": T0 + timedelta(days=rnd.randrange(0, span), minutes=rnd.choice([0, rnd.randrange(1440)]))}
+        for pid in range(1, 241)
+    ]
+    photos_t = table(photos, PHOTOS_SCHEMA)
+    closing = [ev(0, 1, T0 + timedelta(days=span + 2), "view", 1)]  # every 24 h label window closes
+    labels = compute_labels(photos_t, table(closing, EVENTS_SCHEMA), T0, T0 + timedelta(days=span))
+    features = compute_photo_features(photos_t, users_t)
+    day_of = pa.compute.strftime(activity["ts"], format="%Y-%m-%d").to_pylist()
+
+    def rows_of(day) -> pa.Table:
+        return activity.filter(pa.array([d == day.isoformat() for d in day_of]))
+
+    state = rebuild_latest(T0.date() - timedelta(days=1), lambda d: None)
+    compared = silent = 0
+    for n in range(span):
+        day, start = T0.date() + timedelta(days=n), T0 + timedelta(days=n)
+        window = pa.concat_tables([rows_of(day - timedelta(days=k)) for k in range(AS_OF_DAYS, -1, -1)])
+        expected = compute_training_set(features, labels, window, start, start + timedelta(days=1))
+        got = compute_training_set(
+            features, labels, pa.concat_tables([state, rows_of(day)]), start, start + timedelta(days=1)
+        )
+        assert got.equals(expected), day
+        compared, silent = compared + got.num_rows, silent + got["features_as_of"].null_count
+        state = fold_latest(state, rows_of(day), day)
+        if n % 20 == 19:  # a state rebuilt from the 31 days is the state folded day by day
+            assert state.equals(rebuild_latest(day, rows_of)), day
+    assert compared > 200 and silent > 5  # authors whose rows all fell out of the lookback: NULL

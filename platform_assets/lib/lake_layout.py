@@ -20,6 +20,7 @@ EVENTS_PATH = "staging/events"
 EVENTS_QUARANTINE_PATH = "staging/events_quarantine"
 ACTIVITY_TILES_PATH = "features/activity_tiles"
 USER_ACTIVITY_PATH = "features/user_activity"
+LATEST_ACTIVITY_PATH = "features/latest_activity"
 LABELS_PATH = "features/popularity_labels"
 TRAINING_SET_PATH = "features/training_set"
 # Embeddings by the photo's posting day: a day's refresh reads and writes only that day.

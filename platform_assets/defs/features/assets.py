@@ -2,7 +2,7 @@
 
 Log-derived assets are daily partitions that run as one job over a range of days (single-run
 backfills), because a day's rows depend on earlier days: user_activity on 30 days of events,
-training_set on 31 days of user_activity.
+latest_activity and so training_set on 31 days of user_activity.
 """
 
 import time
@@ -16,6 +16,7 @@ from platform_assets.defs.keys import (
     ACTIVITY_TILES,
     EVENTS,
     LABELS,
+    LATEST_ACTIVITY,
     PHOTO_FEATURES,
     PHOTOS,
     TRAINING_SET,
@@ -28,6 +29,12 @@ from platform_assets.defs.resources import LakeResource
 from platform_assets.defs.retry import IO_RETRY, transient_retries
 from platform_assets.defs.run_lanes import lane_aware
 from platform_assets.lib.features.labels import LABELS_SCHEMA, compute_labels
+from platform_assets.lib.features.latest_activity import (
+    AS_OF_DAYS,
+    LATEST_ACTIVITY_SCHEMA,
+    fold_latest,
+    rebuild_latest,
+)
 from platform_assets.lib.features.photo_features import PHOTO_FEATURES_SCHEMA, compute_photo_features
 from platform_assets.lib.features.training_set import (
     TRAINING_SET_SCHEMA,
@@ -47,12 +54,14 @@ from platform_assets.lib.lake_layout import (
     ACTIVITY_TILES_PATH,
     EVENTS_PATH,
     LABELS_PATH,
+    LATEST_ACTIVITY_PATH,
     PHOTO_FEATURES_FILE,
     TRAINING_SET_PATH,
     USER_ACTIVITY_PATH,
     day_parts,
     day_range,
     partition_key,
+    posted_on,
     read_days,
     staging_key,
 )
@@ -81,10 +90,10 @@ EVENTS_READ_ATTEMPTS = 3
 EVENTS_READ_AT = "events_read_at"
 
 
-def _events_rewritten_since(instance: dg.DagsterInstance, days: list[str], since: float) -> list[str]:
-    """The days among `days` whose events were materialized after `since`."""
+def _materialized_since(instance: dg.DagsterInstance, key: dg.AssetKey, days: list[str], since: float) -> list[str]:
+    """The days among `days` of `key` materialized after `since`."""
     records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=EVENTS, asset_partitions=days, after_timestamp=since), limit=len(days)
+        dg.AssetRecordsFilter(asset_key=key, asset_partitions=days, after_timestamp=since), limit=len(days)
     )
     return sorted({r.partition_key for r in records.records if r.partition_key})
 
@@ -193,7 +202,7 @@ def user_activity(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.M
             if attempt > 1:  # the events changed meanwhile: their tiles too, maybe
                 days = _Days(store, photos, context.log)
             table = user_activity_of_day(day, days.events, days.tile, photos, users)
-            rewritten = _events_rewritten_since(context.instance, inputs, read_at)
+            rewritten = _materialized_since(context.instance, EVENTS, inputs, read_at)
             if not rewritten:
                 break
             if attempt == EVENTS_READ_ATTEMPTS:
@@ -210,6 +219,65 @@ def user_activity(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.M
     metadata = table_metadata(head, store.uri(f"{USER_ACTIVITY_PATH}/"), size, row_count=rows)
     return dg.MaterializeResult(
         metadata=metadata | {"days": (last - first).days + 1, EVENTS_READ_AT: dg.MetadataValue.timestamp(read_at)}
+    )
+
+
+STATE_READ_AT = "activity_read_at"
+
+
+def _activity_of(store: LakeStore, day: date) -> pa.Table | None:
+    key = partition_key(USER_ACTIVITY_PATH, day.isoformat())
+    return store.read_parquet(key) if store.exists(key) else None
+
+
+def _latest_as_of(context: dg.AssetExecutionContext, store: LakeStore, day: date) -> pa.Table:
+    """The `latest_activity` state of `day`: read when the lake has it and no user_activity day
+    it covers was materialized since it read them; else rebuilt from those 31 days."""
+    key = partition_key(LATEST_ACTIVITY_PATH, day.isoformat())
+    covered = day_range(day - timedelta(days=AS_OF_DAYS - 1), day)
+    if store.exists(key):
+        [state] = context.instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=LATEST_ACTIVITY, asset_partitions=[day.isoformat()]), limit=1
+        ).records or [None]
+        read_at = state and state.asset_materialization.metadata.get(STATE_READ_AT)
+        if read_at is not None:
+            changed = _materialized_since(context.instance, USER_ACTIVITY, covered, read_at.value)
+            if not changed:
+                return store.read_parquet(key)
+            context.log.info(f"latest_activity of {day} is older than user_activity of {changed}: rebuilt")
+    context.log.info(f"latest_activity of {day} rebuilt from user_activity of {covered[0]}..{covered[-1]}")
+    return rebuild_latest(day, lambda d: _activity_of(store, d))
+
+
+@dg.asset(
+    retry_policy=IO_RETRY,
+    key=LATEST_ACTIVITY,
+    deps=[dg.AssetDep(USER_ACTIVITY, partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-LOOKBACK_DAYS))],
+    kinds={"duckdb", "parquet"},
+    description="Each user's latest user_activity row over the 31 days up to the day's end: the next day's "
+    "training set joins against it instead of 31 days of activity rows.",
+    metadata={"dagster/column_schema": column_schema(LATEST_ACTIVITY_SCHEMA)},
+    **_RANGED,
+)
+@transient_retries
+def latest_activity(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    store = lake.store()
+    first, last = partition_window(context)
+    read_at = time.time()
+    state = _latest_as_of(context, store, first - timedelta(days=1))
+    rows = size = 0
+    for day in map(date.fromisoformat, day_range(first, last)):
+        today = _activity_of(store, day)
+        state = fold_latest(state, USER_ACTIVITY_SCHEMA.empty_table() if today is None else today, day)
+        size += store.write_parquet(partition_key(LATEST_ACTIVITY_PATH, day.isoformat()), state)
+        rows += state.num_rows
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": rows,
+            "bytes": size,
+            "dagster/uri": dg.MetadataValue.path(store.uri(f"{LATEST_ACTIVITY_PATH}/")),
+            STATE_READ_AT: dg.MetadataValue.timestamp(read_at),
+        }
     )
 
 
@@ -274,7 +342,13 @@ def photo_features(lake: LakeResource) -> dg.MaterializeResult:
     deps=[
         PHOTO_FEATURES,
         LABELS,
-        dg.AssetDep(USER_ACTIVITY, partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-(LOOKBACK_DAYS + 1))),
+        USER_ACTIVITY,
+        dg.AssetDep(
+            LATEST_ACTIVITY,
+            partition_mapping=dg.TimeWindowPartitionMapping(
+                start_offset=-1, end_offset=-1, allow_nonexistent_upstream_partitions=True
+            ),
+        ),
     ],
     kinds={"duckdb", "parquet"},
     description="One row per labelled photo: photo features, the author's activity as of posted_at (ASOF join), the label.",
@@ -292,24 +366,27 @@ def photo_features(lake: LakeResource) -> dg.MaterializeResult:
 def training_set(context: dg.AssetExecutionContext, lake: LakeResource):
     store = lake.store()
     first, last = partition_window(context)
-    activity = read_days(
-        store,
-        USER_ACTIVITY_PATH,
-        day_range(first - timedelta(days=LOOKBACK_DAYS + 1), last),
-        USER_ACTIVITY_SCHEMA,
-    )
-    labels = read_days(store, LABELS_PATH, day_range(first, last), LABELS_SCHEMA)
     if not store.exists(PHOTO_FEATURES_FILE):
         raise dg.Failure(
             f"{store.uri(PHOTO_FEATURES_FILE)} does not exist: materialize features/photo_features (app_db_job)"
         )
-    table = compute_training_set(
-        store.read_parquet(PHOTO_FEATURES_FILE),
-        labels,
-        activity,
-        context.partition_time_window.start,
-        context.partition_time_window.end,
-    )
+    days = []
+    for day in map(date.fromisoformat, day_range(first, last)):  # a day: its rows and the state before it
+        start = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
+        today = _activity_of(store, day)
+        activity = pa.concat_tables(
+            [_latest_as_of(context, store, day - timedelta(days=1)), *([today] if today is not None else [])]
+        )
+        days.append(
+            compute_training_set(
+                store.read_parquet(PHOTO_FEATURES_FILE, where=posted_on(day.isoformat())),
+                read_days(store, LABELS_PATH, [day.isoformat()], LABELS_SCHEMA),
+                activity,
+                start,
+                start + timedelta(days=1),
+            )
+        )
+    table = pa.concat_tables(days)
     yield dg.MaterializeResult(metadata=_write_days(context, store, TRAINING_SET_PATH, table, "posted_at"))
     violations = point_in_time_violations(table)
     yield dg.AssetCheckResult(
@@ -321,7 +398,7 @@ def training_set(context: dg.AssetExecutionContext, lake: LakeResource):
 
 features_job = dg.define_asset_job(
     "features_job",
-    selection=dg.AssetSelection.assets(ACTIVITY_TILES, USER_ACTIVITY, LABELS, TRAINING_SET),
+    selection=dg.AssetSelection.assets(ACTIVITY_TILES, USER_ACTIVITY, LATEST_ACTIVITY, LABELS, TRAINING_SET),
     executor_def=lane_aware(dg.in_process_executor),  # three short steps: process starts cost more than they run
     description="Rebuild features, labels and the training set over a range of days in one run.",
 )

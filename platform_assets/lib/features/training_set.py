@@ -1,7 +1,9 @@
 """`training_set`: one row per labelled photo, features as of the moment it was posted.
 
 The author's activity comes from an ASOF join: the latest `user_activity` row with
-ts <= posted_at, never one after. `features_as_of` keeps that row's ts so a check can prove it.
+ts <= posted_at within 31 days, never one after. `features_as_of` keeps that row's ts so a
+check can prove it. A day joins against its own activity rows and the day before's
+`latest_activity` (each user's latest row before the day), not 31 days of rows.
 """
 
 from __future__ import annotations
@@ -61,8 +63,9 @@ ORDER BY e.posted_at, e.photo_id
 def compute_training_set(
     photo_features: pa.Table, labels: pa.Table, user_activity: pa.Table, range_start: datetime, range_end: datetime
 ) -> pa.Table:
-    """`user_activity` must hold every row from range_start - 31 days on: a user with no row in
-    that span has had no activity for over 30 days, so every window feature is exactly 0."""
+    """`user_activity` must hold, per author, the latest row of the 31 days before range_start
+    (the day before's `latest_activity`) and every row of the range: a user with no row in that
+    span has had no activity for over 30 days, so every window feature is exactly 0."""
     with duck.connect() as con:
         for name, table in (("photo_features", photo_features), ("labels", labels), ("user_activity", user_activity)):
             con.register(name, table)
