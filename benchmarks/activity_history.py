@@ -21,8 +21,6 @@ import json
 import os
 import platform
 import resource
-import subprocess
-import sys
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -30,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from benchmarks.common import bench_parser, peak_rss_mb
+from benchmarks.common import bench_parser, history_medians, peak_rss_mb, print_history_ratios
 from platform_assets.lib.features.user_activity import EVENT_COLUMNS, LOOKBACK_DAYS
 from platform_assets.lib.lake_layout import ACTIVITY_TILES_PATH, EVENTS_PATH, day_range, partition_key
 from platform_assets.lib.lake_store import LakeStore
@@ -164,39 +162,19 @@ def main() -> None:
     make_lake(base, days, args.events_per_day, args.users, args.photos)
     print(f"lake: {len(days)} days of {args.events_per_day:,} events, {args.users:,} users "
           f"({time.perf_counter() - made:.0f} s to make or reuse)")  # fmt: skip
-    results: dict[tuple[str, int], list[dict]] = {}
-    for _ in range(args.repeats):
-        for history in histories:
-            for way in args.ways.split(","):
-                done = subprocess.run(
-                    [sys.executable, "-m", "benchmarks.activity_history", "--child", way, "--history_n", str(history),
-                     "--base", args.base, "--events-per-day", str(args.events_per_day), "--users", str(args.users)],
-                    capture_output=True, text=True, check=True,
-                )  # fmt: skip
-                results.setdefault((way, history), []).append(json.loads(done.stdout.strip().splitlines()[-1]))
+    ways = args.ways.split(",")
+    child_args = ["--base", args.base, "--events-per-day", str(args.events_per_day), "--users", str(args.users)]
+    median = history_medians("benchmarks.activity_history", ways, histories, args.repeats, child_args)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores; median of {args.repeats}; "
           f"ru_maxrss of this parent {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MB")  # fmt: skip
     print("| days of history | way | wall s | CPU s | peak RSS | rows | rows sha |")
     print("| ---: | --- | ---: | ---: | ---: | ---: | --- |")
-    median = {}
-    ways = args.ways.split(",")
     for history in histories:
         for way in ways:
-            runs = sorted(results[(way, history)], key=lambda r: r["seconds"])
-            r = median[(way, history)] = runs[len(runs) // 2]
+            r = median[(way, history)]
             print(f"| {history} | {way} | {r['seconds']:.2f} | {r['cpu']:.2f} | {r['peak_mb']:,.0f} MB | "
                   f"{r['rows']:,} | {r['sha']} |")  # fmt: skip
-    lo, hi = histories[0], histories[-1]
-    for way in ways:
-        a, b = median[(way, lo)], median[(way, hi)]
-        print(f"{way}: {hi} days of history / {lo}: wall {b['seconds'] / a['seconds']:.2f}x, "
-              f"peak RSS {b['peak_mb'] / a['peak_mb']:.2f}x")  # fmt: skip
-    if len(ways) < 2:
-        return
-    t, r = median[("tiles", hi)], median[("all-raw", hi)]
-    print(
-        f"at {hi} days: all raw / tiles = {r['seconds'] / t['seconds']:.1f}x wall, {r['peak_mb'] / t['peak_mb']:.1f}x memory"
-    )
+    print_history_ratios(median, ways, histories)
 
 
 if __name__ == "__main__":

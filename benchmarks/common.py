@@ -23,3 +23,37 @@ def bench_parser(*child_args: str) -> argparse.ArgumentParser:
     for name in child_args:
         parser.add_argument(f"--{name}", help=argparse.SUPPRESS)
     return parser
+
+
+def history_medians(
+    module: str, ways: list[str], histories: list[int], repeats: int, child_args: list[str]
+) -> dict[tuple[str, int], dict]:
+    """Run `python -m <module> --child <way> --history_n <h> <child_args>` for every way and
+    history, `repeats` rounds of fresh processes; the median run (by wall seconds) of each."""
+    import json
+    import subprocess
+    import sys
+
+    results: dict[tuple[str, int], list[dict]] = {}
+    for _ in range(repeats):
+        for history in histories:
+            for way in ways:
+                done = subprocess.run(
+                    [sys.executable, "-m", module, "--child", way, "--history_n", str(history), *child_args],
+                    capture_output=True, text=True, check=True,
+                )  # fmt: skip
+                results.setdefault((way, history), []).append(json.loads(done.stdout.strip().splitlines()[-1]))
+    return {key: sorted(runs, key=lambda r: r["seconds"])[len(runs) // 2] for key, runs in results.items()}
+
+
+def print_history_ratios(median: dict[tuple[str, int], dict], ways: list[str], histories: list[int]) -> None:
+    """How each way grows from the shortest history to the longest, and the second way over the first."""
+    lo, hi = histories[0], histories[-1]
+    for way in ways:
+        a, b = median[(way, lo)], median[(way, hi)]
+        print(f"{way}: {hi} days of history / {lo}: wall {b['seconds'] / a['seconds']:.2f}x, "
+              f"peak RSS {b['peak_mb'] / a['peak_mb']:.2f}x")  # fmt: skip
+    if len(ways) == 2:
+        first, second = median[(ways[0], hi)], median[(ways[1], hi)]
+        print(f"at {hi} days: {ways[1]} / {ways[0]} = {second['seconds'] / first['seconds']:.1f}x wall, "
+              f"{second['peak_mb'] / first['peak_mb']:.1f}x memory")  # fmt: skip

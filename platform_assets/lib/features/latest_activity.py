@@ -52,5 +52,6 @@ def rebuild_latest(day: date, activity_of: Callable[[date], pa.Table | None]) ->
     for back in range(AS_OF_DAYS - 1, -1, -1):
         d = day - timedelta(days=back)
         rows = activity_of(d)
-        state = fold_latest(state, USER_ACTIVITY_SCHEMA.empty_table() if rows is None else rows, d)
-    return state
+        if rows is not None:
+            state = fold_latest(state, rows, d)
+    return fold_latest(state, USER_ACTIVITY_SCHEMA.empty_table(), day)  # what fell out of the 31 days goes
