@@ -164,9 +164,11 @@ def test_a_day_from_tiles_and_edge_days_equals_the_day_from_every_raw_event(seed
     random histories with events at midnight, exactly 7 days before one another, and sessions
     that cross midnight."""
     from platform_assets.lib.features.user_activity import (
+        EVENTS_PER_USER_RANGE,
         compute_activity_tile,
         compute_user_activity,
         user_activity_of_day,
+        user_ranges,
     )
 
     rnd = random.Random(seed)
@@ -200,8 +202,8 @@ def test_a_day_from_tiles_and_edge_days_equals_the_day_from_every_raw_event(seed
     def events_of(day):
         return table(days.get(day, []), EVENTS_SCHEMA)
 
-    def tile_of(day):
-        return compute_activity_tile(events_of(day), events_of(day - timedelta(days=1)), photos_t, day)
+    def tile_of(day, per_range=EVENTS_PER_USER_RANGE):
+        return compute_activity_tile(events_of(day), events_of(day - timedelta(days=1)), photos_t, day, per_range)
 
     compared = 0
     for d in range(8, 20):
@@ -211,6 +213,10 @@ def test_a_day_from_tiles_and_edge_days_equals_the_day_from_every_raw_event(seed
         from_tiles = user_activity_of_day(day, events_of, tile_of, photos_t, users_t)
         assert from_tiles.equals(reference), day
         compared += reference.num_rows
+        # A range of users at a time (here 3 to 6 ranges of about 15 edge events): the same rows.
+        by_range = user_activity_of_day(day, events_of, lambda t: tile_of(t, 15), photos_t, users_t, per_range=15)
+        assert len(user_ranges(events_of(day), 15)) >= 3 and by_range.equals(reference), day
+        assert tile_of(day, 15).equals(tile_of(day)), day
     assert compared > 500
 
 

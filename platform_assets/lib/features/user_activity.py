@@ -12,7 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC as UTC_TZ
 from datetime import date, datetime, time, timedelta
+from typing import NamedTuple
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -55,6 +57,10 @@ TILE_SCHEMA = described_schema(
     ("last_ts", UTC, "The user's last event that day; NULL when the user only received likes."),
 )
 EDGE_DAYS = (0, 7)  # days before the computed day whose raw events its rows read
+# Raw events computed at once. A user's rows depend only on the user's own events, the likes
+# on the user's photos and the user's tiles, so a day is computed a range of user ids at a
+# time: DuckDB's sorts and windows hold one range, not 20 M events (two 10 M-event days).
+EVENTS_PER_USER_RANGE = 2_000_000
 TILE_DAYS = range(1, 7)  # days before it whose tiles they read
 EVENT_COLUMNS = ["user_id", "ts", "event_type", "photo_id"]
 
@@ -180,8 +186,52 @@ def compute_user_activity(
         return conform_to(con.sql("SELECT * FROM features").to_arrow_table(), USER_ACTIVITY_SCHEMA)
 
 
-def compute_activity_tile(events: pa.Table, day_before: pa.Table, photos: pa.Table, day: date) -> pa.Table:
-    """The tile of `day` from its events and the events of the day before (for session starts)."""
+class UserRange(NamedTuple):
+    """User ids in [lo, hi)."""
+
+    lo: int
+    hi: int
+
+    def holds(self, ids: pa.ChunkedArray) -> pa.ChunkedArray:
+        return pc.and_(pc.greater_equal(ids, self.lo), pc.less(ids, self.hi))
+
+    def rows(self, table: pa.Table) -> pa.Table:
+        return table.filter(self.holds(table["user_id"]))
+
+    def events(self, events: pa.Table, author: pa.ChunkedArray) -> pa.Table:
+        """The users' own events and the likes on their photos (`author`: each event's photo's)."""
+        liked = pc.and_kleene(pc.equal(events["event_type"], "like"), self.holds(author))
+        return events.filter(pc.or_kleene(self.holds(events["user_id"]), liked))
+
+
+def _authors(events: pa.Table, photos: pa.Table) -> pa.ChunkedArray:
+    return pc.take(photos["user_id"], pc.index_in(events["photo_id"], photos["photo_id"]))
+
+
+def user_ranges(events: pa.Table, per_range: int = EVENTS_PER_USER_RANGE) -> list[UserRange]:
+    """Contiguous user id ranges of about `per_range` of `events` each, covering every id."""
+    n = -(-events.num_rows // per_range)
+    if n <= 1:
+        return [UserRange(-(2**63), 2**63 - 1)]
+    cuts = np.unique(np.quantile(events["user_id"].to_numpy(), np.linspace(0, 1, n + 1)[1:-1]).astype(np.int64))
+    bounds = [-(2**63), *cuts.tolist(), 2**63 - 1]
+    return [UserRange(lo, hi) for lo, hi in zip(bounds, bounds[1:])]
+
+
+def compute_activity_tile(
+    events: pa.Table, day_before: pa.Table, photos: pa.Table, day: date, per_range: int = EVENTS_PER_USER_RANGE
+) -> pa.Table:
+    """The tile of `day` from its events and the events of the day before (for session starts),
+    a range of users at a time."""
+    ranges = user_ranges(events, per_range)
+    if len(ranges) > 1:
+        author = _authors(events, photos)
+        return pa.concat_tables(
+            [
+                r.rows(compute_activity_tile(r.events(events, author), r.rows(day_before), r.rows(photos), day))
+                for r in ranges
+            ]
+        )
     with duck.connect() as con:
         con.register("events", events)
         con.register("photos", photos)
@@ -197,17 +247,30 @@ def user_activity_of_day(
     tile_of: Callable[[date], pa.Table],
     photos: pa.Table,
     users: pa.Table,
+    per_range: int = EVENTS_PER_USER_RANGE,
 ) -> pa.Table:
     """The rows of one day, from the raw events of its edge days and the tiles of the days
     between: what it reads does not grow with the 30-day window. `events_of(d)` gives a day's
-    events (`EVENT_COLUMNS`), `tile_of(d)` its tile; the same rows as from every raw event."""
+    events (`EVENT_COLUMNS`), `tile_of(d)` its tile; the same rows as from every raw event.
+    Computed a range of users at a time (`per_range` edge events each)."""
     edges = pa.concat_tables([events_of(day - timedelta(days=k)).select(EVENT_COLUMNS) for k in EDGE_DAYS])
     tiles = pa.concat_tables([tile_of(day - timedelta(days=k)) for k in TILE_DAYS])
     before = pa.concat_tables(
         [_last_event(tile_of(day - timedelta(days=k + 1)), day - timedelta(days=k)) for k in EDGE_DAYS]
     )
     start = datetime.combine(day, time(), tzinfo=UTC_TZ)
-    return compute_user_activity(edges, photos, users, start, start + timedelta(days=1), tiles, before)
+    end = start + timedelta(days=1)
+    ranges = user_ranges(edges, per_range)
+    if len(ranges) == 1:
+        return compute_user_activity(edges, photos, users, start, end, tiles, before)
+    author = _authors(edges, photos)
+    return pa.concat_tables(
+        [
+            r.rows(compute_user_activity(r.events(edges, author), *map(r.rows, (photos, users)), start, end,
+                                         *map(r.rows, (tiles, before))))
+            for r in ranges
+        ]
+    )  # fmt: skip
 
 
 def _last_event(tile: pa.Table, day: date) -> pa.Table:
