@@ -199,11 +199,13 @@ def main() -> None:
                 for name, a in r["assets"].items()
             )
             print(f"| {s}x | {job} | {steps} | {written} |")
-    if len(scales) > 1:
-        lo, hi = scales[0], scales[-1]
+    for lo, hi in zip(scales, scales[1:]):  # each scale over the one below it, job by job
         print()
-        for (job, a), (_, b) in zip(results[lo][1:], results[hi][1:]):
-            per = "photos" if job.split()[0] in PHOTO_JOBS else "lines"
+        below = dict(results[lo][1:])
+        for job, b in results[hi][1:]:
+            if job not in below:
+                continue
+            a, per = below[job], "photos" if job.split()[0] in PHOTO_JOBS else "lines"
             ua, ub = results[lo][0][1][per], results[hi][0][1][per]
             print(f"{job}: cost per unit {hi}x / {lo}x = {(b['seconds'] / ub) / (a['seconds'] / ua):.2f}, "
                   f"peak RSS {b['peak_mb'] / a['peak_mb']:.2f}x")  # fmt: skip

@@ -74,13 +74,20 @@ def _fit(train_dirs: list[Path], config: TrainConfig, use_embeddings: bool) -> n
     return model.eval()
 
 
+HOLDOUT_INPUTS = ("image_embedding", "title_embedding", "features", "feature_mask")
+
+
 def holdout(holdout_dir: Path, model: nn.Module, use_embeddings: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(photo ids, predictions, labels) on the holdout day's first view of each photo."""
-    table = pa.concat_tables(pq.read_table(p) for p in shard_paths([holdout_dir]))
-    table = table.filter(pa.compute.equal(table["view"], 0))
+    """(photo ids, predictions, labels) on the holdout day's first view of each photo. Only
+    those rows and the model's columns are read: a 100,000-photo day's augmented pixels are
+    3 GB, and reading them whole took the nightly run to 5.8 GB."""
+    columns = ["photo_id", "label", *HOLDOUT_INPUTS]
+    table = pa.concat_tables(
+        pq.read_table(p, columns=columns, filters=[("view", "=", 0)]) for p in shard_paths([holdout_dir])
+    )
     batch = {
         name: torch.from_numpy(table[name].combine_chunks().values.to_numpy().reshape(table.num_rows, -1).copy())
-        for name in ("image_embedding", "title_embedding", "features", "feature_mask")
+        for name in HOLDOUT_INPUTS
     }
     with torch.no_grad(), reproducible():
         pred = model(_inputs(batch, use_embeddings)).squeeze(1).numpy()
