@@ -88,10 +88,13 @@ def state_before(store: LakeStore, history: int) -> str:
 
 
 def day_entities(store: LakeStore) -> tuple[pa.Table, pa.Table]:
-    """The last day's photos as `photo_features` and `labels` rows (their values do not change the join's cost)."""
+    """The last day's photos as `photo_features` and `labels` rows (their values do not change
+    the join's cost). The lake's photos end the day before, so that day's are moved onto it."""
     photos = store.read_parquet("staging/photos.parquet")
-    start = _midnight(LAST_DAY)
+    start = _midnight(LAST_DAY - timedelta(days=1))
     day = photos.filter((pc.field("posted_at") >= start) & (pc.field("posted_at") < start + timedelta(days=1)))
+    moved = pc.add(day["posted_at"], pa.scalar(timedelta(days=1), pa.duration("us")))
+    day = day.set_column(day.schema.get_field_index("posted_at"), "posted_at", moved)
     n = day.num_rows
 
     def filled(schema: pa.Schema) -> pa.Table:
