@@ -213,10 +213,10 @@ def test_a_day_from_tiles_and_edge_days_equals_the_day_from_every_raw_event(seed
         from_tiles = user_activity_of_day(day, events_of, tile_of, photos_t, users_t)
         assert from_tiles.equals(reference), day
         compared += reference.num_rows
-        # A range of users at a time (here 3 to 6 ranges of about 15 edge events): the same rows.
-        by_range = user_activity_of_day(day, events_of, lambda t: tile_of(t, 15), photos_t, users_t, per_range=15)
-        assert len(user_ranges(events_of(day), 15)) >= 3 and by_range.equals(reference), day
-        assert tile_of(day, 15).equals(tile_of(day)), day
+        if d % 5 == 0:  # a range of users at a time (3 to 6 ranges of about 15 edge events): the same rows
+            by_range = user_activity_of_day(day, events_of, lambda t: tile_of(t, 15), photos_t, users_t, per_range=15)
+            assert len(user_ranges(events_of(day), 15)) >= 3 and by_range.equals(reference), day
+            assert tile_of(day, 15).equals(tile_of(day)), day
     assert compared > 500
 
 
