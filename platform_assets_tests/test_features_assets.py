@@ -218,6 +218,7 @@ def test_a_latest_activity_older_than_the_activity_it_covers_is_rebuilt(fresh_la
     day it covers was materialized after it read them, and only with its materialization on
     record (not a file from another instance): otherwise it is rebuilt from the 31 days."""
     from platform_assets.lib.features.latest_activity import rebuild_latest
+    from platform_assets.lib.features.user_activity import USER_ACTIVITY_SCHEMA
 
     resources, days = fresh_lake.resources(), sorted(fresh_lake.manifest["days"])
     store, (before, day) = fresh_lake.store, days[-2:]
@@ -229,9 +230,9 @@ def test_a_latest_activity_older_than_the_activity_it_covers_is_rebuilt(fresh_la
     ranged = range_tags(days[0], days[-1])
     assert dg.materialize([user_activity, latest_activity], resources=resources, instance=instance, tags=ranged).success
 
-    def activity_of(d: date) -> pa.Table | None:
+    def activity_of(d: date) -> pa.Table:
         key = partition_key(USER_ACTIVITY_PATH, d.isoformat())
-        return store.read_parquet(key) if store.exists(key) else None
+        return store.read_parquet(key) if store.exists(key) else USER_ACTIVITY_SCHEMA.empty_table()
 
     expected = rebuild_latest(date.fromisoformat(day), activity_of)
     assert expected.num_rows > 20 and store.read_parquet(partition_key(LATEST_ACTIVITY_PATH, day)).equals(expected)

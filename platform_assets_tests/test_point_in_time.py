@@ -262,7 +262,7 @@ def test_a_day_joined_against_the_day_befores_state_equals_the_join_over_31_days
     def rows_of(day) -> pa.Table:
         return activity.filter(pa.array([d == day.isoformat() for d in day_of]))
 
-    state = rebuild_latest(T0.date() - timedelta(days=1), lambda d: None)
+    state = rebuild_latest(T0.date() - timedelta(days=1), lambda d: USER_ACTIVITY_SCHEMA.empty_table())
     compared = silent = 0
     for n in range(span):
         day, start = T0.date() + timedelta(days=n), T0 + timedelta(days=n)

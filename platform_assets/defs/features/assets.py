@@ -71,6 +71,11 @@ from platform_assets.lib.staging.events import EVENTS_SCHEMA
 _RANGED = {"partitions_def": daily, "backfill_policy": dg.BackfillPolicy.single_run(), "group_name": "features"}
 
 
+def _days_metadata(store: LakeStore, dataset: str, rows: int, size: int) -> dict:
+    """What a step that wrote `dataset` a day at a time reports: rows and bytes of all its days."""
+    return {"dagster/row_count": rows, "bytes": size, "dagster/uri": dg.MetadataValue.path(store.uri(f"{dataset}/"))}
+
+
 def _write_days(context: dg.AssetExecutionContext, store: LakeStore, dataset: str, table, ts_column: str) -> dict:
     """One Parquet file per day of the run's range; metadata of the whole range."""
     import pyarrow.compute as pc
@@ -161,13 +166,7 @@ def activity_tiles(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.
         tile = compute_activity_tile(today, day_before, photos, day)
         size += store.write_parquet(partition_key(ACTIVITY_TILES_PATH, day.isoformat()), tile)
         rows += tile.num_rows
-    return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": rows,
-            "bytes": size,
-            "dagster/uri": dg.MetadataValue.path(store.uri(f"{ACTIVITY_TILES_PATH}/")),
-        }
-    )
+    return dg.MaterializeResult(metadata=_days_metadata(store, ACTIVITY_TILES_PATH, rows, size))
 
 
 @dg.asset(
@@ -225,9 +224,10 @@ def user_activity(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.M
 STATE_READ_AT = "activity_read_at"
 
 
-def _activity_of(store: LakeStore, day: date) -> pa.Table | None:
+def _activity_of(store: LakeStore, day: date) -> pa.Table:
+    """A day's user_activity rows; none for a day never computed."""
     key = partition_key(USER_ACTIVITY_PATH, day.isoformat())
-    return store.read_parquet(key) if store.exists(key) else None
+    return store.read_parquet(key) if store.exists(key) else USER_ACTIVITY_SCHEMA.empty_table()
 
 
 def _latest_as_of(context: dg.AssetExecutionContext, store: LakeStore, day: date) -> pa.Table:
@@ -267,17 +267,12 @@ def latest_activity(context: dg.AssetExecutionContext, lake: LakeResource) -> dg
     state = _latest_as_of(context, store, first - timedelta(days=1))
     rows = size = 0
     for day in map(date.fromisoformat, day_range(first, last)):
-        today = _activity_of(store, day)
-        state = fold_latest(state, USER_ACTIVITY_SCHEMA.empty_table() if today is None else today, day)
+        state = fold_latest(state, _activity_of(store, day), day)
         size += store.write_parquet(partition_key(LATEST_ACTIVITY_PATH, day.isoformat()), state)
         rows += state.num_rows
     return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": rows,
-            "bytes": size,
-            "dagster/uri": dg.MetadataValue.path(store.uri(f"{LATEST_ACTIVITY_PATH}/")),
-            STATE_READ_AT: dg.MetadataValue.timestamp(read_at),
-        }
+        metadata=_days_metadata(store, LATEST_ACTIVITY_PATH, rows, size)
+        | {STATE_READ_AT: dg.MetadataValue.timestamp(read_at)}
     )
 
 
@@ -308,10 +303,8 @@ def popularity_labels(context: dg.AssetExecutionContext, lake: LakeResource) -> 
         size += store.write_parquet(partition_key(LABELS_PATH, day.isoformat()), table)
         rows, ready = rows + table.num_rows, ready + sum(table["label_ready"].to_pylist())
     return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": rows,
-            "dagster/uri": dg.MetadataValue.path(store.uri(f"{LABELS_PATH}/")),
-            "bytes": size,
+        metadata=_days_metadata(store, LABELS_PATH, rows, size)
+        | {
             "days": (last - first).days + 1,
             "labels_ready": ready,
             "labels_pending": rows - ready,
@@ -373,10 +366,7 @@ def training_set(context: dg.AssetExecutionContext, lake: LakeResource):
     days = []
     for day in map(date.fromisoformat, day_range(first, last)):  # a day: its rows and the state before it
         start = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
-        today = _activity_of(store, day)
-        activity = pa.concat_tables(
-            [_latest_as_of(context, store, day - timedelta(days=1)), *([today] if today is not None else [])]
-        )
+        activity = pa.concat_tables([_latest_as_of(context, store, day - timedelta(days=1)), _activity_of(store, day)])
         days.append(
             compute_training_set(
                 store.read_parquet(PHOTO_FEATURES_FILE, where=posted_on(day.isoformat())),

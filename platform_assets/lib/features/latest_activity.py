@@ -45,13 +45,13 @@ def fold_latest(previous: pa.Table, day_rows: pa.Table, day: date) -> pa.Table:
         return conform_to(con.sql(FOLD_SQL, params={"since": since}).to_arrow_table(), LATEST_ACTIVITY_SCHEMA)
 
 
-def rebuild_latest(day: date, activity_of: Callable[[date], pa.Table | None]) -> pa.Table:
-    """The state of `day` from the activity rows of its 31 days (None: a day never computed),
-    a day at a time: what a missing or outdated state is replaced by."""
+def rebuild_latest(day: date, activity_of: Callable[[date], pa.Table]) -> pa.Table:
+    """The state of `day` from the activity rows of its 31 days, a day at a time: what a missing
+    or outdated state is replaced by. Days without rows are not folded; what fell out of the
+    31 days goes once, at the end."""
     state = LATEST_ACTIVITY_SCHEMA.empty_table()
     for back in range(AS_OF_DAYS - 1, -1, -1):
         d = day - timedelta(days=back)
-        rows = activity_of(d)
-        if rows is not None:
+        if (rows := activity_of(d)).num_rows:
             state = fold_latest(state, rows, d)
-    return fold_latest(state, USER_ACTIVITY_SCHEMA.empty_table(), day)  # what fell out of the 31 days goes
+    return fold_latest(state, USER_ACTIVITY_SCHEMA.empty_table(), day)
