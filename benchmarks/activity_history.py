@@ -75,7 +75,7 @@ def events_of_day(day: date, n: int, users: int, photos: int) -> pa.Table:
 
 
 def make_lake(base: Path, days: list[date], n: int, users: int, photos: int) -> LakeStore:
-    from platform_assets.lib.features.user_activity import compute_activity_tile
+    from platform_assets.lib.features.user_activity import DayEvents, before_from_events, compute_activity_tile
 
     store = LakeStore(str(base / "lake"))
     photo_table, user_table = photos_and_users(users, photos)
@@ -89,14 +89,19 @@ def make_lake(base: Path, days: list[date], n: int, users: int, photos: int) -> 
         events = store.read_parquet(key)
         tile_key = partition_key(ACTIVITY_TILES_PATH, day.isoformat())
         if not store.exists(tile_key):
-            before = previous if previous is not None else events.slice(0, 0)
-            store.write_parquet(tile_key, compute_activity_tile(events, before, photo_table, day))
+            before = before_from_events(DayEvents.of(previous if previous is not None else events.slice(0, 0)), day)
+            store.write_parquet(
+                tile_key, compute_activity_tile(DayEvents.of(events), before, photo_table, user_table, day)
+            )
         previous = events
     return store
 
 
 def child(args) -> None:
     from platform_assets.lib.features.user_activity import (
+        DayEvents,
+        UserRange,
+        before_from_events,
         compute_activity_tile,
         compute_user_activity,
         user_activity_of_day,
@@ -120,17 +125,18 @@ def child(args) -> None:
     if args.child == "tiles":
         tiles = {}
 
-        def tile_of(day: date) -> pa.Table:
+        def tile_of(day: date, ids: UserRange) -> pa.Table:
             """The stored tile; the first day of the history has no day before it (as in all raw)."""
             if day not in tiles:
                 if day <= first:
-                    before = events_of(first).slice(0, 0)
-                    tiles[day] = compute_activity_tile(events_of(day), before, photos, day)
+                    before = before_from_events(DayEvents.of(events_of(first).slice(0, 0)), day)
+                    tiles[day] = compute_activity_tile(DayEvents.of(events_of(day)), before, photos, users, day)
                 else:
                     tiles[day] = store.read_parquet(partition_key(ACTIVITY_TILES_PATH, day.isoformat()))
-            return tiles[day]
+            return ids.rows(tiles[day])
 
-        rows = user_activity_of_day(LAST_DAY, events_of, tile_of, photos, users)
+        day_events = lambda day: DayEvents.of(events_of(day))  # noqa: E731
+        rows = pa.concat_tables(user_activity_of_day(LAST_DAY, day_events, tile_of, photos, users))
     else:
         window = [date.fromisoformat(d) for d in day_range(LAST_DAY - timedelta(days=LOOKBACK_DAYS), LAST_DAY)]
         events = pa.concat_tables([events_of(d) for d in window])

@@ -69,15 +69,26 @@ def day(photos: int) -> Selection:
 def whole_day(selected: Selection, store: LakeStore, out: LakeStore, aug: Augmentation, device, workers) -> list:
     """The baseline: the day's JPEGs read at once, every view built, then written."""
     from platform_assets.lib.embeddings.images import image_batches
-    from platform_assets.lib.shards.samples import IMAGE, IMAGE_POSITION, sample_columns, sample_pixels, sample_schema
-    from platform_assets.lib.shards.writer import StreamedColumn, write_shards
+    from platform_assets.lib.shards.samples import (
+        IMAGE,
+        IMAGE_POSITION,
+        VECTORS,
+        sample_columns,
+        sample_pixels,
+        sample_schema,
+    )
+    from platform_assets.lib.shards.writer import GatheredColumn, StreamedColumn, write_shards
 
     rows = selected.rows
     blobs = store.read_many(rows["image_key"].to_pylist())
     images = image_batches(blobs, aug.image_size, 256, device, workers)
     pixels = np.concatenate(list(sample_pixels(rows["photo_id"].to_pylist(), images, aug, device)))
-    columns = sample_columns(rows, selected.image_vectors, selected.title_vectors, aug)
-    field = sample_schema(aug.image_size, 1, 1).field(IMAGE)
+    columns = sample_columns(rows, aug)
+    schema = sample_schema(aug.image_size, selected.image_vectors.shape[1], selected.title_vectors.shape[1])
+    for (name, position), vectors in zip(VECTORS.items(), (selected.image_vectors, selected.title_vectors)):
+        whole = GatheredColumn(schema.field(name), position, vectors, aug.views).rows(0, columns.num_rows)
+        columns = columns.add_column(position - 1, schema.field(name), whole)  # before `image` goes in
+    field = schema.field(IMAGE)
     return write_shards(
         out, "day", columns, TARGET_BYTES, streamed=StreamedColumn(field, IMAGE_POSITION, iter([pixels]))
     )

@@ -53,26 +53,34 @@ def _midnight(day: date) -> datetime:
 
 def write_activity(store: LakeStore, days: list[date]) -> None:
     """Each day's user_activity rows, from its events and tiles, as the asset computes them."""
-    from platform_assets.lib.features.user_activity import compute_activity_tile, user_activity_of_day
+    from platform_assets.lib.features.user_activity import (
+        DayEvents,
+        UserRange,
+        before_from_events,
+        compute_activity_tile,
+        user_activity_of_day,
+    )
 
     photos, users = store.read_parquet("staging/photos.parquet"), store.read_parquet("staging/users.parquet")
 
-    def events_of(day: date) -> pa.Table:
+    def events_of(day: date) -> DayEvents:
         key = partition_key(EVENTS_PATH, day.isoformat())
         if not store.exists(key):  # before the lake's first day
-            return EVENTS_SCHEMA.empty_table().select(EVENT_COLUMNS)
-        return store.read_parquet(key, columns=EVENT_COLUMNS)
+            return DayEvents.of(EVENTS_SCHEMA.empty_table())
+        return DayEvents.of(store.read_parquet(key, columns=EVENT_COLUMNS))
 
-    def tile_of(day: date) -> pa.Table:
+    def tile_of(day: date, ids: UserRange) -> pa.Table:
         key = partition_key(ACTIVITY_TILES_PATH, day.isoformat())
         if store.exists(key):
-            return store.read_parquet(key)
-        return compute_activity_tile(events_of(day), events_of(day).slice(0, 0), photos, day)
+            return store.read_parquet(key, where=ids.where)
+        before = before_from_events(DayEvents.of(EVENTS_SCHEMA.empty_table()), day)
+        return ids.rows(compute_activity_tile(events_of(day), before, photos, users, day))
 
     for day in days:
         key = partition_key(USER_ACTIVITY_PATH, day.isoformat())
         if not store.exists(key):
-            store.write_parquet(key, user_activity_of_day(day, events_of, tile_of, photos, users))
+            rows = user_activity_of_day(day, events_of, tile_of, photos, users)
+            store.write_parquet(key, pa.concat_tables(rows))
 
 
 def state_before(store: LakeStore, history: int) -> str:
@@ -82,7 +90,8 @@ def state_before(store: LakeStore, history: int) -> str:
         state = USER_ACTIVITY_SCHEMA.empty_table()
         for back in range(history, 0, -1):
             day = LAST_DAY - timedelta(days=back)
-            state = fold_latest(state, store.read_parquet(partition_key(USER_ACTIVITY_PATH, day.isoformat())), day)
+            rows = store.read_parquet(partition_key(USER_ACTIVITY_PATH, day.isoformat()))
+            state = fold_latest(state, rows.to_batches(), day)
         store.write_parquet(key, state)
     return key
 
@@ -124,7 +133,7 @@ def child(args) -> None:
     if args.child == "state":
         before = store.read_parquet(state_before(store, history))
         store.write_parquet(
-            partition_key(LATEST_ACTIVITY_PATH, LAST_DAY.isoformat()), fold_latest(before, today, LAST_DAY)
+            partition_key(LATEST_ACTIVITY_PATH, LAST_DAY.isoformat()), fold_latest(before, today.to_batches(), LAST_DAY)
         )
         activity = pa.concat_tables([before, today])
     else:

@@ -68,7 +68,7 @@ def prepare(events: int, base: Path) -> Path:
     start = datetime.fromisoformat(min(days)).replace(tzinfo=UTC)
     end = datetime.fromisoformat(max(days)).replace(tzinfo=UTC) + timedelta(days=1)
     activity = compute_user_activity(events_table, photos, users, start, end)
-    labels = compute_labels(photos, events_table, start, end)
+    labels = compute_labels(photos, events_table.to_batches(), start, end)
     print(f"prepared inputs in {time.perf_counter() - t:.0f}s: {activity.num_rows} user_activity rows", flush=True)
     pq.write_table(activity, out / "user_activity.parquet")
     pq.write_table(labels, out / "labels.parquet")

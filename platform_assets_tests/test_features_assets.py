@@ -151,14 +151,14 @@ def test_activity_is_read_again_when_its_events_are_rewritten_meanwhile(fresh_la
     calls, rewritten_at, compute = [], [], feature_assets.user_activity_of_day
 
     def rewritten_while_reading(day_, events_of, *args):
-        calls.append(events_of(date.fromisoformat(day)).num_rows)
-        table = compute(day_, events_of, *args)
+        calls.append(events_of(date.fromisoformat(day)).rows)
+        tables = list(compute(day_, events_of, *args))
         if len(calls) == 1:  # the other run: half of the day's events now, and its materialization recorded
             full = fresh_lake.store.read_parquet(events_file)
             fresh_lake.store.write_parquet(events_file, full.slice(0, full.num_rows // 2))
             instance.report_runless_asset_event(dg.AssetMaterialization(EVENTS, partition=day))
             rewritten_at.append(time.time())
-        return table
+        return tables
 
     monkeypatch.setattr(feature_assets, "user_activity_of_day", rewritten_while_reading)
     result = dg.materialize([user_activity], partition_key=day, resources=resources, instance=instance)
@@ -195,7 +195,7 @@ def test_day_by_day_runs_give_what_the_whole_range_at_once_gives(feature_lake) -
 
     activity = compute_user_activity(events, photos, users, start, end)
     assert activity.num_rows > 10_000 and written(USER_ACTIVITY_PATH, ["user_id", "ts"]).equals(activity)
-    labels = compute_labels(photos, events, start, end)
+    labels = compute_labels(photos, events.to_batches(), start, end)
     assert written(LABELS_PATH, ["photo_id"]).equals(labels.sort_by("photo_id"))
 
 
@@ -218,7 +218,6 @@ def test_a_latest_activity_older_than_the_activity_it_covers_is_rebuilt(fresh_la
     day it covers was materialized after it read them, and only with its materialization on
     record (not a file from another instance): otherwise it is rebuilt from the 31 days."""
     from platform_assets.lib.features.latest_activity import rebuild_latest
-    from platform_assets.lib.features.user_activity import USER_ACTIVITY_SCHEMA
 
     resources, days = fresh_lake.resources(), sorted(fresh_lake.manifest["days"])
     store, (before, day) = fresh_lake.store, days[-2:]
@@ -230,9 +229,9 @@ def test_a_latest_activity_older_than_the_activity_it_covers_is_rebuilt(fresh_la
     ranged = range_tags(days[0], days[-1])
     assert dg.materialize([user_activity, latest_activity], resources=resources, instance=instance, tags=ranged).success
 
-    def activity_of(d: date) -> pa.Table:
+    def activity_of(d: date) -> list[pa.RecordBatch] | None:
         key = partition_key(USER_ACTIVITY_PATH, d.isoformat())
-        return store.read_parquet(key) if store.exists(key) else USER_ACTIVITY_SCHEMA.empty_table()
+        return store.read_parquet(key).to_batches() if store.exists(key) else None
 
     expected = rebuild_latest(date.fromisoformat(day), activity_of)
     assert expected.num_rows > 20 and store.read_parquet(partition_key(LATEST_ACTIVITY_PATH, day)).equals(expected)

@@ -31,7 +31,7 @@ def build(users, photos, events):
     events_t = table(events, EVENTS_SCHEMA)
     start, end = T0, T0 + timedelta(days=60)
     activity = compute_user_activity(events_t, photos_t, users_t, start, end)
-    labels = compute_labels(photos_t, events_t, start, end)
+    labels = compute_labels(photos_t, events_t.to_batches(), start, end)
     return compute_training_set(compute_photo_features(photos_t, users_t), labels, activity, start, end)
 
 
@@ -165,6 +165,8 @@ def test_a_day_from_tiles_and_edge_days_equals_the_day_from_every_raw_event(seed
     that cross midnight."""
     from platform_assets.lib.features.user_activity import (
         EVENTS_PER_USER_RANGE,
+        DayEvents,
+        before_from_events,
         compute_activity_tile,
         compute_user_activity,
         user_activity_of_day,
@@ -199,23 +201,29 @@ def test_a_day_from_tiles_and_edge_days_equals_the_day_from_every_raw_event(seed
         for d in range(-9, 21)
     }
 
-    def events_of(day):
-        return table(days.get(day, []), EVENTS_SCHEMA)
+    def events_of(day):  # in batches of 7 events: a range's events come from several
+        events = table(days.get(day, []), EVENTS_SCHEMA)
+        return DayEvents(events.num_rows, events.to_batches(7))
 
     def tile_of(day, per_range=EVENTS_PER_USER_RANGE):
-        return compute_activity_tile(events_of(day), events_of(day - timedelta(days=1)), photos_t, day, per_range)
+        before = before_from_events(events_of(day - timedelta(days=1)), day)
+        return compute_activity_tile(events_of(day), before, photos_t, users_t, day, per_range)
 
     compared = 0
     for d in range(8, 20):
         day = T0.date() + timedelta(days=d)
         start = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
         reference = compute_user_activity(events_t, photos_t, users_t, start, start + timedelta(days=1))
-        from_tiles = user_activity_of_day(day, events_of, tile_of, photos_t, users_t)
+        (from_tiles,) = user_activity_of_day(day, events_of, lambda t, r: r.rows(tile_of(t)), photos_t, users_t)
         assert from_tiles.equals(reference), day
         compared += reference.num_rows
         if d % 5 == 0:  # a range of users at a time (3 to 6 ranges of about 15 edge events): the same rows
-            by_range = user_activity_of_day(day, events_of, lambda t: tile_of(t, 15), photos_t, users_t, per_range=15)
-            assert len(user_ranges(events_of(day), 15)) >= 3 and by_range.equals(reference), day
+            edges = sum(events_of(day - timedelta(days=k)).rows for k in (0, 7))
+            assert len(user_ranges(users_t["user_id"], edges, 15)) >= 3, day
+            by_range = user_activity_of_day(
+                day, events_of, lambda t, r: r.rows(tile_of(t, 15)), photos_t, users_t, per_range=15
+            )
+            assert pa.concat_tables(by_range).equals(reference), day
             assert tile_of(day, 15).equals(tile_of(day)), day
     assert compared > 500
 
@@ -255,14 +263,17 @@ def test_a_day_joined_against_the_day_befores_state_equals_the_join_over_31_days
     ]
     photos_t = table(photos, PHOTOS_SCHEMA)
     closing = [ev(0, 1, T0 + timedelta(days=span + 2), "view", 1)]  # every 24 h label window closes
-    labels = compute_labels(photos_t, table(closing, EVENTS_SCHEMA), T0, T0 + timedelta(days=span))
+    labels = compute_labels(photos_t, table(closing, EVENTS_SCHEMA).to_batches(), T0, T0 + timedelta(days=span))
     features = compute_photo_features(photos_t, users_t)
     day_of = pa.compute.strftime(activity["ts"], format="%Y-%m-%d").to_pylist()
 
     def rows_of(day) -> pa.Table:
         return activity.filter(pa.array([d == day.isoformat() for d in day_of]))
 
-    state = rebuild_latest(T0.date() - timedelta(days=1), lambda d: USER_ACTIVITY_SCHEMA.empty_table())
+    def batches_of(day) -> list[pa.RecordBatch]:  # of 7 rows: a user's rows of a day span batches
+        return rows_of(day).to_batches(7)
+
+    state = rebuild_latest(T0.date() - timedelta(days=1), lambda d: None)
     compared = silent = 0
     for n in range(span):
         day, start = T0.date() + timedelta(days=n), T0 + timedelta(days=n)
@@ -273,7 +284,7 @@ def test_a_day_joined_against_the_day_befores_state_equals_the_join_over_31_days
         )
         assert got.equals(expected), day
         compared, silent = compared + got.num_rows, silent + got["features_as_of"].null_count
-        state = fold_latest(state, rows_of(day), day)
+        state = fold_latest(state, batches_of(day), day)
         if n % 20 == 19:  # a state rebuilt from the 31 days is the state folded day by day
-            assert state.equals(rebuild_latest(day, rows_of)), day
+            assert state.equals(rebuild_latest(day, batches_of)), day
     assert compared > 200 and silent > 5  # authors whose rows all fell out of the lookback: NULL

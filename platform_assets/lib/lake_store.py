@@ -13,7 +13,7 @@ import posixpath
 import re
 import shutil
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, TypeVar
@@ -71,6 +71,33 @@ def _names_the_lake(action: str) -> Callable[[F], F]:
         return wrapper  # type: ignore[return-value]
 
     return decorate
+
+
+PARQUET_OPTIONS = {"compression": "zstd", "write_statistics": True, "store_schema": True}
+ROW_GROUP_ROWS = 1 << 20  # pyarrow's default
+
+
+def write_parquet_stream(
+    path: str | os.PathLike, schema: pa.Schema, tables: Iterable[pa.Table], row_group_rows: int = ROW_GROUP_ROWS
+) -> tuple[int, pa.Table]:
+    """Tables arriving in order written as one local Parquet file, in row groups of
+    `row_group_rows` whatever the tables' sizes: the bytes `LakeStore.write_parquet` writes for
+    their concatenation, holding about one row group. Returns the rows and the first five."""
+    pending: list[pa.Table] = []
+    have = rows = 0
+    head = schema.empty_table()
+    with pq.ParquetWriter(path, schema, **PARQUET_OPTIONS) as writer:
+        for table in tables:
+            head = head if head.num_rows >= 5 else pa.concat_tables([head, table.slice(0, 5 - head.num_rows)])
+            pending.append(table)
+            have, rows = have + table.num_rows, rows + table.num_rows
+            while have >= row_group_rows:
+                block = pa.concat_tables(pending)
+                writer.write_table(block.slice(0, row_group_rows), row_group_size=row_group_rows)
+                pending, have = [block.slice(row_group_rows)], have - row_group_rows
+        if have or not rows:
+            writer.write_table(pa.concat_tables([schema.empty_table(), *pending]), row_group_size=row_group_rows)
+    return rows, head
 
 
 def _temp_path(final: str) -> str:
@@ -226,9 +253,7 @@ class LakeStore:
         """Write `table` as one Parquet file with deterministic bytes; returns its size.
         `row_group_rows`: smaller row groups let a filtered read hold less (pyarrow's default: 1 Mi rows)."""
         buf = io.BytesIO()
-        pq.write_table(
-            table, buf, compression="zstd", write_statistics=True, store_schema=True, row_group_size=row_group_rows
-        )
+        pq.write_table(table, buf, row_group_size=row_group_rows, **PARQUET_OPTIONS)
         data = buf.getvalue()
         self.write_bytes(key, data)
         return len(data)
@@ -245,6 +270,19 @@ class LakeStore:
         """`columns` of several files with one schema as one table, the files read in parallel."""
         fs, _ = self._fs_and_base()
         return pq.read_table([self.path(k) for k in keys], filesystem=fs, columns=columns)
+
+    @_names_the_lake("reading")
+    def parquet_rows(self, keys: list[str]) -> int:
+        """The rows of these Parquet files, from their footers (no data is read)."""
+        fs, _ = self._fs_and_base()
+        return sum(pq.read_metadata(self.path(k), filesystem=fs).num_rows for k in keys)
+
+    def iter_parquet(self, keys: list[str], columns: list[str], batch_rows: int) -> Iterator[pa.RecordBatch]:
+        """`columns` of these Parquet files, `batch_rows` at a time: memory holds a batch, not the files."""
+        fs, _ = self._fs_and_base()
+        for key in keys:
+            with fs.open_input_file(self.path(key)) as source:
+                yield from pq.ParquetFile(source).iter_batches(batch_size=batch_rows, columns=columns)
 
     @_names_the_lake("reading")
     def column_max(self, keys: list[str], column: str) -> Any:

@@ -5,12 +5,16 @@ backfills), because a day's rows depend on earlier days: user_activity on 30 day
 latest_activity and so training_set on 31 days of user_activity.
 """
 
+import tempfile
 import time
-from collections import OrderedDict
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
+from itertools import chain
+from pathlib import Path
 
 import dagster as dg
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from platform_assets.defs.keys import (
     ACTIVITY_TILES,
@@ -42,11 +46,17 @@ from platform_assets.lib.features.training_set import (
     point_in_time_violations,
 )
 from platform_assets.lib.features.user_activity import (
+    BATCH_ROWS,
     EDGE_DAYS,
     EVENT_COLUMNS,
     LOOKBACK_DAYS,
+    TILE_ROW_GROUP,
     TILE_SCHEMA,
     USER_ACTIVITY_SCHEMA,
+    DayEvents,
+    UserRange,
+    before_from_events,
+    before_from_tile,
     compute_activity_tile,
     user_activity_of_day,
 )
@@ -65,8 +75,7 @@ from platform_assets.lib.lake_layout import (
     read_days,
     staging_key,
 )
-from platform_assets.lib.lake_store import LakeStore
-from platform_assets.lib.staging.events import EVENTS_SCHEMA
+from platform_assets.lib.lake_store import LakeStore, write_parquet_stream
 
 _RANGED = {"partitions_def": daily, "backfill_policy": dg.BackfillPolicy.single_run(), "group_name": "features"}
 
@@ -78,7 +87,6 @@ def _days_metadata(store: LakeStore, dataset: str, rows: int, size: int) -> dict
 
 def _write_days(context: dg.AssetExecutionContext, store: LakeStore, dataset: str, table, ts_column: str) -> dict:
     """One Parquet file per day of the run's range; metadata of the whole range."""
-    import pyarrow.compute as pc
 
     first, last = partition_window(context)
     days = pc.strftime(table[ts_column], format="%Y-%m-%d")
@@ -104,43 +112,42 @@ def _materialized_since(instance: dg.DagsterInstance, key: dg.AssetKey, days: li
 
 
 class _Days:
-    """Single days of events and activity tiles from the lake. The tiles a day's rows read (up
-    to 8 days before it) are kept, so a range's consecutive days read each once; a day's events
-    are read when asked (a day holds millions). A tile the lake lacks (a day staged before
-    tiles existed) is computed from its events."""
+    """Reads of the lake by day for steps that walk a range of days: a day's events streamed a
+    batch at a time (a day holds millions), a tile's rows a range of users at a time. A tile
+    the lake lacks (a day staged before tiles existed) is computed from its events, once."""
 
-    TILES_KEPT = 9  # one day's rows read 7 (days 1-6 and 8 before it); the next day needs all but 2 again
+    def __init__(self, store: LakeStore, photos: pa.Table, users: pa.Table, log) -> None:
+        self.store, self.photos, self.users, self.log = store, photos, users, log
+        self.computed: dict[date, pa.Table] = {}  # tiles the lake lacks, computed once
 
-    def __init__(self, store: LakeStore, photos: pa.Table, log) -> None:
-        self.store, self.photos, self.log = store, photos, log
-        self.tiles: OrderedDict[date, pa.Table] = OrderedDict()
+    def events(self, day: date) -> DayEvents:
+        keys = day_parts(self.store, EVENTS_PATH, day.isoformat())
+        return DayEvents(self.store.parquet_rows(keys), self.store.iter_parquet(keys, EVENT_COLUMNS, BATCH_ROWS))
 
-    def events(self, day: date) -> pa.Table:
-        parts = [
-            self.store.read_parquet(key, columns=EVENT_COLUMNS)
-            for key in day_parts(self.store, EVENTS_PATH, day.isoformat())
-        ]
-        return pa.concat_tables(parts) if parts else EVENTS_SCHEMA.empty_table().select(EVENT_COLUMNS)
+    def tile(self, day: date, users: UserRange) -> pa.Table:
+        """The rows of `day`'s tile in a range of users (a read of their row groups only)."""
+        key = partition_key(ACTIVITY_TILES_PATH, day.isoformat())
+        if day not in self.computed and self.store.exists(key):
+            return self.store.read_parquet(key, where=users.where)
+        if day not in self.computed:
+            if day_parts(self.store, EVENTS_PATH, day.isoformat()):
+                self.log.info(f"no activity tile for {day}: computed from its events")
+            self.computed[day] = compute_activity_tile(self.events(day), self.before(day), self.photos, self.users, day)
+        return users.rows(self.computed[day])
 
-    def tile(self, day: date) -> pa.Table:
-        if day not in self.tiles:
-            key = partition_key(ACTIVITY_TILES_PATH, day.isoformat())
-            if self.store.exists(key):
-                self.tiles[day] = self.store.read_parquet(key)
-            else:
-                if day_parts(self.store, EVENTS_PATH, day.isoformat()):
-                    self.log.info(f"no activity tile for {day}: computed from its events")
-                before = self.events(day - timedelta(days=1))
-                self.tiles[day] = compute_activity_tile(self.events(day), before, self.photos, day)
-            if len(self.tiles) > self.TILES_KEPT:  # the range moves forward: the least recently read goes
-                self.tiles.popitem(last=False)
-        self.tiles.move_to_end(day)
-        return self.tiles[day]
+    def before(self, day: date) -> pa.Table:
+        """Each user's last event of the day before `day`, from that day's events."""
+        return before_from_events(self.events(day - timedelta(days=1)), day)
 
 
 def _activity_photos(store: LakeStore) -> pa.Table:
     """The columns of the staged photos the activity reads: authors of posts and of liked photos."""
     return store.read_parquet(staging_key("photos"), columns=["photo_id", "user_id", "posted_at"])
+
+
+def _user_ids(store: LakeStore) -> pa.Table:
+    """The staged users' ids: where the ranges of users a day is computed in are cut."""
+    return store.read_parquet(staging_key("users"), columns=["user_id"])
 
 
 @dg.asset(
@@ -157,15 +164,15 @@ def _activity_photos(store: LakeStore) -> pa.Table:
 def activity_tiles(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     store = lake.store()
     first, last = partition_window(context)
-    photos = _activity_photos(store)
-    days = _Days(store, photos, context.log)
+    photos, users = _activity_photos(store), _user_ids(store)
+    days = _Days(store, photos, users, context.log)
     rows = size = 0
-    today = days.events(first - timedelta(days=1))
-    for day in map(date.fromisoformat, day_range(first, last)):  # each day's events read once, kept for the next
-        day_before, today = today, days.events(day)
-        tile = compute_activity_tile(today, day_before, photos, day)
-        size += store.write_parquet(partition_key(ACTIVITY_TILES_PATH, day.isoformat()), tile)
+    before = days.before(first)
+    for day in map(date.fromisoformat, day_range(first, last)):  # each day's events read once
+        tile = compute_activity_tile(days.events(day), before, photos, users, day)
+        size += store.write_parquet(partition_key(ACTIVITY_TILES_PATH, day.isoformat()), tile, TILE_ROW_GROUP)
         rows += tile.num_rows
+        before = before_from_tile(tile, day + timedelta(days=1))
     return dg.MaterializeResult(metadata=_days_metadata(store, ACTIVITY_TILES_PATH, rows, size))
 
 
@@ -191,30 +198,34 @@ def user_activity(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.M
     store = lake.store()
     first, last = partition_window(context)
     photos, users = _activity_photos(store), store.read_parquet(staging_key("users"))
-    days = _Days(store, photos, context.log)  # tiles kept across the range's days
+    days = _Days(store, photos, users, context.log)  # tiles kept across the range's days
     rows = size = 0
     head = USER_ACTIVITY_SCHEMA.empty_table()
-    for day in map(date.fromisoformat, day_range(first, last)):
-        inputs = [(day - timedelta(days=k)).isoformat() for k in EDGE_DAYS]
-        for attempt in range(1, EVENTS_READ_ATTEMPTS + 1):
-            read_at = time.time()
-            if attempt > 1:  # the events changed meanwhile: their tiles too, maybe
-                days = _Days(store, photos, context.log)
-            table = user_activity_of_day(day, days.events, days.tile, photos, users)
-            rewritten = _materialized_since(context.instance, EVENTS, inputs, read_at)
-            if not rewritten:
-                break
-            if attempt == EVENTS_READ_ATTEMPTS:
-                context.log.warning(
-                    f"events of {rewritten} kept changing; writing what was read (the run their change set off rewrites it)"
+    with tempfile.TemporaryDirectory(prefix="user-activity-") as tmp:
+        written = Path(tmp) / "day.parquet"
+        for day in map(date.fromisoformat, day_range(first, last)):
+            inputs = [(day - timedelta(days=k)).isoformat() for k in EDGE_DAYS]
+            for attempt in range(1, EVENTS_READ_ATTEMPTS + 1):
+                read_at = time.time()
+                if attempt > 1:  # the events changed meanwhile: their tiles too, maybe
+                    days = _Days(store, photos, users, context.log)
+                day_rows, day_head = write_parquet_stream(
+                    written, USER_ACTIVITY_SCHEMA, user_activity_of_day(day, days.events, days.tile, photos, users)
                 )
-            else:
-                context.log.info(
-                    f"events of {rewritten} were rewritten while this step read them (try {attempt}): reading again"
-                )
-        size += store.write_parquet(partition_key(USER_ACTIVITY_PATH, day.isoformat()), table)
-        rows += table.num_rows
-        head = head if head.num_rows else table.slice(0, 5)
+                rewritten = _materialized_since(context.instance, EVENTS, inputs, read_at)
+                if not rewritten:
+                    break
+                if attempt == EVENTS_READ_ATTEMPTS:
+                    context.log.warning(
+                        f"events of {rewritten} kept changing; writing what was read (the run their change set off rewrites it)"
+                    )
+                else:
+                    context.log.info(
+                        f"events of {rewritten} were rewritten while this step read them (try {attempt}): reading again"
+                    )
+            size += store.put_file(partition_key(USER_ACTIVITY_PATH, day.isoformat()), written)
+            rows += day_rows
+            head = head if head.num_rows else day_head
     metadata = table_metadata(head, store.uri(f"{USER_ACTIVITY_PATH}/"), size, row_count=rows)
     return dg.MaterializeResult(
         metadata=metadata | {"days": (last - first).days + 1, EVENTS_READ_AT: dg.MetadataValue.timestamp(read_at)}
@@ -224,15 +235,24 @@ def user_activity(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.M
 STATE_READ_AT = "activity_read_at"
 
 
-def _activity_of(store: LakeStore, day: date) -> pa.Table:
-    """A day's user_activity rows; none for a day never computed."""
+def _activity_batches(store: LakeStore, day: date) -> Iterator[pa.RecordBatch] | None:
+    """A day's user_activity rows a batch at a time; None for a day never computed."""
     key = partition_key(USER_ACTIVITY_PATH, day.isoformat())
-    return store.read_parquet(key) if store.exists(key) else USER_ACTIVITY_SCHEMA.empty_table()
+    return store.iter_parquet([key], USER_ACTIVITY_SCHEMA.names, BATCH_ROWS) if store.exists(key) else None
 
 
-def _latest_as_of(context: dg.AssetExecutionContext, store: LakeStore, day: date) -> pa.Table:
-    """The `latest_activity` state of `day`: read when the lake has it and no user_activity day
-    it covers was materialized since it read them; else rebuilt from those 31 days."""
+def _authors_activity(store: LakeStore, day: date, authors: pc.Expression) -> pa.Table:
+    """A day's user_activity rows of `authors` (filtered as read: the day holds millions)."""
+    key = partition_key(USER_ACTIVITY_PATH, day.isoformat())
+    return store.read_parquet(key, where=authors) if store.exists(key) else USER_ACTIVITY_SCHEMA.empty_table()
+
+
+def _latest_as_of(
+    context: dg.AssetExecutionContext, store: LakeStore, day: date, authors: pc.Expression | None = None
+) -> pa.Table:
+    """The `latest_activity` state of `day` (only the rows of `authors`, when given): read when
+    the lake has it and no user_activity day it covers was materialized since it read them;
+    else rebuilt from those 31 days."""
     key = partition_key(LATEST_ACTIVITY_PATH, day.isoformat())
     covered = day_range(day - timedelta(days=AS_OF_DAYS - 1), day)
     if store.exists(key):
@@ -243,10 +263,11 @@ def _latest_as_of(context: dg.AssetExecutionContext, store: LakeStore, day: date
         if read_at is not None:
             changed = _materialized_since(context.instance, USER_ACTIVITY, covered, read_at.value)
             if not changed:
-                return store.read_parquet(key)
+                return store.read_parquet(key, where=authors)
             context.log.info(f"latest_activity of {day} is older than user_activity of {changed}: rebuilt")
     context.log.info(f"latest_activity of {day} rebuilt from user_activity of {covered[0]}..{covered[-1]}")
-    return rebuild_latest(day, lambda d: _activity_of(store, d))
+    state = rebuild_latest(day, lambda d: _activity_batches(store, d))
+    return state if authors is None else state.filter(authors)
 
 
 @dg.asset(
@@ -267,7 +288,7 @@ def latest_activity(context: dg.AssetExecutionContext, lake: LakeResource) -> dg
     state = _latest_as_of(context, store, first - timedelta(days=1))
     rows = size = 0
     for day in map(date.fromisoformat, day_range(first, last)):
-        state = fold_latest(state, _activity_of(store, day), day)
+        state = fold_latest(state, _activity_batches(store, day) or [], day)
         size += store.write_parquet(partition_key(LATEST_ACTIVITY_PATH, day.isoformat()), state)
         rows += state.num_rows
     return dg.MaterializeResult(
@@ -290,15 +311,13 @@ def popularity_labels(context: dg.AssetExecutionContext, lake: LakeResource) -> 
     store = lake.store()
     first, last = partition_window(context)
     photos = store.read_parquet(staging_key("photos"))
-    days = _Days(store, photos, context.log)
+    days = _Days(store, photos, _user_ids(store), context.log)
     read = [key for d in day_range(first, last + timedelta(days=1)) for key in day_parts(store, EVENTS_PATH, d)]
     watermark = store.column_max(read, "ts")  # the latest event the range's reads see, as one read of them all would
     rows = size = ready = 0
-    following = days.events(first)
     for day in map(date.fromisoformat, day_range(first, last)):  # a day's labels read that day and the next
         start = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
-        today, following = following, days.events(day + timedelta(days=1))  # each day read once
-        events = pa.concat_tables([today, following])
+        events = chain(days.events(day).batches, days.events(day + timedelta(days=1)).batches)
         table = compute_labels(photos, events, start, start + timedelta(days=1), watermark)
         size += store.write_parquet(partition_key(LABELS_PATH, day.isoformat()), table)
         rows, ready = rows + table.num_rows, ready + sum(table["label_ready"].to_pylist())
@@ -366,10 +385,13 @@ def training_set(context: dg.AssetExecutionContext, lake: LakeResource):
     days = []
     for day in map(date.fromisoformat, day_range(first, last)):  # a day: its rows and the state before it
         start = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
-        activity = pa.concat_tables([_latest_as_of(context, store, day - timedelta(days=1)), _activity_of(store, day)])
+        photos = store.read_parquet(PHOTO_FEATURES_FILE, where=posted_on(day.isoformat()))
+        authors = pc.field("user_id").isin(pc.unique(photos["user_id"]))  # the join reads no one else's rows
+        before = _latest_as_of(context, store, day - timedelta(days=1), authors)
+        activity = pa.concat_tables([before, _authors_activity(store, day, authors)])
         days.append(
             compute_training_set(
-                store.read_parquet(PHOTO_FEATURES_FILE, where=posted_on(day.isoformat())),
+                photos,
                 read_days(store, LABELS_PATH, [day.isoformat()], LABELS_SCHEMA),
                 activity,
                 start,

@@ -9,9 +9,11 @@ time t returns the values at t exactly, never values from after t.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC as UTC_TZ
 from datetime import date, datetime, time, timedelta
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -57,10 +59,14 @@ TILE_SCHEMA = described_schema(
     ("last_ts", UTC, "The user's last event that day; NULL when the user only received likes."),
 )
 EDGE_DAYS = (0, 7)  # days before the computed day whose raw events its rows read
+TILE_ROW_GROUP = 65_536  # users per row group of a tile: a range of users reads only its own
 # Raw events computed at once. A user's rows depend only on the user's own events, the likes
 # on the user's photos and the user's tiles, so a day is computed a range of user ids at a
-# time: DuckDB's sorts and windows hold one range, not 20 M events (two 10 M-event days).
-EVENTS_PER_USER_RANGE = 2_000_000
+# time: DuckDB's sorts and windows hold one range, not 20 M events (two 10 M-event days). The
+# events reach each range through a file per range on local disk, written a batch at a time,
+# so memory follows this setting, not the day.
+EVENTS_PER_USER_RANGE = 1_000_000
+BATCH_ROWS = 1 << 20  # events read at a time
 TILE_DAYS = range(1, 7)  # days before it whose tiles they read
 EVENT_COLUMNS = ["user_id", "ts", "event_type", "photo_id"]
 
@@ -192,88 +198,179 @@ class UserRange(NamedTuple):
     lo: int
     hi: int
 
-    def holds(self, ids: pa.ChunkedArray) -> pa.ChunkedArray:
-        return pc.and_(pc.greater_equal(ids, self.lo), pc.less(ids, self.hi))
+    @property
+    def where(self) -> pc.Expression:
+        """The range as a filter a Parquet read pushes down (files sorted by user_id skip the rest)."""
+        return (pc.field("user_id") >= self.lo) & (pc.field("user_id") < self.hi)
 
     def rows(self, table: pa.Table) -> pa.Table:
-        return table.filter(self.holds(table["user_id"]))
-
-    def events(self, events: pa.Table, author: pa.ChunkedArray) -> pa.Table:
-        """The users' own events and the likes on their photos (`author`: each event's photo's)."""
-        liked = pc.and_kleene(pc.equal(events["event_type"], "like"), self.holds(author))
-        return events.filter(pc.or_kleene(self.holds(events["user_id"]), liked))
+        return table.filter(self.where)
 
 
-def _authors(events: pa.Table, photos: pa.Table) -> pa.ChunkedArray:
-    return pc.take(photos["user_id"], pc.index_in(events["photo_id"], photos["photo_id"]))
+class DayEvents(NamedTuple):
+    """A day's events (`EVENT_COLUMNS`) to be read once, a batch at a time; `rows` is known first."""
+
+    rows: int
+    batches: Iterable[pa.RecordBatch]
+
+    @classmethod
+    def of(cls, table: pa.Table) -> DayEvents:
+        return cls(table.num_rows, table.select(EVENT_COLUMNS).to_batches(BATCH_ROWS))
 
 
-def user_ranges(events: pa.Table, per_range: int = EVENTS_PER_USER_RANGE) -> list[UserRange]:
-    """Contiguous user id ranges of about `per_range` of `events` each, covering every id."""
-    n = -(-events.num_rows // per_range)
-    if n <= 1:
+def user_ranges(
+    user_ids: pa.ChunkedArray | pa.Array, events: int, per_range: int = EVENTS_PER_USER_RANGE
+) -> list[UserRange]:
+    """Contiguous ranges of `user_ids` (the users table's), as many as `events` edge events make
+    at `per_range` each, with equal numbers of users: every id is in exactly one."""
+    n = -(-events // per_range)
+    if n <= 1 or len(user_ids) == 0:
         return [UserRange(-(2**63), 2**63 - 1)]
-    cuts = np.unique(np.quantile(events["user_id"].to_numpy(), np.linspace(0, 1, n + 1)[1:-1]).astype(np.int64))
+    cuts = np.unique(np.quantile(np.asarray(user_ids), np.linspace(0, 1, n + 1)[1:-1]).astype(np.int64))
     bounds = [-(2**63), *cuts.tolist(), 2**63 - 1]
     return [UserRange(lo, hi) for lo, hi in zip(bounds, bounds[1:])]
 
 
-def compute_activity_tile(
-    events: pa.Table, day_before: pa.Table, photos: pa.Table, day: date, per_range: int = EVENTS_PER_USER_RANGE
-) -> pa.Table:
-    """The tile of `day` from its events and the events of the day before (for session starts),
-    a range of users at a time."""
-    ranges = user_ranges(events, per_range)
-    if len(ranges) > 1:
-        author = _authors(events, photos)
-        return pa.concat_tables(
-            [
-                r.rows(compute_activity_tile(r.events(events, author), r.rows(day_before), r.rows(photos), day))
-                for r in ranges
-            ]
+class _Authors:
+    """Each photo's author, looked up by photo id (a sorted copy of the ids: no hash per batch)."""
+
+    def __init__(self, photos: pa.Table) -> None:
+        ids = photos["photo_id"].to_numpy()
+        order = np.argsort(ids, kind="stable")
+        self.ids, self.users = ids[order], photos["user_id"].to_numpy()[order]
+
+    def of(self, photo_ids: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+        """(author, known): the author of each photo id; `known` is False for a NULL or unknown id."""
+        wanted = pc.fill_null(photo_ids, -1).to_numpy()
+        at = np.minimum(np.searchsorted(self.ids, wanted), max(len(self.ids) - 1, 0))
+        if not len(self.ids):
+            return np.zeros(len(wanted), np.int64), np.zeros(len(wanted), bool)
+        known = (self.ids[at] == wanted) & pc.is_valid(photo_ids).to_numpy(zero_copy_only=False)
+        return self.users[at], known
+
+
+def _split_by_range(
+    days: Iterable[DayEvents], authors: _Authors, ranges: list[UserRange], directory: Path
+) -> Iterator[pa.Table]:
+    """Each range's events: its users' own and the likes on their photos (a like goes to the
+    actor's range and to the author's). Written a batch at a time to a file per range, then
+    read back a range at a time, memory-mapped."""
+    cuts = np.array([r.lo for r in ranges[1:]], np.int64)
+    paths = [directory / f"range-{i}.arrow" for i in range(len(ranges))]
+    writers: dict[int, pa.ipc.RecordBatchFileWriter] = {}
+    schema = None
+    try:
+        for day in days:
+            for batch in day.batches:
+                events = pa.Table.from_batches([batch]).select(EVENT_COLUMNS)
+                schema = schema or events.schema
+                own = np.searchsorted(cuts, events["user_id"].to_numpy(), "right")
+                author, known = authors.of(events["photo_id"])
+                author_range = np.searchsorted(cuts, author, "right")
+                liked = known & pc.equal(events["event_type"], "like").to_numpy(zero_copy_only=False)
+                also = np.flatnonzero(liked & (author_range != own))
+                dest = np.concatenate([own, author_range[also]])
+                order = np.argsort(dest, kind="stable")
+                routed = events.take(np.concatenate([np.arange(events.num_rows), also])[order])
+                counts = np.bincount(dest, minlength=len(ranges))
+                for i, start in enumerate(np.cumsum(counts) - counts):
+                    if counts[i]:
+                        if i not in writers:
+                            writers[i] = pa.ipc.new_file(paths[i], schema)
+                        writers[i].write_table(routed.slice(start, counts[i]).cast(schema))
+    finally:
+        for writer in writers.values():
+            writer.close()
+    for i in range(len(ranges)):
+        if i in writers:
+            with pa.memory_map(str(paths[i])) as source:
+                yield pa.ipc.open_file(source).read_all()
+            paths[i].unlink()
+        else:
+            yield (schema or _EVENTS_ARROW).empty_table()
+
+
+_EVENTS_ARROW = pa.schema([("user_id", pa.int64()), ("ts", UTC), ("event_type", pa.string()), ("photo_id", pa.int64())])
+
+
+def _by_range(
+    days: list[DayEvents], photos: pa.Table, users: pa.Table, per_range: int
+) -> Iterator[tuple[UserRange, pa.Table]]:
+    """Each user range with its events (see `_split_by_range`); one range without a split."""
+    ranges = user_ranges(users["user_id"], sum(d.rows for d in days), per_range)
+    if len(ranges) == 1:
+        batches = [b for d in days for b in d.batches]
+        yield (
+            ranges[0],
+            (pa.Table.from_batches(batches).select(EVENT_COLUMNS) if batches else _EVENTS_ARROW.empty_table()),
         )
-    with duck.connect() as con:
-        con.register("events", events)
-        con.register("photos", photos)
-        con.register("day_before", day_before)
-        con.execute(BEFORE_SQL.format(events="day_before"))
-        con.execute(SESSIONS_SQL)
-        return conform_to(con.sql(TILE_SQL, params={"day": day}).to_arrow_table(), TILE_SCHEMA)
+        return
+    with tempfile.TemporaryDirectory(prefix="user-ranges-") as tmp:
+        yield from zip(ranges, _split_by_range(days, _Authors(photos), ranges, Path(tmp)))
+
+
+def before_from_events(day: DayEvents, next_day: date) -> pa.Table:
+    """(user_id, day, last_ts): each user's last event of the day before `next_day`, from its
+    events read a batch at a time (what `before` holds when there is no tile of that day)."""
+    parts = [
+        pa.Table.from_batches([b]).select(["user_id", "ts"]).group_by("user_id").aggregate([("ts", "max")])
+        for b in day.batches
+    ]
+    if not parts:
+        return before_from_tile(TILE_SCHEMA.empty_table(), next_day)
+    last = pa.concat_tables(parts).group_by("user_id").aggregate([("ts_max", "max")])
+    return before_from_tile(pa.table({"user_id": last["user_id"], "last_ts": last["ts_max_max"].cast(UTC)}), next_day)
+
+
+def compute_activity_tile(
+    events: DayEvents,
+    before: pa.Table,
+    photos: pa.Table,
+    users: pa.Table,
+    day: date,
+    per_range: int = EVENTS_PER_USER_RANGE,
+) -> pa.Table:
+    """The tile of `day` from its events and `before` (each user's last event the day before, for
+    session starts: `before_from_events`, or the day before's tile via `_last_event`), a range of users
+    at a time."""
+    tiles = []
+    for r, events_of_range in _by_range([events], photos, users, per_range):
+        with duck.connect() as con:
+            con.register("events", events_of_range)
+            con.register("photos", r.rows(photos))
+            con.register("before", r.rows(before))
+            con.execute(SESSIONS_SQL)
+            tiles.append(r.rows(conform_to(con.sql(TILE_SQL, params={"day": day}).to_arrow_table(), TILE_SCHEMA)))
+    return pa.concat_tables(tiles)
 
 
 def user_activity_of_day(
     day: date,
-    events_of: Callable[[date], pa.Table],
-    tile_of: Callable[[date], pa.Table],
+    events_of: Callable[[date], DayEvents],
+    tile_of: Callable[[date, UserRange], pa.Table],
     photos: pa.Table,
     users: pa.Table,
     per_range: int = EVENTS_PER_USER_RANGE,
-) -> pa.Table:
+) -> Iterator[pa.Table]:
     """The rows of one day, from the raw events of its edge days and the tiles of the days
     between: what it reads does not grow with the 30-day window. `events_of(d)` gives a day's
-    events (`EVENT_COLUMNS`), `tile_of(d)` its tile; the same rows as from every raw event.
-    Computed a range of users at a time (`per_range` edge events each)."""
-    edges = pa.concat_tables([events_of(day - timedelta(days=k)).select(EVENT_COLUMNS) for k in EDGE_DAYS])
-    tiles = pa.concat_tables([tile_of(day - timedelta(days=k)) for k in TILE_DAYS])
-    before = pa.concat_tables(
-        [_last_event(tile_of(day - timedelta(days=k + 1)), day - timedelta(days=k)) for k in EDGE_DAYS]
-    )
+    events, `tile_of(d, users)` the rows of its tile in a range of users; the same rows as from
+    every raw event. Yielded a range of users at a time (`per_range` edge events each), in
+    (user_id, ts) order."""
     start = datetime.combine(day, time(), tzinfo=UTC_TZ)
-    end = start + timedelta(days=1)
-    ranges = user_ranges(edges, per_range)
-    if len(ranges) == 1:
-        return compute_user_activity(edges, photos, users, start, end, tiles, before)
-    author = _authors(edges, photos)
-    return pa.concat_tables(
-        [
-            r.rows(compute_user_activity(r.events(edges, author), *map(r.rows, (photos, users)), start, end,
-                                         *map(r.rows, (tiles, before))))
-            for r in ranges
-        ]
-    )  # fmt: skip
+    edges = [events_of(day - timedelta(days=k)) for k in EDGE_DAYS]
+    for r, events in _by_range(edges, photos, users, per_range):
+        tiles = pa.concat_tables([tile_of(day - timedelta(days=k), r) for k in TILE_DAYS])
+        before = pa.concat_tables(
+            [before_from_tile(tile_of(day - timedelta(days=k + 1), r), day - timedelta(days=k)) for k in EDGE_DAYS]
+        )
+        rows = compute_user_activity(
+            events, *map(r.rows, (photos, users)), start, start + timedelta(days=1), tiles, before
+        )
+        yield r.rows(rows)
 
 
-def _last_event(tile: pa.Table, day: date) -> pa.Table:
+def before_from_tile(tile: pa.Table, day: date) -> pa.Table:
     """(user_id, day, last_ts): each user's last event before `day`, from the tile of the day before."""
     kept = tile.filter(pc.is_valid(tile["last_ts"]))
     start = datetime.combine(day, time())

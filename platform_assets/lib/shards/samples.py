@@ -16,7 +16,7 @@ from platform_assets.lib.embeddings.sizes import DEFAULT_IMAGE_SIZE
 from platform_assets.lib.lake_store import LakeStore
 from platform_assets.lib.shards.augment_rows import drop_cells, perturb_title, rng_for
 from platform_assets.lib.shards.selection import Selection
-from platform_assets.lib.shards.writer import ShardInfo, StreamedColumn, write_shards
+from platform_assets.lib.shards.writer import GatheredColumn, ShardInfo, StreamedColumn, write_shards
 
 TABULAR = [
     "posted_hour_local",
@@ -33,6 +33,8 @@ TABULAR = [
 
 
 IMAGE, IMAGE_POSITION = "image", 4  # the pixels' column and its place in the schema
+VECTORS = {"image_embedding": 5, "title_embedding": 6}  # gathered a shard at a time, and their places
+ADDED = {IMAGE, *VECTORS}
 
 
 def sample_schema(image_size: int, image_dim: int, title_dim: int) -> pa.Schema:
@@ -69,11 +71,12 @@ class Augmentation:
     p_swap_word: float = 0.1
 
 
-def sample_columns(rows: pa.Table, image_vectors: np.ndarray, title_vectors: np.ndarray, aug: Augmentation) -> pa.Table:
-    """Every column of the day's samples but `image`, in (photo_id, view) order. `rows` are
-    training-set rows sorted by photo_id (ids unique), aligned with both vector arrays. These
-    are held for the whole day (tens of bytes a sample besides the vectors); the pixels, 3·S²
-    bytes a sample, are streamed by `sample_pixels`."""
+def sample_columns(rows: pa.Table, aug: Augmentation) -> pa.Table:
+    """Every column of the day's samples but `image` and the two vectors, in (photo_id, view)
+    order: sample k is view k % views of row k // views. `rows` are training-set rows sorted by
+    photo_id (ids unique). These are held for the whole day (tens of bytes a sample); the
+    vectors are gathered a shard at a time, and the pixels, 3·S² bytes a sample, are streamed
+    by `sample_pixels`."""
     ids = rows["photo_id"].to_pylist()
     tabular = (
         np.column_stack([rows[c].to_numpy(zero_copy_only=False).astype(np.float32) for c in TABULAR])
@@ -93,20 +96,18 @@ def sample_columns(rows: pa.Table, image_vectors: np.ndarray, title_vectors: np.
             columns["title"].append(perturb_title(titles[i], rng, aug.p_drop_word, aug.p_swap_word))
     order = np.lexsort((np.array(columns["view"]), np.array(columns["photo_id"]))) if ids else np.array([], int)
     src = np.tile(np.arange(len(ids)), aug.views)[order] if ids else np.array([], int)
-    schema = sample_schema(aug.image_size, image_vectors.shape[1], title_vectors.shape[1])
+    schema = sample_schema(aug.image_size, 1, 1)
     return pa.table(
         [
             pa.array(np.array(columns["photo_id"], np.int64)[order]),
             pa.array(np.array(columns["view"], np.int16)[order]),
             rows["posted_at"].take(pa.array(src, pa.int64())),
             pa.array(rows["popularity_score"].to_numpy(zero_copy_only=False).astype(np.float32)[src]),
-            _fixed(image_vectors[src]),
-            _fixed(title_vectors[src]),
             pa.array([columns["title"][i] for i in order], pa.string()),
             _fixed(np.array(columns["features"], np.float32).reshape(-1, len(TABULAR))[order]),
             _fixed(np.array(columns["mask"], np.float32).reshape(-1, len(TABULAR))[order]),
         ],
-        schema=pa.schema([f for f in schema if f.name != IMAGE]),
+        schema=pa.schema([f for f in schema if f.name not in ADDED]),
     )
 
 
@@ -147,12 +148,17 @@ def write_samples(
     written once its rows are complete: the day's pixels and JPEGs are never all in memory
     (the per-photo columns and vectors are). The bytes are those of building the day at once."""
     rows = selected.rows
-    columns = sample_columns(rows, selected.image_vectors, selected.title_vectors, aug)
+    columns = sample_columns(rows, aug)
+    schema = sample_schema(aug.image_size, selected.image_vectors.shape[1], selected.title_vectors.shape[1])
+    vectors = (selected.image_vectors, selected.title_vectors)
+    gathered = [
+        GatheredColumn(schema.field(name), position, v, aug.views)
+        for (name, position), v in zip(VECTORS.items(), vectors)
+    ]
     decoded = stored_image_batches(images, rows["image_key"].to_pylist(), aug.image_size, batch_size, device, workers)
     pixels = sample_pixels(
         rows["photo_id"].to_pylist(), ((b.indices, b.images, b.errors) for b in decoded), aug, device
     )
     field = sample_schema(aug.image_size, 1, 1).field(IMAGE)
-    return write_shards(
-        out, prefix, columns, target_bytes, compression, streamed=StreamedColumn(field, IMAGE_POSITION, pixels)
-    )
+    streamed = StreamedColumn(field, IMAGE_POSITION, pixels)
+    return write_shards(out, prefix, columns, target_bytes, compression, streamed=streamed, gathered=gathered)

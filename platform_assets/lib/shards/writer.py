@@ -58,6 +58,31 @@ class StreamedColumn:
     chunks: Iterator[np.ndarray]
 
 
+@dataclass(frozen=True)
+class GatheredColumn:
+    """A fixed-size float vector column built a shard at a time: row i of the samples holds
+    `vectors[i // repeat]` (each vector's `repeat` views are adjacent), inserted at `position`."""
+
+    field: pa.Field
+    position: int
+    vectors: np.ndarray
+    repeat: int
+
+    @property
+    def byte_width(self) -> int:
+        return 4 * self.vectors.shape[1]
+
+    def rows(self, start: int, stop: int) -> pa.FixedSizeListArray:
+        values = self.vectors[np.arange(start, stop) // self.repeat].astype(np.float32).reshape(-1)
+        return pa.FixedSizeListArray.from_arrays(pa.array(values), self.vectors.shape[1])
+
+
+def _gathered_in(part: pa.Table, start: int, gathered: list[GatheredColumn]) -> pa.Table:
+    for column in sorted(gathered, key=lambda c: c.position):
+        part = part.add_column(column.position, column.field, column.rows(start, start + part.num_rows))
+    return part
+
+
 def _streamed_tables(
     table: pa.Table, rows_per_shard: int, count: int, streamed: StreamedColumn | None
 ) -> Iterator[pa.Table]:
@@ -93,14 +118,16 @@ def write_shards(
     compression: str = "none",
     threads: int = 2,
     streamed: StreamedColumn | None = None,
+    gathered: list[GatheredColumn] = (),
 ) -> list[ShardInfo]:
     """Split `samples` (already in their final order) into shards of about `target_bytes`
     (the last may be smaller), encode and write them atomically, `threads` at a time and each
     as soon as its rows are there, then the index; returns the index. With `streamed`, the
-    table lacks that column and its values arrive in order: a shard is built only when written,
-    so memory holds about `threads` + 1 shards, not the day. Shard boundaries come from the
-    whole day's size (the streamed column's width is known), so the bytes are the same."""
-    width = streamed.field.type.byte_width if streamed else 0
+    table lacks that column and its values arrive in order; with `gathered`, those columns are
+    built for a shard's rows from one vector per photo: a shard is built only when written, so
+    memory holds about `threads` + 1 shards, not the day's samples. Shard boundaries come from
+    the whole day's size (the added columns' widths are known), so the bytes are the same."""
+    width = (streamed.field.type.byte_width if streamed else 0) + sum(c.byte_width for c in gathered)
     per_row = max(1, (samples.nbytes + width * samples.num_rows) // samples.num_rows) if samples.num_rows else 1
     rows_per_shard = max(1, target_bytes // per_row)
     row_group_rows = min(ROW_GROUP_ROWS, rows_per_shard)
@@ -118,7 +145,7 @@ def write_shards(
         for n, part in enumerate(_streamed_tables(samples, rows_per_shard, count, streamed)):
             if len(running) == threads:
                 shards.append(running.popleft().result())
-            running.append(pool.submit(one, n, part))
+            running.append(pool.submit(one, n, _gathered_in(part, n * rows_per_shard, gathered)))
         shards += [f.result() for f in running]
     index = json.dumps({"shards": [asdict(s) for s in shards]}, indent=2, sort_keys=True).encode()
     store.write_bytes(f"{prefix}/index.json", index)
