@@ -274,7 +274,20 @@ class Registry:
                 self._configure_remote()
                 self._commit([".dvc/config"], f"DVC remote {REMOTE} -> {self.remote_url}")
                 self._publish()
+            self._configure_host()
         self._ready = True
+
+    def _configure_host(self) -> None:
+        """Hash with a thread per core this process may use: DVC's default on a 2-core host is
+        one, and hashing is most of a pin. In `.dvc/config.local`: a host's own, never committed."""
+        line = f"checksum_jobs = {self.jobs}"
+        local = self.root / ".dvc" / "config.local"
+        if line not in {row.strip() for row in (local.read_text().splitlines() if local.exists() else [])}:
+            self.dvc("config", "--local", "core.checksum_jobs", str(self.jobs))
+
+    @property
+    def jobs(self) -> int:
+        return len(os.sched_getaffinity(0))  # the cores this process may use (taskset, a cpuset)
 
     def _has_commit(self) -> bool:
         return (self.root / ".git").exists() and self._run(
@@ -404,7 +417,7 @@ class Registry:
         ):  # a `.dvc` file a killed `dvc commit` left half-written too
             write_stub(self.root, rel)  # a complete one is kept: DVC's state then skips re-hashing unchanged files
         self.dvc("commit", "--force", "--quiet", f"{rel}.dvc")
-        pushed = self.dvc("push", "--quiet", "--remote", REMOTE, f"{rel}.dvc", check=False)
+        pushed = self.dvc("push", "--quiet", "--jobs", str(self.jobs), "--remote", REMOTE, f"{rel}.dvc", check=False)
         if pushed.returncode:
             raise RegistryUnavailableError(
                 f"pushing {rel} to the DVC remote {self.remote_url} failed (the pin is "
