@@ -59,21 +59,29 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def stop_process_group(proc: subprocess.Popen) -> None:
-    """Stop a server and every process it started (the daemon's and webserver's code servers)."""
+def stop_process_group(*procs: subprocess.Popen) -> None:
+    """Stop servers and every process they started (the daemon's and webserver's code servers),
+    side by side: each gets SIGTERM at once, then up to 30 s before SIGKILL."""
     for sig, wait in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
+        live = []
+        for proc in procs:
+            try:
+                os.killpg(proc.pid, sig)
+                live.append(proc)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + wait
+        procs = []
+        for proc in live:
+            try:
+                proc.wait(max(deadline - time.monotonic(), 0.01))
+                os.killpg(proc.pid, signal.SIGKILL)  # children that outlived their parent
+            except ProcessLookupError:
+                pass
+            except subprocess.TimeoutExpired:
+                procs.append(proc)
+        if not procs:
             return
-        try:
-            proc.wait(wait)
-            os.killpg(proc.pid, signal.SIGKILL)  # children that outlived their parent
-        except ProcessLookupError:
-            return
-        except subprocess.TimeoutExpired:
-            continue
-        return
 
 
 def start_webserver(port: int, out=subprocess.DEVNULL) -> subprocess.Popen:
@@ -175,8 +183,7 @@ def production_stack(tmp: Path, scale: LakeScale) -> Iterator[Stack]:
                     try:
                         yield stack
                     finally:
-                        for proc in (stack.daemon, web):
-                            stop_process_group(proc)
+                        stop_process_group(stack.daemon, web)
         finally:
             for k, v in saved.items():
                 if v is None:

@@ -10,6 +10,7 @@ import time
 import dagster as dg
 import pytest
 import requests
+from dagster._core.scheduler.instigation import InstigatorType, TickStatus
 
 from platform_assets.defs.keys import EVENTS, TRAINING_SHARDS
 from platform_assets.lib.registry import dvc_executable, shard_dir
@@ -36,6 +37,14 @@ def failure_messages(instance: dg.DagsterInstance, run_id: str) -> list[str]:
     ]
 
 
+def finished_ticks(instance: dg.DagsterInstance, sensor: str, after: float) -> int:
+    """How many ticks of `sensor` started after `after` (epoch seconds) and have finished."""
+    states = instance.all_instigator_state(instigator_type=InstigatorType.SENSOR)
+    state = next(s for s in states if s.name == sensor)
+    ticks = instance.get_ticks(state.instigator_origin_id, state.selector_id, limit=10)  # newest first
+    return sum(t.timestamp > after and t.status != TickStatus.STARTED for t in ticks)
+
+
 def test_daemon_runs_the_graph_from_new_files_on_s3_and_postgres(tmp_path) -> None:
     with production_stack(tmp_path, SCALE) as stack:
         instance, lake = stack.instance, stack.lake
@@ -56,7 +65,8 @@ def test_daemon_runs_the_graph_from_new_files_on_s3_and_postgres(tmp_path) -> No
         lake.write_bytes(key, lake.read_bytes(key))  # the same file delivered twice
         append_hour(lake)  # and a new hour for a new day
         wait_for(lambda: "2026-11-03" in instance.get_materialized_partitions(EVENTS), 180, "the new day's events")
-        time.sleep(12)  # two more ticks (one per 5 s loop): none may launch a run for the redelivered file
+        staged = time.time()  # two more whole ticks of the sensor: none may launch a run for the redelivered file
+        wait_for(lambda: finished_ticks(instance, "new_logs_sensor", staged) >= 2, 60, "two more sensor ticks")
         events_runs = [r for r in instance.get_run_records() if r.dagster_run.job_name == "events_job"]
         assert sorted(r.dagster_run.tags.get("dagster/partition") for r in events_runs) == [
             "2026-11-01",

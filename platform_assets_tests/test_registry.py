@@ -28,6 +28,7 @@ from platform_assets.lib.registry import (
     shard_dir,
 )
 from platform_assets_tests.helpers import run_cli, synthetic_shards
+from platform_assets_tests.pin_worker import pin
 from platform_assets_tests.s3_server import make_bucket, s3_server
 
 pytestmark = pytest.mark.slow
@@ -40,12 +41,6 @@ def write_day(root: Path, day: str, seed: int) -> str:
     return rel
 
 
-def _pin(args: tuple[str, str, str]) -> str:
-    root, remote, day = args
-    registry = Registry(Path(root), remote)
-    return registry.pin(shard_dir(day), f"shards {day}").md5
-
-
 def test_parallel_pins_each_land_as_their_own_commit(tmp_path) -> None:
     registry = Registry(tmp_path / "registry", str(tmp_path / "remote"))
     registry.ensure()
@@ -53,7 +48,7 @@ def test_parallel_pins_each_land_as_their_own_commit(tmp_path) -> None:
     for i, day in enumerate(days):
         write_day(registry.root, day, i)
     with multiprocessing.get_context("spawn").Pool(6) as pool:
-        hashes = pool.map(_pin, [(str(registry.root), registry.remote_url, d) for d in days])
+        hashes = pool.map(pin, [(str(registry.root), registry.remote_url, d) for d in days])
     assert len(set(hashes)) == 6
     log = registry.git("log", "--format=%s").splitlines()
     assert sorted(log[:6]) == sorted(f"shards {d}" for d in days)  # one commit each, none lost
