@@ -130,6 +130,8 @@ def child(args) -> None:
 def run_scale(base: Path, scale: int, size: int, reuse_encoder: bool) -> list[tuple[str, dict]]:
     manifest = make_lake(base, scale)
     lake = base / f"scale-{scale}x"
+    for old in lake.glob("run-*"):  # a 100x run holds 17 GB (registry, cache, remote): keep one
+        subprocess.run(["rm", "-rf", str(old)], check=True)
     run_dir = lake / f"run-{size}px-{int(time.time())}"
     (run_dir / "home").mkdir(parents=True)
     env = {
@@ -161,7 +163,7 @@ def run_scale(base: Path, scale: int, size: int, reuse_encoder: bool) -> list[tu
         if out.returncode:
             raise SystemExit(f"{scale}x {job} failed:\n{out.stderr[-4000:]}")
         done.append((job, json.loads(out.stdout.strip().splitlines()[-1])))
-        print(f"{scale}x {job}: {done[-1][1]['seconds']:.1f} s", flush=True)
+        print(f"{scale}x {job}: {done[-1][1]['seconds']:.1f} s {json.dumps(done[-1][1])}", flush=True)
     per_day = {"lines": manifest["days"][DAY]["lines"], "photos": manifest["scale"]["photos"] // 3}
     return [("_lake", per_day), *done]
 
