@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 
 from platform_assets.lib import duck
 from platform_assets.lib.staging.arrow_utils import conform_to, described_schema
+from platform_assets.lib.staging.events import EVENTS_SCHEMA
 
 UTC = pa.timestamp("us", tz="UTC")
 LOOKBACK_DAYS = 30  # the widest window: events this far before a day feed that day's rows
@@ -242,9 +243,9 @@ class _Authors:
     def of(self, photo_ids: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
         """(author, known): the author of each photo id; `known` is False for a NULL or unknown id."""
         wanted = pc.fill_null(photo_ids, -1).to_numpy()
-        at = np.minimum(np.searchsorted(self.ids, wanted), max(len(self.ids) - 1, 0))
         if not len(self.ids):
             return np.zeros(len(wanted), np.int64), np.zeros(len(wanted), bool)
+        at = np.minimum(np.searchsorted(self.ids, wanted), len(self.ids) - 1)
         known = (self.ids[at] == wanted) & pc.is_valid(photo_ids).to_numpy(zero_copy_only=False)
         return self.users[at], known
 
@@ -290,7 +291,7 @@ def _split_by_range(
             yield (schema or _EVENTS_ARROW).empty_table()
 
 
-_EVENTS_ARROW = pa.schema([("user_id", pa.int64()), ("ts", UTC), ("event_type", pa.string()), ("photo_id", pa.int64())])
+_EVENTS_ARROW = pa.schema([EVENTS_SCHEMA.field(c) for c in EVENT_COLUMNS])  # the staged events' columns read
 
 
 def _by_range(
@@ -331,7 +332,7 @@ def compute_activity_tile(
     per_range: int = EVENTS_PER_USER_RANGE,
 ) -> pa.Table:
     """The tile of `day` from its events and `before` (each user's last event the day before, for
-    session starts: `before_from_events`, or the day before's tile via `_last_event`), a range of users
+    session starts: `before_from_events`, or the day before's tile via `before_from_tile`), a range of users
     at a time."""
     tiles = []
     for r, events_of_range in _by_range([events], photos, users, per_range):
@@ -360,10 +361,11 @@ def user_activity_of_day(
     start = datetime.combine(day, time(), tzinfo=UTC_TZ)
     edges = [events_of(day - timedelta(days=k)) for k in EDGE_DAYS]
     for r, events in _by_range(edges, photos, users, per_range):
-        tiles = pa.concat_tables([tile_of(day - timedelta(days=k), r) for k in TILE_DAYS])
-        before = pa.concat_tables(
-            [before_from_tile(tile_of(day - timedelta(days=k + 1), r), day - timedelta(days=k)) for k in EDGE_DAYS]
-        )
+        # Days back whose tiles the range reads: the 6 between the edges, and the day before each edge
+        # day (for session starts); the day before the day itself is both, and read once.
+        read = {k: tile_of(day - timedelta(days=k), r) for k in {*TILE_DAYS, *(k + 1 for k in EDGE_DAYS)}}
+        tiles = pa.concat_tables([read[k] for k in TILE_DAYS])
+        before = pa.concat_tables([before_from_tile(read[k + 1], day - timedelta(days=k)) for k in EDGE_DAYS])
         rows = compute_user_activity(
             events, *map(r.rows, (photos, users)), start, start + timedelta(days=1), tiles, before
         )
