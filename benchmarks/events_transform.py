@@ -179,7 +179,7 @@ class Steal:
 def backfill(args, base: Path) -> None:
     """A lake of `--backfill-days` days: one process, day after day, vs one worker process per core.
     Both walls are the parent's, process start-up included."""
-    from platform_assets.lib.staging.log_lines import usable_cores
+    from platform_assets.lib.cpu import usable_cores
 
     store = lake_for(args.events, base, args.backfill_days)
     out_dir = base / "out-backfill"
@@ -259,8 +259,8 @@ def main() -> None:
         return backfill(args, base)
 
     store = lake_for(args.events, base)
+    from platform_assets.lib.cpu import usable_cores
     from platform_assets.lib.lake_layout import list_log_days
-    from platform_assets.lib.staging.log_lines import usable_cores
 
     days, _ = list_log_days(store)
     paths = [os.path.join(store.root, f.key) for d in days.values() for f in d.files]

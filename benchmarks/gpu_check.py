@@ -35,8 +35,9 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from benchmarks.common import bench_parser
+from platform_assets.lib.cpu import usable_cores
 from platform_assets.lib.embeddings.augment import augment, draw_params, float_reference
-from platform_assets.lib.embeddings.device import cpu_cores, inference_mode, pick_device, reproducible
+from platform_assets.lib.embeddings.device import inference_mode, pick_device, reproducible
 from platform_assets.lib.embeddings.image_encoder import ImageEncoder, train_simclr
 from platform_assets.lib.embeddings.images import as_float, decode, embedding_batches
 from platform_assets.lib.simulator.images import CLASSES, STYLES, encode_jpeg, render
@@ -89,7 +90,7 @@ def sync(device: torch.device) -> None:
 
 
 def decode_rows(blobs: list[bytes], repeats: int) -> list[dict]:
-    cores = cpu_cores()
+    cores = usable_cores()
     rows = []
     for name, fn in (("draft (ours)", decode), ("full decode (baseline)", full_decode)):
         one = rate(lambda fn=fn: sum(1 for b in blobs[:256] if fn(b, 224) is not None), repeats)
@@ -125,7 +126,7 @@ def augmentation_row(blobs: list[bytes], device: torch.device) -> dict:
         out = torch.cat([augment(images[s : s + batch], params[s : s + batch]) for s in range(0, len(images), batch)])
         hashes[f"cpu batch {batch}"] = digest(out)
     threads = torch.get_num_threads()
-    for n in sorted({1, cpu_cores()}):
+    for n in sorted({1, usable_cores()}):
         torch.set_num_threads(n)
         hashes[f"cpu {n} threads"] = digest(augment(images, params))
     torch.set_num_threads(threads)
@@ -240,7 +241,7 @@ def main() -> None:
     ]
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "no CUDA device"
     print(
-        f"machine: {platform.machine()}, {os.cpu_count()} cores ({cpu_cores()} usable), {name}, torch {torch.__version__}"
+        f"machine: {platform.machine()}, {os.cpu_count()} cores ({usable_cores()} usable), {name}, torch {torch.__version__}"
     )
     for row in rows:
         print("| " + " | ".join(f"{k}: {v}" if k != "check" else str(v) for k, v in row.items()) + " |")

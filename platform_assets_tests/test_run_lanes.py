@@ -18,7 +18,7 @@ PROBE = ROOT / "platform_assets_tests" / "lane_probe_jobs.py"
 # call asking for less never raises the priority back.
 THREADS_SCRIPT = """
 import os, sys, threading, subprocess
-from platform_assets.lib.cpu_priority import lower_cpu_priority
+from platform_assets.lib.cpu import lower_cpu_priority
 started, stop = threading.Event(), threading.Event()
 def wait():
     started.set(); stop.wait()

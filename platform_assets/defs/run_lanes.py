@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import dagster as dg
 
-from platform_assets.lib.cpu_priority import lower_cpu_priority
+from platform_assets.lib.cpu import lower_cpu_priority
 
 LANE_TAG = "platform_assets/lane"
 BACKGROUND = {LANE_TAG: "background"}

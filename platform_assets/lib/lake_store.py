@@ -76,6 +76,10 @@ def _names_the_lake(action: str) -> Callable[[F], F]:
 
 PARQUET_OPTIONS = {"compression": "zstd", "write_statistics": True, "store_schema": True}
 ROW_GROUP_ROWS = 1 << 20  # pyarrow's default
+# Streamed and filtered reads fetch a column chunk when it is decoded. pyarrow's default
+# (`pre_buffer`) fetches ahead and caches whole row groups: reading a 10 M-event day 1 Mi rows
+# at a time held 280 MB over the interpreter, against 80 MB at 128 Ki rows without it.
+UNBUFFERED = ds.ParquetFragmentScanOptions(pre_buffer=False)
 
 
 def write_parquet_stream(
@@ -269,13 +273,9 @@ class LakeStore:
         if where is None:
             return pq.read_table(self.path(key), filesystem=fs, columns=columns)
         dataset = ds.dataset(self.path(key), format="parquet", filesystem=fs)
-        return dataset.to_table(filter=where, columns=columns, batch_readahead=1, fragment_readahead=1)
-
-    @_names_the_lake("reading")
-    def read_parquet_files(self, keys: list[str], columns: list[str]) -> pa.Table:
-        """`columns` of several files with one schema as one table, the files read in parallel."""
-        fs, _ = self._fs_and_base()
-        return pq.read_table([self.path(k) for k in keys], filesystem=fs, columns=columns)
+        return dataset.to_table(
+            filter=where, columns=columns, batch_readahead=1, fragment_readahead=1, fragment_scan_options=UNBUFFERED
+        )
 
     @_names_the_lake("reading")
     def parquet_rows(self, keys: list[str]) -> int:
@@ -288,7 +288,7 @@ class LakeStore:
         fs, _ = self._fs_and_base()
         for key in keys:
             with fs.open_input_file(self.path(key)) as source:
-                yield from pq.ParquetFile(source).iter_batches(batch_size=batch_rows, columns=columns)
+                yield from pq.ParquetFile(source, pre_buffer=False).iter_batches(batch_size=batch_rows, columns=columns)
 
     @_names_the_lake("reading")
     def column_max(self, keys: list[str], column: str) -> Any:

@@ -36,6 +36,7 @@ from pathlib import Path
 import yaml
 from filelock import FileLock
 
+from platform_assets.lib.cpu import usable_cores
 from platform_assets.lib.lake_store import TEMP_PREFIX, LakeStore
 
 DVC_ENV = "PLATFORM_ASSETS_DVC"  # the dvc executable, when it is not `.venv/bin/dvc` or on PATH
@@ -287,7 +288,7 @@ class Registry:
 
     @property
     def jobs(self) -> int:
-        return len(os.sched_getaffinity(0))  # the cores this process may use (taskset, a cpuset)
+        return usable_cores()
 
     def _has_commit(self) -> bool:
         return (self.root / ".git").exists() and self._run(

@@ -8,6 +8,7 @@ from platform_assets.defs.metadata import column_schema, preview, table_metadata
 from platform_assets.defs.partitions import daily, partition_day
 from platform_assets.defs.resources import LakeResource
 from platform_assets.defs.retry import IO_RETRY, transient_retries
+from platform_assets.lib.duck import MEMORY_PER_THREAD_MB
 from platform_assets.lib.lake_layout import (
     EVENTS_PATH,
     EVENTS_QUARANTINE_PATH,
@@ -17,17 +18,20 @@ from platform_assets.lib.lake_layout import (
     log_day_prefix,
 )
 from platform_assets.lib.staging.day_parts import StagingConflict, stage_day
-from platform_assets.lib.staging.events import DUCKDB_MEMORY_LIMIT, EVENTS_SCHEMA, QUARANTINE_SCHEMA
+from platform_assets.lib.staging.events import EVENTS_SCHEMA, QUARANTINE_SCHEMA
 
 
 class EventsConfig(dg.Config):
     max_quarantine_share: float = Field(
         default=0.02, description="Warn when more than this share of a day's lines is quarantined."
     )
-    duckdb_memory_limit: str = Field(
-        default=DUCKDB_MEMORY_LIMIT,
+    duckdb_memory_limit: str | None = Field(
+        default=None,
         pattern=r"^\d+(\.\d+)?\s*([KMGT]i?B|%)$",
-        description="DuckDB's memory for the day (e.g. '1GB'); beyond it the sort spills to disk instead of failing.",
+        description=(
+            f"DuckDB's memory for the day (e.g. '1GB'; by default {MEMORY_PER_THREAD_MB} MB per core this run may use);"
+            " beyond it the sort spills to disk instead of failing."
+        ),
     )
     restage: bool = Field(
         default=False,

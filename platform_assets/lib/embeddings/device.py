@@ -6,7 +6,6 @@ pass), so every step whose output is hashed or pinned runs inside `reproducible`
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator
 
 import torch
@@ -61,11 +60,6 @@ def inference_mode(device: torch.device) -> Iterator[None]:
 def to_device(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
     """Copy a (pinned, on CUDA) batch without blocking, so the copy overlaps the previous batch's compute."""
     return batch.to(device, non_blocking=device.type == "cuda")
-
-
-def cpu_cores() -> int:
-    """The cores this process may run on (its affinity mask: `taskset`, a container's cpuset)."""
-    return len(os.sched_getaffinity(0))
 
 
 def loader_settings(device: torch.device, workers: int) -> dict:

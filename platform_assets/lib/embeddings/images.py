@@ -11,7 +11,8 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from platform_assets.lib.embeddings.device import cpu_cores, loader_settings, to_device
+from platform_assets.lib.cpu import usable_cores
+from platform_assets.lib.embeddings.device import loader_settings, to_device
 from platform_assets.lib.embeddings.incremental import content_hash
 from platform_assets.lib.embeddings.sizes import DEFAULT_IMAGE_SIZE
 from platform_assets.lib.lake_store import LakeStore
@@ -157,7 +158,7 @@ def decode_workers(workers: int | None, jpeg_bytes: int) -> int:
     decoding a few thousand small images takes in line."""
     if workers is not None:
         return workers
-    return cpu_cores() if jpeg_bytes >= PARALLEL_DECODE_BYTES else 0
+    return usable_cores() if jpeg_bytes >= PARALLEL_DECODE_BYTES else 0
 
 
 def embedding_batches(

@@ -66,8 +66,8 @@ TILE_ROW_GROUP = 65_536  # users per row group of a tile: a range of users reads
 # time: DuckDB's sorts and windows hold one range, not 20 M events (two 10 M-event days). The
 # events reach each range through a file per range on local disk, written a batch at a time,
 # so memory follows this setting, not the day.
-EVENTS_PER_USER_RANGE = 1_000_000
-BATCH_ROWS = 1 << 20  # events read at a time
+EVENTS_PER_USER_RANGE = 500_000
+BATCH_ROWS = 1 << 17  # events read at a time (a batch of the 4 columns: about 4 MB)
 TILE_DAYS = range(1, 7)  # days before it whose tiles they read
 EVENT_COLUMNS = ["user_id", "ts", "event_type", "photo_id"]
 

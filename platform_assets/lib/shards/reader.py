@@ -47,7 +47,9 @@ class LocalShard:
     samples: int
 
     def open(self) -> pa.NativeFile:
-        return pa.memory_map(str(self.path))
+        """Read, not memory-mapped: a mapped shard's pages count in the reader's RSS until it
+        is closed, and an epoch touches every page of the shards it keeps open."""
+        return pa.OSFile(str(self.path))
 
 
 def shard_paths(directories: list[Path]) -> list[Path]:

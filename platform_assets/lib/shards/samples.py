@@ -13,6 +13,7 @@ from platform_assets.lib.embeddings.augment import augment, draw_params
 from platform_assets.lib.embeddings.device import to_device
 from platform_assets.lib.embeddings.images import stored_image_batches
 from platform_assets.lib.embeddings.sizes import DEFAULT_IMAGE_SIZE
+from platform_assets.lib.heap import release_freed_memory
 from platform_assets.lib.lake_store import LakeStore
 from platform_assets.lib.shards.augment_rows import drop_cells, perturb_title, rng_for
 from platform_assets.lib.shards.selection import Selection
@@ -127,6 +128,7 @@ def sample_pixels(
         on_device = to_device(batch, device)
         views = [augment(on_device, draw_params(aug.seed, batch_ids, v)).cpu().numpy() for v in range(aug.views)]
         yield np.stack(views, axis=1).reshape(len(batch_ids) * aug.views, -1)
+        release_freed_memory()  # the batch's decoded and augmented tensors
 
 
 def write_samples(

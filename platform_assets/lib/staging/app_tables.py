@@ -131,8 +131,7 @@ def stage(raw: pa.Table, table: str, users: pa.Table | None = None) -> StagedTab
         (USERS_COLUMNS, USERS_SQL, USERS_SCHEMA) if table == "users" else (PHOTOS_COLUMNS, PHOTOS_SQL, PHOTOS_SCHEMA)
     )
     conformed, missing, unexpected = conform(raw, columns, table)
-    con = duck.connect()
-    try:
+    with duck.connect() as con:
         con.register("raw", conformed)
         if users is not None:
             con.register("users", users)
@@ -144,5 +143,3 @@ def stage(raw: pa.Table, table: str, users: pa.Table | None = None) -> StagedTab
             params={"table": table},
         ).to_arrow_table()
         return StagedTable(valid, conform_to(quarantine, DB_QUARANTINE_SCHEMA), missing, unexpected)
-    finally:
-        con.close()

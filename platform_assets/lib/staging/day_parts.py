@@ -26,7 +26,6 @@ import pyarrow as pa
 from platform_assets.lib.lake_layout import EVENTS_PATH, EVENTS_QUARANTINE_PATH, partition_key, parts_key
 from platform_assets.lib.lake_store import FileEntry, LakeStore
 from platform_assets.lib.staging.events import (
-    DUCKDB_MEMORY_LIMIT,
     EVENTS_SCHEMA,
     QUARANTINE_SCHEMA,
     transform_events,
@@ -44,6 +43,7 @@ COUNTERS = (
     "duplicates_removed",
     "events",
 )
+EARLIER_BATCH_ROWS = 1 << 16  # earlier parts' ids stream into DuckDB, which keeps them within its limit
 CHECKS = ("null_keys", "outside_day", "duplicate_ids", "ids_staged_before")  # CHECKS_SQL's counts
 
 
@@ -135,7 +135,7 @@ def stage_day(
     store: LakeStore,
     day: date,
     listing: Sequence[FileEntry],
-    memory_limit: str = DUCKDB_MEMORY_LIMIT,
+    memory_limit: str | None = None,
     restage: bool = False,
 ) -> StagingRun:
     """Stage the day's log files (`listing`, in landing order): only those not staged yet, as one
@@ -149,7 +149,7 @@ def stage_day(
     if not todo and not whole:  # nothing new: nothing written, so nothing to fail a check
         nothing = EVENTS_SCHEMA.empty_table(), QUARANTINE_SCHEMA.empty_table(), dict.fromkeys(CHECKS, 0)
         return StagingRun(before, [], False, None, *nothing)
-    earlier = store.read_parquet_files(base.parts, ["event_id"]) if base.parts else None
+    earlier = store.iter_parquet(base.parts, ["event_id"], EARLIER_BATCH_ROWS)
     index = len(base.parts)
     entries = [_entry(f) for f in todo]
     part, quarantine_part = (_part_key(d, iso, index, entries) for d in (EVENTS_PATH, EVENTS_QUARANTINE_PATH))

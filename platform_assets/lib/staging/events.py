@@ -11,8 +11,7 @@ is preserved in `extra_json`.
 from __future__ import annotations
 
 import json
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
@@ -24,7 +23,7 @@ import pyarrow.parquet as pq
 
 from platform_assets.lib import duck
 from platform_assets.lib.staging.arrow_utils import conform_to, described_schema
-from platform_assets.lib.staging.log_lines import LogLines, usable_cores
+from platform_assets.lib.staging.log_lines import LogLines
 
 UTC = pa.timestamp("us", tz="UTC")
 EVENTS_SCHEMA = described_schema(
@@ -50,7 +49,7 @@ QUARANTINE_SCHEMA = described_schema(
     ("raw_truncated", pa.bool_(), "True when `raw` was cut at 64 KiB."),
 )
 
-DUCKDB_MEMORY_LIMIT = "1GB"  # DuckDB's own share; a day at benchmark scale peaks near 600 MB
+EARLIER_IDS = pa.schema([("event_id", pa.string())])
 ROW_GROUP_ROWS = 122_880  # DuckDB's own row-group size; fixed, so a rerun writes the same bytes
 KNOWN_FIELDS = ("event_id", "ts", "event_type", "user_id", "photo_id", "client")
 EVENT_TYPES = ("login", "view", "like", "comment", "share", "post")
@@ -180,12 +179,20 @@ SELECT *, file_index::BIGINT << 32 | line_number AS delivery FROM (
 
 # Duplicates are rare: find the ids seen more than once and keep their first delivery instead
 # of ranking every row. An id an earlier part of the day holds (`earlier`) was delivered first
-# there: every delivery of it here is a duplicate.
+# there: every delivery of it here is a duplicate. Ids are long strings, so the day's are
+# grouped by their 64-bit hash first (a spillable aggregate of 8-byte keys): only the few
+# hashes seen twice, here or here and before, are then compared as ids.
 DEDUPE_SQL = """
+CREATE TEMP TABLE suspects AS
+SELECT h FROM (SELECT hash(event_id) AS h, false AS before FROM valid UNION ALL SELECT hash(event_id), true FROM earlier)
+GROUP BY h HAVING count(*) FILTER (NOT before) > 1 OR (bool_or(before) AND bool_or(NOT before));
 CREATE TEMP TABLE repeated AS
-SELECT event_id, min(delivery) AS first_delivery, count(*) AS deliveries FROM valid GROUP BY event_id HAVING count(*) > 1;
+SELECT event_id, min(delivery) AS first_delivery, count(*) AS deliveries
+FROM valid WHERE hash(event_id) IN (SELECT h FROM suspects) GROUP BY event_id HAVING count(*) > 1;
 CREATE TEMP TABLE staged_before AS
-SELECT DISTINCT event_id FROM earlier WHERE event_id IN (SELECT event_id FROM valid);
+SELECT DISTINCT event_id FROM earlier
+WHERE hash(event_id) IN (SELECT h FROM suspects)
+  AND event_id IN (SELECT event_id FROM valid WHERE hash(event_id) IN (SELECT h FROM suspects));
 CREATE TEMP VIEW events AS
 SELECT event_id, ts, event_type, user_id, photo_id, client, file_index, extra_json
 FROM valid LEFT JOIN repeated USING (event_id)
@@ -226,14 +233,19 @@ GROUP BY ALL ORDER BY n DESC, field
 """
 
 
-# Checks on the events as written, in one pass over the file: earlier parts of the day passed
-# theirs, and these hold no id of theirs by construction, which `ids_staged_before` verifies.
+# Checks on the events as written: earlier parts of the day passed theirs, and these hold no
+# id of theirs by construction, which `ids_staged_before` verifies. Ids are grouped (a
+# spillable aggregate), not counted distinct; an id of an earlier part here would have its
+# hash among the suspects, so only those are looked up.
 CHECKS_SQL = """
+WITH written AS (SELECT * FROM read_parquet($path)),
+     ids AS (SELECT event_id, count(*) AS n FROM written GROUP BY event_id)
 SELECT count(*) FILTER (event_id IS NULL OR ts IS NULL OR user_id IS NULL OR event_type IS NULL) AS null_keys,
        count(*) FILTER (ts < $day_start OR ts >= $day_end)                                      AS outside_day,
-       count(*) - count(DISTINCT event_id)                                                      AS duplicate_ids,
-       count(*) FILTER (event_id IN (SELECT event_id FROM earlier))                             AS ids_staged_before
-FROM read_parquet($path)
+       (SELECT coalesce(sum(n - 1), 0) FROM ids)                                                AS duplicate_ids,
+       count(*) FILTER (hash(event_id) IN (SELECT h FROM suspects)
+                        AND event_id IN (SELECT event_id FROM earlier))                         AS ids_staged_before
+FROM written
 """
 
 
@@ -267,9 +279,9 @@ def day_bounds(day: date) -> tuple[datetime, datetime]:
 def transform_events(
     log_lines: LogLines,
     day: date,
-    memory_limit: str = DUCKDB_MEMORY_LIMIT,
+    memory_limit: str | None = None,
     threads: int | None = None,
-    earlier_ids: pa.Table | None = None,
+    earlier_ids: Iterable[pa.RecordBatch] = (),
 ) -> Iterator[EventsResult]:
     """Parse, type, validate and deduplicate one day's raw log lines.
 
@@ -279,13 +291,10 @@ def transform_events(
     whole copy of the output; past `memory_limit` DuckDB spills to a temporary directory
     instead of failing. DuckDB gets `threads`, by default the cores this process may use (not
     the machine's: under `taskset` or a container's cpuset, more threads only contend).
-    `earlier_ids` (`event_id`): ids the day's earlier parts hold, left out here as duplicates.
+    `earlier_ids` (`event_id` batches): ids the day's earlier parts hold, left out here as
+    duplicates; DuckDB keeps them, within `memory_limit` like the rest.
     """
-    spill = tempfile.TemporaryDirectory(prefix="events-spill-")
-    con = duck.connect(
-        {"memory_limit": memory_limit, "temp_directory": spill.name, "threads": threads or usable_cores()}
-    )
-    try:
+    with duck.connect(memory_limit, threads) as con:
         day_params = dict(zip(("day_start", "day_end"), day_bounds(day)))
         con.execute(MACROS_SQL)
         # One query over the whole day, pulling a file's lines at a time as the reader decompresses them.
@@ -294,9 +303,9 @@ def transform_events(
         con.unregister("lines")
         con.execute(f"CREATE TEMP TABLE judged AS {_inline(JUDGE_SQL)}", day_params)
         con.execute(VALID_SQL)
-        con.register(
-            "earlier", earlier_ids if earlier_ids is not None else pa.table({"event_id": pa.array([], pa.string())})
-        )
+        con.register("earlier_ids", pa.RecordBatchReader.from_batches(EARLIER_IDS, iter(earlier_ids)))
+        con.execute("CREATE TEMP TABLE earlier AS SELECT event_id FROM earlier_ids")
+        con.unregister("earlier_ids")
         con.execute(DEDUPE_SQL)
         con.register(
             "files",
@@ -322,9 +331,6 @@ def transform_events(
             return dict(zip(row.columns, map(int, row.fetchall()[0])))
 
         yield EventsResult(_sorted_events(con, log_lines.files), quarantine, stats, reasons, drift, checks)
-    finally:
-        con.close()
-        spill.cleanup()
 
 
 def _sorted_events(con: duckdb.DuckDBPyConnection, files: list[str]) -> Iterator[pa.Table]:

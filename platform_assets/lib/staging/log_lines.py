@@ -9,7 +9,6 @@ error and ends in quarantine, never silently dropped.
 
 from __future__ import annotations
 
-import os
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -19,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 from isal import isal_zlib
 
+from platform_assets.lib.cpu import usable_cores
 from platform_assets.lib.lake_store import LakeStore
 
 UTF8_BOM = b"\xef\xbb\xbf"
@@ -113,11 +113,6 @@ class LogLines:
 def read_log_lines(store: LakeStore, keys: list[str], threads: int | None = None) -> LogLines:
     """The lines of `keys`, decompressed `threads` files ahead of the consumer."""
     return LogLines(list(keys), _read_ahead(store, list(keys), threads or min(8, 2 * usable_cores())))
-
-
-def usable_cores() -> int:
-    """The cores this process may run on (its affinity: `taskset`, a container's cpuset), not the machine's."""
-    return len(os.sched_getaffinity(0))
 
 
 def _read_ahead(store: LakeStore, keys: list[str], threads: int) -> Iterator[pa.RecordBatch]:

@@ -1,9 +1,14 @@
-"""Lowering a process's CPU priority, every thread of it."""
+"""The cores a process may use, and lowering its CPU priority, every thread of it."""
 
 import os
 from pathlib import Path
 
 _THREADS = Path("/proc/self/task")
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity: `taskset`, a container's cpuset), not the machine's."""
+    return len(os.sched_getaffinity(0))
 
 
 def lower_cpu_priority(niceness: int) -> int:
