@@ -10,7 +10,8 @@ and runs the jobs the sensors and schedules launch, each in a fresh process on o
 instance: `app_db_job`, `events_job` (the day staged whole, as a backfill does), `features_job`,
 `embeddings_job`, `shards_job` (augment and pin) and `nightly_training_job`;
 `image_encoder_job` (a retraining, not a daily step) is timed apart; `--reuse-encoder` keeps
-the one a previous run of the scale trained and skips it. Per job it prints wall
+the one a previous run of the scale trained and skips it. `--only JOB,...` reruns those jobs
+(names as printed) on each scale's last run, after a change to them, and nothing else. Per job it prints wall
 and CPU seconds (the process and its decode workers), the peak RSS of the run process and of
 its largest worker, and per asset the rows and bytes written, and the cost per unit: seconds
 per 1 M log lines for the log-driven jobs, per 1,000 photos for the photo-driven ones.
@@ -127,13 +128,18 @@ def child(args) -> None:
     )
 
 
-def run_scale(base: Path, scale: int, size: int, reuse_encoder: bool) -> list[tuple[str, dict]]:
+def run_scale(base: Path, scale: int, size: int, reuse_encoder: bool, only: list[str]) -> list[tuple[str, dict]]:
     manifest = make_lake(base, scale)
     lake = base / f"scale-{scale}x"
-    for old in lake.glob("run-*"):  # a 100x run holds 17 GB (registry, cache, remote): keep one
-        subprocess.run(["rm", "-rf", str(old)], check=True)
-    run_dir = lake / f"run-{size}px-{int(time.time())}"
-    (run_dir / "home").mkdir(parents=True)
+    if only:  # the last run's instance, lake and registry, as its jobs left them
+        *_, run_dir = sorted(lake.glob(f"run-{size}px-*")) or [None]
+        if run_dir is None:
+            raise SystemExit(f"--only: no earlier {size} px run at {scale}x to rerun jobs on; run without --only first")
+    else:
+        for old in lake.glob("run-*"):  # a 100x run holds 17 GB (registry, cache, remote): keep one
+            subprocess.run(["rm", "-rf", str(old)], check=True)
+        run_dir = lake / f"run-{size}px-{int(time.time())}"
+        (run_dir / "home").mkdir(parents=True)
     env = {
         **os.environ,
         "DAGSTER_HOME": str(run_dir / "home"),
@@ -144,17 +150,17 @@ def run_scale(base: Path, scale: int, size: int, reuse_encoder: bool) -> list[tu
         "PLATFORM_ASSETS_IMAGE_SIZE": str(size),
     }
     encoder = lake / "lake" / "embeddings" / "image_encoder"
-    reuse = reuse_encoder and encoder.exists()
+    reuse = reuse_encoder and encoder.exists() and not only
     if reuse:
         subprocess.run(["mv", str(encoder), str(run_dir / "encoder")], check=True)
-    for prefix in ("staging", "features", "embeddings"):  # every run starts from the raw lake
+    for prefix in () if only else ("staging", "features", "embeddings"):  # every run starts from the raw lake
         subprocess.run(["rm", "-rf", str(lake / "lake" / prefix)], check=True)
     if reuse:
         encoder.parent.mkdir(parents=True)
         subprocess.run(["mv", str(run_dir / "encoder"), str(encoder)], check=True)
     done = []
     for job, how in JOBS:
-        if reuse and job == "image_encoder_job":
+        if (reuse and job == "image_encoder_job") or (only and job not in only):
             continue
         out = subprocess.run(
             [sys.executable, "-m", "benchmarks.scale", "--child", job, "--how", json.dumps(how)],
@@ -173,12 +179,16 @@ def main() -> None:
     parser.add_argument("--scales", default="1,10")
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--reuse-encoder", action="store_true", help="skip image_encoder_job: keep the last one")
+    parser.add_argument("--only", default="", help="rerun these jobs (comma-separated) on each scale's last run")
     args = parser.parse_args()
     if args.child:
         return child(args)
     base = Path(args.base)
     scales = [int(s) for s in args.scales.split(",")]
-    results = {s: run_scale(base, s, args.size, args.reuse_encoder) for s in scales}
+    only = [j for j in args.only.split(",") if j]
+    if unknown := set(only) - {job for job, _ in JOBS}:
+        raise SystemExit(f"--only: no job {sorted(unknown)}; the jobs are {[job for job, _ in JOBS]}")
+    results = {s: run_scale(base, s, args.size, args.reuse_encoder, only) for s in scales}
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores; {args.size} px; one day per scale")
     print("| scale | lines | photos | job | wall s | CPU s | peak RSS (run) | largest worker | cost per unit |")
     print("| ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |")

@@ -1,9 +1,8 @@
 """Materialize the features layer on a generated lake; prove the shipped join does not leak."""
 
-from datetime import date
+from datetime import date, datetime
 
 import dagster as dg
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -95,29 +94,23 @@ def _validation_score(table: pa.Table) -> float:
     return _spearman(x[valid] @ w, y[valid])
 
 
-def test_a_leaking_join_scores_clearly_better_and_the_correct_one_ships(feature_lake) -> None:
+def test_a_leaking_join_scores_clearly_better_and_the_correct_one_ships(feature_lake, monkeypatch) -> None:
     lake, _ = feature_lake
     days = sorted(lake.manifest["days"])
     shipped = pa.concat_tables(lake.store.read_parquet(partition_key("features/training_set", d)) for d in days)
-    leaking_sql = ts_lib.TRAINING_SET_SQL.replace(
+    leaking_sql = ts_lib.CHUNK_SQL.replace(
         "e.posted_at >= ua.ts", "date_trunc('day', e.posted_at::TIMESTAMP) + INTERVAL 1 DAY > ua.ts::TIMESTAMP"
     )
-    assert leaking_sql != ts_lib.TRAINING_SET_SQL
-    with duckdb.connect() as con:
-        con.register("photo_features", lake.store.read_parquet("features/photo_features.parquet"))
-        con.register(
-            "labels",
-            pa.concat_tables(lake.store.read_parquet(partition_key("features/popularity_labels", d)) for d in days),
-        )
-        con.register(
-            "user_activity",
-            pa.concat_tables(lake.store.read_parquet(partition_key("features/user_activity", d)) for d in days),
-        )
-        start, end = shipped["posted_at"][0].as_py(), days[-1]
-        leaking = con.sql(
-            leaking_sql,
-            params={"range_start": start.replace(hour=0, minute=0, second=0, microsecond=0), "range_end": end},
-        ).to_arrow_table()
+    assert leaking_sql != ts_lib.CHUNK_SQL
+    monkeypatch.setattr(ts_lib, "CHUNK_SQL", leaking_sql)
+    start = shipped["posted_at"][0].as_py().replace(hour=0, minute=0, second=0, microsecond=0)
+    leaking = ts_lib.compute_training_set(
+        lake.store.read_parquet("features/photo_features.parquet"),
+        pa.concat_tables(lake.store.read_parquet(partition_key("features/popularity_labels", d)) for d in days),
+        pa.concat_tables(lake.store.read_parquet(partition_key("features/user_activity", d)) for d in days),
+        start,
+        datetime.fromisoformat(days[-1]).replace(tzinfo=start.tzinfo),
+    )
     assert ts_lib.point_in_time_violations(leaking) > 0
     assert ts_lib.point_in_time_violations(shipped) == 0
     correct, leaked = _validation_score(shipped), _validation_score(leaking)

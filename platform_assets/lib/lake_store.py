@@ -283,9 +283,23 @@ class LakeStore:
         fs, _ = self._fs_and_base()
         return sum(pq.read_metadata(self.path(k), filesystem=fs).num_rows for k in keys)
 
-    def iter_parquet(self, keys: list[str], columns: list[str], batch_rows: int) -> Iterator[pa.RecordBatch]:
-        """`columns` of these Parquet files, `batch_rows` at a time: memory holds a batch, not the files."""
+    def iter_parquet(
+        self, keys: list[str], columns: list[str], batch_rows: int, where: pc.Expression | None = None
+    ) -> Iterator[pa.RecordBatch]:
+        """`columns` of these Parquet files (only the rows matching `where`), `batch_rows` at a
+        time: memory holds a batch, not the files."""
         fs, _ = self._fs_and_base()
+        if where is not None:
+            dataset = ds.dataset([self.path(k) for k in keys], format="parquet", filesystem=fs)
+            yield from dataset.to_batches(
+                columns=columns,
+                filter=where,
+                batch_size=batch_rows,
+                batch_readahead=1,
+                fragment_readahead=1,
+                fragment_scan_options=UNBUFFERED,
+            )
+            return
         for key in keys:
             with fs.open_input_file(self.path(key)) as source:
                 yield from pq.ParquetFile(source, pre_buffer=False).iter_batches(batch_size=batch_rows, columns=columns)

@@ -145,6 +145,11 @@ def _activity_photos(store: LakeStore) -> pa.Table:
     return store.read_parquet(staging_key("photos"), columns=["photo_id", "user_id", "posted_at"])
 
 
+def _activity_users(store: LakeStore) -> pa.Table:
+    """The columns of the staged users the activity reads (a million users hold more than these)."""
+    return store.read_parquet(staging_key("users"), columns=["user_id", "signup_at"])
+
+
 def _user_ids(store: LakeStore) -> pa.Table:
     """The staged users' ids: where the ranges of users a day is computed in are cut."""
     return store.read_parquet(staging_key("users"), columns=["user_id"])
@@ -197,7 +202,7 @@ def activity_tiles(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.
 def user_activity(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     store = lake.store()
     first, last = partition_window(context)
-    photos, users = _activity_photos(store), store.read_parquet(staging_key("users"))
+    photos, users = _activity_photos(store), _activity_users(store)
     days = _Days(store, photos, users, context.log)  # tiles kept across the range's days
     rows = size = 0
     head = USER_ACTIVITY_SCHEMA.empty_table()
@@ -241,10 +246,10 @@ def _activity_batches(store: LakeStore, day: date) -> Iterator[pa.RecordBatch] |
     return store.iter_parquet([key], USER_ACTIVITY_SCHEMA.names, BATCH_ROWS) if store.exists(key) else None
 
 
-def _authors_activity(store: LakeStore, day: date, authors: pc.Expression) -> pa.Table:
-    """A day's user_activity rows of `authors` (filtered as read: the day holds millions)."""
+def _authors_activity(store: LakeStore, day: date, authors: pc.Expression) -> Iterator[pa.RecordBatch]:
+    """A day's user_activity rows of `authors`, a batch at a time (filtered as read: the day holds millions)."""
     key = partition_key(USER_ACTIVITY_PATH, day.isoformat())
-    return store.read_parquet(key, where=authors) if store.exists(key) else USER_ACTIVITY_SCHEMA.empty_table()
+    return store.iter_parquet([key], USER_ACTIVITY_SCHEMA.names, BATCH_ROWS, authors) if store.exists(key) else iter(())
 
 
 def _latest_as_of(
@@ -388,7 +393,7 @@ def training_set(context: dg.AssetExecutionContext, lake: LakeResource):
         photos = store.read_parquet(PHOTO_FEATURES_FILE, where=posted_on(day.isoformat()))
         authors = pc.field("user_id").isin(pc.unique(photos["user_id"]))  # the join reads no one else's rows
         before = _latest_as_of(context, store, day - timedelta(days=1), authors)
-        activity = pa.concat_tables([before, _authors_activity(store, day, authors)])
+        activity = chain([before], _authors_activity(store, day, authors))
         days.append(
             compute_training_set(
                 photos,

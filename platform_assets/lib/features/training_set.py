@@ -8,6 +8,7 @@ check can prove it. A day joins against its own activity rows and the day before
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 import pyarrow as pa
@@ -41,36 +42,61 @@ TRAINING_SET_SCHEMA = described_schema(
     *[(f.name, f.type, f.metadata[b"description"].decode()) for f in LABELS_SCHEMA if f.name in LABEL_COLUMNS],
 )
 
-# The ASOF join sorts both sides, so it only gets the activity of this range's authors.
+# The entities: this range's labelled photos, with their labels.
+ENTITIES_SQL = f"""
+CREATE TEMP TABLE entities AS
+SELECT pf.*, {", ".join(f"l.{c}" for c in LABEL_COLUMNS)}
+FROM photo_features AS pf JOIN labels AS l USING (photo_id)
+WHERE l.label_ready AND pf.posted_at >= $range_start AND pf.posted_at < $range_end
+"""
+BEST_SQL = "CREATE TEMP TABLE best AS SELECT NULL::BIGINT AS photo_id, * EXCLUDE (user_id) FROM activity_schema"
+# Each photo's latest activity row of one chunk (ASOF: ts <= posted_at, never after), then the
+# latest over the chunks so far: the authors' rows are never all held at once. The ASOF join
+# sorts both sides, so the chunks hold only the activity of this range's authors.
+CHUNK_SQL = """
+INSERT INTO best BY NAME
+SELECT e.photo_id, ua.* EXCLUDE (user_id)
+FROM entities AS e ASOF JOIN chunk AS ua ON e.user_id = ua.user_id AND e.posted_at >= ua.ts
+"""
+LATEST_SQL = """
+CREATE OR REPLACE TEMP TABLE best AS
+SELECT * FROM best QUALIFY row_number() OVER (PARTITION BY photo_id ORDER BY ts DESC) = 1
+"""
 TRAINING_SET_SQL = f"""
-WITH entities AS (
-    SELECT pf.*, {", ".join(f"l.{c}" for c in LABEL_COLUMNS)}
-    FROM photo_features AS pf JOIN labels AS l USING (photo_id)
-    WHERE l.label_ready AND pf.posted_at >= $range_start AND pf.posted_at < $range_end
-), authors_activity AS (
-    SELECT * FROM user_activity WHERE user_id IN (SELECT user_id FROM entities)
-)
 SELECT e.* EXCLUDE ({", ".join(LABEL_COLUMNS)}),
        {", ".join(f"coalesce(ua.{c}, 0) AS author_{c}" for c in ACTIVITY_FEATURES)},
        ua.ts AS features_as_of,
        {", ".join(f"e.{c}" for c in LABEL_COLUMNS)}
-FROM entities AS e
-ASOF LEFT JOIN authors_activity AS ua ON e.user_id = ua.user_id AND e.posted_at >= ua.ts
+FROM entities AS e LEFT JOIN best AS ua USING (photo_id)
 ORDER BY e.posted_at, e.photo_id
 """
 
 
 def compute_training_set(
-    photo_features: pa.Table, labels: pa.Table, user_activity: pa.Table, range_start: datetime, range_end: datetime
+    photo_features: pa.Table,
+    labels: pa.Table,
+    user_activity: pa.Table | Iterable[pa.Table | pa.RecordBatch],
+    range_start: datetime,
+    range_end: datetime,
 ) -> pa.Table:
-    """`user_activity` must hold, per author, the latest row of the 31 days before range_start
-    (the day before's `latest_activity`) and every row of the range: a user with no row in that
-    span has had no activity for over 30 days, so every window feature is exactly 0."""
+    """`user_activity` (a table, or its rows in chunks of any order) must hold, per author, the
+    latest row of the 31 days before range_start (the day before's `latest_activity`) and every
+    row of the range: a user with no row in that span has had no activity for over 30 days, so
+    every window feature is exactly 0. Memory holds the photos and one chunk of activity."""
+    chunks = [user_activity] if isinstance(user_activity, pa.Table) else user_activity
+    span = {"range_start": range_start, "range_end": range_end}
     with duck.connect() as con:
-        for name, table in (("photo_features", photo_features), ("labels", labels), ("user_activity", user_activity)):
+        for name, table in (("photo_features", photo_features), ("labels", labels)):
             con.register(name, table)
-        table = con.sql(TRAINING_SET_SQL, params={"range_start": range_start, "range_end": range_end}).to_arrow_table()
-        return conform_to(table, TRAINING_SET_SCHEMA)
+        con.register("activity_schema", USER_ACTIVITY_SCHEMA.empty_table())
+        con.execute(ENTITIES_SQL, span)
+        con.execute(BEST_SQL)
+        for chunk in chunks:
+            con.register("chunk", chunk)
+            con.execute(CHUNK_SQL)
+            con.execute(LATEST_SQL)
+            con.unregister("chunk")
+        return conform_to(con.sql(TRAINING_SET_SQL).to_arrow_table(), TRAINING_SET_SCHEMA)
 
 
 POINT_IN_TIME_SQL = """

@@ -55,7 +55,7 @@ def fit(train_dirs: list[Path], config: TrainConfig, use_embeddings: bool) -> nn
 
 def _fit(train_dirs: list[Path], config: TrainConfig, use_embeddings: bool) -> nn.Module:
     torch.manual_seed(config.seed)
-    dataset = ShardDataset(local_shards(train_dirs), seed=config.seed)
+    dataset = ShardDataset(local_shards(train_dirs), seed=config.seed, pixels=False)
     loader = ShardLoader(dataset, batch_size=config.batch_size)
     model, opt = None, None
     for epoch in range(config.epochs):
