@@ -80,6 +80,9 @@ ROW_GROUP_ROWS = 1 << 20  # pyarrow's default
 # (`pre_buffer`) fetches ahead and caches whole row groups: reading a 10 M-event day 1 Mi rows
 # at a time held 280 MB over the interpreter, against 80 MB at 128 Ki rows without it.
 UNBUFFERED = ds.ParquetFragmentScanOptions(pre_buffer=False)
+# A filtered read decodes one batch ahead, not pyarrow's 16: a filter that keeps a few rows of
+# a large file holds about those rows, not 16 decoded batches.
+FILTERED_SCAN = {"batch_readahead": 1, "fragment_readahead": 1, "fragment_scan_options": UNBUFFERED}
 
 
 def write_parquet_stream(
@@ -273,9 +276,7 @@ class LakeStore:
         if where is None:
             return pq.read_table(self.path(key), filesystem=fs, columns=columns)
         dataset = ds.dataset(self.path(key), format="parquet", filesystem=fs)
-        return dataset.to_table(
-            filter=where, columns=columns, batch_readahead=1, fragment_readahead=1, fragment_scan_options=UNBUFFERED
-        )
+        return dataset.to_table(filter=where, columns=columns, **FILTERED_SCAN)
 
     @_names_the_lake("reading")
     def parquet_rows(self, keys: list[str]) -> int:
@@ -291,14 +292,7 @@ class LakeStore:
         fs, _ = self._fs_and_base()
         if where is not None:
             dataset = ds.dataset([self.path(k) for k in keys], format="parquet", filesystem=fs)
-            yield from dataset.to_batches(
-                columns=columns,
-                filter=where,
-                batch_size=batch_rows,
-                batch_readahead=1,
-                fragment_readahead=1,
-                fragment_scan_options=UNBUFFERED,
-            )
+            yield from dataset.to_batches(columns=columns, filter=where, batch_size=batch_rows, **FILTERED_SCAN)
             return
         for key in keys:
             with fs.open_input_file(self.path(key)) as source:

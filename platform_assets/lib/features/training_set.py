@@ -52,11 +52,13 @@ WHERE l.label_ready AND pf.posted_at >= $range_start AND pf.posted_at < $range_e
 BEST_SQL = "CREATE TEMP TABLE best AS SELECT NULL::BIGINT AS photo_id, * EXCLUDE (user_id) FROM activity_schema"
 # Each photo's latest activity row of one chunk (ASOF: ts <= posted_at, never after), then the
 # latest over the chunks so far: the authors' rows are never all held at once. The ASOF join
-# sorts both sides, so the chunks hold only the activity of this range's authors.
+# sorts both sides, so it gets only the activity of this range's authors.
 CHUNK_SQL = """
 INSERT INTO best BY NAME
 SELECT e.photo_id, ua.* EXCLUDE (user_id)
-FROM entities AS e ASOF JOIN chunk AS ua ON e.user_id = ua.user_id AND e.posted_at >= ua.ts
+FROM entities AS e
+ASOF JOIN (SELECT * FROM chunk WHERE user_id IN (SELECT user_id FROM entities)) AS ua
+  ON e.user_id = ua.user_id AND e.posted_at >= ua.ts
 """
 LATEST_SQL = """
 CREATE OR REPLACE TEMP TABLE best AS

@@ -49,7 +49,7 @@ QUARANTINE_SCHEMA = described_schema(
     ("raw_truncated", pa.bool_(), "True when `raw` was cut at 64 KiB."),
 )
 
-EARLIER_IDS = pa.schema([("event_id", pa.string())])
+EARLIER_IDS = pa.schema([EVENTS_SCHEMA.field("event_id").remove_metadata()])
 ROW_GROUP_ROWS = 122_880  # DuckDB's own row-group size; fixed, so a rerun writes the same bytes
 KNOWN_FIELDS = ("event_id", "ts", "event_type", "user_id", "photo_id", "client")
 EVENT_TYPES = ("login", "view", "like", "comment", "share", "post")
@@ -236,15 +236,15 @@ GROUP BY ALL ORDER BY n DESC, field
 # Checks on the events as written: earlier parts of the day passed theirs, and these hold no
 # id of theirs by construction, which `ids_staged_before` verifies. Ids are grouped (a
 # spillable aggregate), not counted distinct; an id of an earlier part here would have its
-# hash among the suspects, so only those are looked up.
+# hash among the suspects, so only the earlier ids with such a hash are looked up.
 CHECKS_SQL = """
 WITH written AS (SELECT * FROM read_parquet($path)),
      ids AS (SELECT event_id, count(*) AS n FROM written GROUP BY event_id)
 SELECT count(*) FILTER (event_id IS NULL OR ts IS NULL OR user_id IS NULL OR event_type IS NULL) AS null_keys,
        count(*) FILTER (ts < $day_start OR ts >= $day_end)                                      AS outside_day,
        (SELECT coalesce(sum(n - 1), 0) FROM ids)                                                AS duplicate_ids,
-       count(*) FILTER (hash(event_id) IN (SELECT h FROM suspects)
-                        AND event_id IN (SELECT event_id FROM earlier))                         AS ids_staged_before
+       count(*) FILTER (event_id IN (SELECT event_id FROM earlier
+                                     WHERE hash(event_id) IN (SELECT h FROM suspects)))         AS ids_staged_before
 FROM written
 """
 
