@@ -11,11 +11,20 @@ import pytest
 import torch
 from PIL import Image
 
-from platform_assets.lib.embeddings.refresh import encoder_sample
+from platform_assets.lib.embeddings import refresh as refresh_lib
+from platform_assets.lib.embeddings.image_encoder import ImageEncoder
+from platform_assets.lib.embeddings.refresh import (
+    encoded_weights,
+    encoder_sample,
+    refresh_image_embeddings,
+    refresh_title_embeddings,
+)
+from platform_assets.lib.embeddings.titles import TITLE_DIM
 from platform_assets.lib.lake_store import LakeStore
 from platform_assets.lib.shards.samples import TABULAR, Augmentation, write_samples
 from platform_assets.lib.shards.selection import Selection
 
+CPU = torch.device("cpu")
 SIZE = 96  # px: 27 KiB of pixels a view, so a day of 1,000 photos is 55 MB of views
 
 
@@ -69,6 +78,51 @@ def test_writing_a_days_shards_holds_a_shard_and_a_batch_not_the_day(tmp_path) -
     small, large = traced_peak(tmp_path, 200), traced_peak(tmp_path, 1000)
     views_growth = (1000 - 200) * 2 * 3 * SIZE * SIZE  # 44 MB more pixels in the larger day
     assert large - small < 0.1 * views_growth, (small, large)
+
+
+ARROW_POOLS: list[pa.MemoryPool] = []
+
+
+def refresh_peak(tmp_path, kind: str, photos: int) -> int:
+    """The peak of Python's and Arrow's allocations while a day of `photos` photos has its
+    embeddings written, the model warm."""
+    store = LakeStore(str(tmp_path / f"{kind}-{photos}"))
+    if kind == "images":
+        day = day_of_photos(store, photos).rows.select(["photo_id", "image_key"])
+        weights = encoded_weights(ImageEncoder("resnet18").state_dict(), {})  # 512 floats a photo
+
+        def refresh(table: pa.Table, key: str) -> None:
+            refresh_image_embeddings(store, table, key, weights.weights, weights.version, "resnet18", 32, CPU, 16, 0)
+    else:
+        day = pa.table(
+            {"photo_id": pa.array(range(photos), pa.int64()), "title": [f"photo {i} of the sea" for i in range(photos)]}
+        )
+
+        def refresh(table: pa.Table, key: str) -> None:
+            refresh_title_embeddings(store, table, key, "v1", CPU, 16)
+
+    refresh(day.slice(0, 4), "warm.parquet")
+    pool = pa.proxy_memory_pool(pa.default_memory_pool())  # Arrow's buffers: tracemalloc does not see them
+    ARROW_POOLS.append(pool)  # kept for the session: a buffer allocated from a pool frees through it
+    default = pa.default_memory_pool()
+    pa.set_memory_pool(pool)
+    tracemalloc.start()
+    try:
+        refresh(day, "day.parquet")
+        return tracemalloc.get_traced_memory()[1] + pool.max_memory()
+    finally:
+        tracemalloc.stop()
+        pa.set_memory_pool(default)
+
+
+@pytest.mark.parametrize("kind", ["images", "titles"])
+def test_a_days_embeddings_are_written_a_slice_at_a_time_not_held(tmp_path, monkeypatch, kind: str) -> None:
+    for module, name in [(refresh_lib, "TITLE_SLICE_ROWS"), (refresh_lib, "EMBEDDINGS_ROW_GROUP_ROWS")]:
+        monkeypatch.setattr(module, name, 32)
+    small, large = refresh_peak(tmp_path, kind, 100), refresh_peak(tmp_path, kind, 500)
+    # A day's vectors held once would add 400 photos' worth; what grows is each photo's key and hash.
+    vectors_growth = (500 - 100) * 4 * (512 if kind == "images" else TITLE_DIM)
+    assert large - small < 0.25 * vectors_growth, (small, large, vectors_growth)
 
 
 def test_the_encoder_trains_on_a_bounded_sample_that_is_stable_as_the_lake_grows() -> None:

@@ -2,9 +2,10 @@
 only these bindings and the Dagster instance differ between the two."""
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import dagster as dg
 import polars as pl
@@ -16,7 +17,10 @@ from pydantic import Field
 from platform_assets.demo import DEMO_APP_DB_URL, DEMO_LAKE, LOCAL_DVC_REMOTE, LOCAL_REGISTRY
 from platform_assets.lib.embeddings.sizes import DEFAULT_IMAGE_SIZE, PRODUCTION_IMAGE_SIZE
 from platform_assets.lib.lake_store import S3_ATTEMPTS, LakeStore
+from platform_assets.lib.raw_snapshot import relaxed_concat
 from platform_assets.lib.registry import Registry
+
+T = TypeVar("T")
 
 
 class LakeResource(dg.ConfigurableResource):
@@ -85,11 +89,12 @@ class AppDatabaseResource(dg.ConfigurableResource):
         finally:
             engine.dispose()
 
-    def read_table(self, table: str) -> pa.Table:
-        """Stream a whole table with a server-side cursor where the driver supports one.
+    def extract(self, table: str, write: Callable[[Iterator[pl.DataFrame]], T]) -> T:
+        """`write(batches)` of the whole table, streamed `batch_rows` at a time with a server-side
+        cursor where the driver supports one.
 
-        A dropped or refused connection is retried with exponential backoff (the whole read:
-        it is one consistent snapshot); past `attempts` the error names the database."""
+        A dropped or refused connection is retried with exponential backoff (the whole read and
+        write: it is one consistent snapshot); past `attempts` the error names the database."""
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(self.attempts),
             wait=tenacity.wait_exponential_jitter(initial=0.5, max=self.max_backoff_s),
@@ -97,7 +102,7 @@ class AppDatabaseResource(dg.ConfigurableResource):
             reraise=True,
         )
         try:
-            return retrying(self._read_table, table)
+            return retrying(self._extract, table, write)
         except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
             if not _transient(exc):
                 raise ValueError(
@@ -108,14 +113,17 @@ class AppDatabaseResource(dg.ConfigurableResource):
                 f"last error: {str(exc.orig).strip()}"
             ) from None
 
-    def _read_table(self, table: str) -> pa.Table:
+    def read_table(self, table: str) -> pa.Table:
+        """The whole table in memory (small tables, tests and benchmarks; the raw snapshots stream)."""
+        return self.extract(table, relaxed_concat)
+
+    def _extract(self, table: str, write: Callable[[Iterator[pl.DataFrame]], T]) -> T:
         with self.read_only_connection() as conn:
             conn = conn.execution_options(stream_results=True, max_row_buffer=self.batch_rows)
             quoted = conn.dialect.identifier_preparer.quote(table)
-            frames = list(
+            return write(
                 pl.read_database(f"SELECT * FROM {quoted}", conn, iter_batches=True, batch_size=self.batch_rows)
             )
-        return pl.concat(frames, how="vertical_relaxed").to_arrow() if frames else pa.table({})
 
 
 class ImagesResource(dg.ConfigurableResource):

@@ -12,11 +12,12 @@ import os
 import posixpath
 import re
 import shutil
+import tempfile
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 from urllib.parse import urlparse
 
 import pyarrow as pa
@@ -24,6 +25,8 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
+
+from platform_assets.lib.batches import rebatched
 
 F = TypeVar("F", bound=Callable)
 _KEY_PART = re.compile(r"^[A-Za-z0-9_.=\-]+$")
@@ -85,26 +88,31 @@ UNBUFFERED = ds.ParquetFragmentScanOptions(pre_buffer=False)
 FILTERED_SCAN = {"batch_readahead": 1, "fragment_readahead": 1, "fragment_scan_options": UNBUFFERED}
 
 
+class Written(NamedTuple):
+    """A Parquet file written from a stream: its rows, its size and its first five rows."""
+
+    rows: int
+    bytes: int
+    head: pa.Table
+
+
 def write_parquet_stream(
     path: str | os.PathLike, schema: pa.Schema, tables: Iterable[pa.Table], row_group_rows: int = ROW_GROUP_ROWS
 ) -> tuple[int, pa.Table]:
     """Tables arriving in order written as one local Parquet file, in row groups of
     `row_group_rows` whatever the tables' sizes: the bytes `LakeStore.write_parquet` writes for
     their concatenation, holding about one row group. Returns the rows and the first five."""
-    pending: list[pa.Table] = []
-    have = rows = 0
+    rows = 0
     head = schema.empty_table()
     with pq.ParquetWriter(path, schema, **PARQUET_OPTIONS) as writer:
-        for table in tables:
-            head = head if head.num_rows >= 5 else pa.concat_tables([head, table.slice(0, 5 - head.num_rows)])
-            pending.append(table)
-            have, rows = have + table.num_rows, rows + table.num_rows
-            while have >= row_group_rows:
-                block = pa.concat_tables(pending)
-                writer.write_table(block.slice(0, row_group_rows), row_group_size=row_group_rows)
-                pending, have = [block.slice(row_group_rows)], have - row_group_rows
-        if have or not rows:
-            writer.write_table(pa.concat_tables([schema.empty_table(), *pending]), row_group_size=row_group_rows)
+        for block in rebatched(tables, row_group_rows):
+            head = head if head.num_rows >= 5 else pa.concat_tables([head, block.slice(0, 5 - head.num_rows)])
+            rows += block.num_rows
+            # one chunk per column: the writer's pages (and so its bytes) depend on how the input
+            # is chunked, and a table written whole has one chunk
+            writer.write_table(block.combine_chunks(), row_group_size=row_group_rows)
+        if not rows:
+            writer.write_table(schema.empty_table(), row_group_size=row_group_rows)
     return rows, head
 
 
@@ -257,6 +265,17 @@ class LakeStore:
                 os.remove(tmp)
         return size
 
+    def write_parquet_batches(
+        self, key: str, schema: pa.Schema, tables: Iterable[pa.Table], row_group_rows: int = ROW_GROUP_ROWS
+    ) -> Written:
+        """Tables arriving in order written as one Parquet file (`write_parquet_stream` into a
+        local temporary file, then `put_file`): the bytes `write_parquet` writes for their
+        concatenation, holding a row group."""
+        with tempfile.TemporaryDirectory(prefix="lake-write-") as tmp:
+            local = os.path.join(tmp, "part.parquet")
+            rows, head = write_parquet_stream(local, schema, tables, row_group_rows)
+            return Written(rows, self.put_file(key, local), head)
+
     def write_parquet(self, key: str, table: pa.Table, row_group_rows: int | None = None) -> int:
         """Write `table` as one Parquet file with deterministic bytes; returns its size.
         `row_group_rows`: smaller row groups let a filtered read hold less (pyarrow's default: 1 Mi rows)."""
@@ -279,13 +298,19 @@ class LakeStore:
         return dataset.to_table(filter=where, columns=columns, **FILTERED_SCAN)
 
     @_names_the_lake("reading")
+    def parquet_schema(self, key: str) -> pa.Schema:
+        """The Parquet file's Arrow schema, from its footer (no data is read)."""
+        fs, _ = self._fs_and_base()
+        return pq.read_schema(self.path(key), filesystem=fs)
+
+    @_names_the_lake("reading")
     def parquet_rows(self, keys: list[str]) -> int:
         """The rows of these Parquet files, from their footers (no data is read)."""
         fs, _ = self._fs_and_base()
         return sum(pq.read_metadata(self.path(k), filesystem=fs).num_rows for k in keys)
 
     def iter_parquet(
-        self, keys: list[str], columns: list[str], batch_rows: int, where: pc.Expression | None = None
+        self, keys: list[str], columns: list[str] | None, batch_rows: int, where: pc.Expression | None = None
     ) -> Iterator[pa.RecordBatch]:
         """`columns` of these Parquet files (only the rows matching `where`), `batch_rows` at a
         time: memory holds a batch, not the files."""

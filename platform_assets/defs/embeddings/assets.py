@@ -17,7 +17,6 @@ from platform_assets.defs.resources import ImagesResource, LakeResource
 from platform_assets.defs.retry import IO_RETRY, transient_retries
 from platform_assets.lib.embeddings.sizes import DEFAULT_IMAGE_SIZE
 from platform_assets.lib.lake_layout import (
-    EMBEDDINGS_ROW_GROUP_ROWS,
     ENCODER_POINTER,
     IMAGE_EMBEDDINGS_PATH,
     IMAGE_QUARANTINE_PATH,
@@ -130,25 +129,23 @@ def image_encoder(
 
 
 def _refreshed_days(context: dg.AssetExecutionContext, store: LakeStore, dataset: str, refresh_day) -> dict:
-    """Each day of the run's range refreshed (`refresh_day(day, photos posted that day,
-    previous table or None)` → Refresh) and written before the next is read; the range's
-    totals as metadata."""
+    """Each day of the run's range refreshed in turn (`refresh_day(day, photos posted that day,
+    the day's key)` rewrites the day's table → Refresh); the range's totals as metadata."""
     first, last = partition_window(context)
     totals = {"embedded": 0, "reused": 0, "quarantined": 0, "rows": 0, "bytes": 0, "seconds": 0.0}
     for day in day_range(first, last):
-        key = partition_key(dataset, day)
         result = refresh_day(
-            day, store.read_parquet(staging_key("photos"), posted_on(day)), store.read_parquet_if_exists(key)
+            day, store.read_parquet(staging_key("photos"), posted_on(day)), partition_key(dataset, day)
         )
-        totals["bytes"] += store.write_parquet(key, result.table, EMBEDDINGS_ROW_GROUP_ROWS)
-        totals["rows"] += result.table.num_rows
+        totals["bytes"] += result.bytes
+        totals["rows"] += result.rows
         totals["seconds"] += result.seconds
         totals["embedded"] += result.embedded
         totals["reused"] += result.reused
         totals["quarantined"] += result.quarantine.num_rows
         context.log.info(
             f"{dataset} {day}: {result.embedded} embedded, {result.reused} reused, "
-            f"{result.quarantine.num_rows} quarantined, {result.table.num_rows} rows"
+            f"{result.quarantine.num_rows} quarantined, {result.rows} rows"
         )
     per_second = round(totals["embedded"] / totals["seconds"], 1) if totals["embedded"] and totals["seconds"] else 0.0
     return {
@@ -185,11 +182,11 @@ def image_embeddings(
     image_size = pointer.get("image_size", DEFAULT_IMAGE_SIZE)  # encoders from before the setting read 64 px
     weights, decoders = store.read_bytes(pointer["key"]), set()
 
-    def refresh_day(day: str, photos, previous):
+    def refresh_day(day: str, photos, key: str):
         result = refresh_image_embeddings(
             store,
             photos.select(["photo_id", "image_key"]),
-            previous,
+            key,
             weights,
             pointer["version"],
             pointer.get("arch", "resnet-small"),
@@ -242,7 +239,7 @@ def title_embeddings(
         context,
         store,
         TITLE_EMBEDDINGS_PATH,
-        lambda _day, photos, previous: refresh_title_embeddings(photos, previous, version, device, config.batch_size),
+        lambda _day, photos, key: refresh_title_embeddings(store, photos, key, version, device, config.batch_size),
     )
     return dg.MaterializeResult(metadata=metadata | {"model_version": version, "device": str(device)})
 

@@ -39,7 +39,7 @@ from platform_assets.lib.features.latest_activity import (
     fold_latest,
     rebuild_latest,
 )
-from platform_assets.lib.features.photo_features import PHOTO_FEATURES_SCHEMA, compute_photo_features
+from platform_assets.lib.features.photo_features import PHOTO_FEATURES_SCHEMA, photo_features_batches
 from platform_assets.lib.features.training_set import (
     TRAINING_SET_SCHEMA,
     compute_training_set,
@@ -348,9 +348,14 @@ def popularity_labels(context: dg.AssetExecutionContext, lake: LakeResource) -> 
 @transient_retries
 def photo_features(lake: LakeResource) -> dg.MaterializeResult:
     store = lake.store()
-    table = compute_photo_features(store.read_parquet(staging_key("photos")), store.read_parquet(staging_key("users")))
-    size = store.write_parquet(PHOTO_FEATURES_FILE, table)
-    return dg.MaterializeResult(metadata=table_metadata(table, store.uri(PHOTO_FEATURES_FILE), size))
+    users = store.read_parquet(staging_key("users"), columns=["user_id", "signup_at", "timezone"])
+    photos = store.iter_parquet([staging_key("photos")], None, BATCH_ROWS)  # staged in photo id order
+    written = store.write_parquet_batches(
+        PHOTO_FEATURES_FILE, PHOTO_FEATURES_SCHEMA, photo_features_batches(photos, users)
+    )
+    return dg.MaterializeResult(
+        metadata=table_metadata(written.head, store.uri(PHOTO_FEATURES_FILE), written.bytes, row_count=written.rows)
+    )
 
 
 @dg.asset(

@@ -1,4 +1,4 @@
-"""Raw app-database snapshots: each table extracted as-is to Parquet in the lake (E+L)."""
+"""Raw app-database snapshots: each table extracted as-is to Parquet in the lake (E+L), a batch at a time."""
 
 import dagster as dg
 
@@ -6,6 +6,7 @@ from platform_assets.defs.metadata import table_metadata
 from platform_assets.defs.resources import AppDatabaseResource, LakeResource
 from platform_assets.defs.retry import IO_RETRY, transient_retries
 from platform_assets.lib.lake_layout import raw_snapshot_key
+from platform_assets.lib.raw_snapshot import write_snapshot
 
 
 def _raw_snapshot(table: str, description: str) -> dg.AssetsDefinition:
@@ -21,12 +22,12 @@ def _raw_snapshot(table: str, description: str) -> dg.AssetsDefinition:
     def _extract(
         context: dg.AssetExecutionContext, lake: LakeResource, app_db: AppDatabaseResource
     ) -> dg.MaterializeResult:
-        store = lake.store()
-        data = app_db.read_table(table)
-        key = raw_snapshot_key(table)
-        size = store.write_parquet(key, data)
-        context.log.info(f"extracted {data.num_rows} rows of {table} to {store.uri(key)}")
-        return dg.MaterializeResult(metadata=table_metadata(data, store.uri(key), size))
+        store, key = lake.store(), raw_snapshot_key(table)
+        written = app_db.extract(table, lambda batches: write_snapshot(store, key, batches))
+        context.log.info(f"extracted {written.rows} rows of {table} to {store.uri(key)}")
+        return dg.MaterializeResult(
+            metadata=table_metadata(written.head, store.uri(key), written.bytes, row_count=written.rows)
+        )
 
     return _extract
 

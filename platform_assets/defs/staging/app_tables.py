@@ -8,11 +8,11 @@ from platform_assets.defs.metadata import column_schema, table_metadata
 from platform_assets.defs.resources import LakeResource
 from platform_assets.defs.retry import IO_RETRY, transient_retries
 from platform_assets.lib.lake_layout import raw_snapshot_key, staging_key
-from platform_assets.lib.staging.app_tables import DB_QUARANTINE_SCHEMA, PHOTOS_SCHEMA, USERS_SCHEMA, stage
+from platform_assets.lib.staging.app_tables import CONTRACTS, DB_QUARANTINE_SCHEMA, STAGE_BATCH_ROWS, staging
 
 
 def _staged(table: str, raw: dg.AssetsDefinition, description: str, extra_deps: list) -> dg.AssetsDefinition:
-    schema = USERS_SCHEMA if table == "users" else PHOTOS_SCHEMA
+    schema = CONTRACTS[table][2]
 
     @dg.multi_asset(
         retry_policy=IO_RETRY,
@@ -38,9 +38,14 @@ def _staged(table: str, raw: dg.AssetsDefinition, description: str, extra_deps: 
     )
     @transient_retries
     def _stage(context: dg.AssetExecutionContext, lake: LakeResource):
-        store = lake.store()
-        users = store.read_parquet(staging_key("users")) if table == "photos" else None
-        staged = stage(store.read_parquet(raw_snapshot_key(table)), table, users)
+        store, raw_key = lake.store(), raw_snapshot_key(table)
+        valid_key, quarantine_key = staging_key(table), staging_key(f"{table}_quarantine")
+        user_ids = (
+            store.iter_parquet([staging_key("users")], ["user_id"], STAGE_BATCH_ROWS) if table == "photos" else None
+        )
+        raw = store.iter_parquet([raw_key], None, STAGE_BATCH_ROWS)
+        with staging(store.parquet_schema(raw_key), raw, table, user_ids) as staged:
+            valid = store.write_parquet_batches(valid_key, schema, staged.valid)
         if staged.missing_optional or staged.unexpected:
             context.log.warning(
                 f"schema drift in app-database table {table!r}: missing optional columns "
@@ -48,17 +53,20 @@ def _staged(table: str, raw: dg.AssetsDefinition, description: str, extra_deps: 
             )
         if staged.quarantine.num_rows:
             context.log.warning(f"{staged.quarantine.num_rows} {table} rows quarantined")
-        for name, data in ((table, staged.valid), (f"{table}_quarantine", staged.quarantine)):
-            key = staging_key(name)
-            size = store.write_parquet(key, data)
-            metadata = table_metadata(data, store.uri(key), size)
-            if name == table:
-                metadata |= {
-                    "quarantined_rows": staged.quarantine.num_rows,
-                    "drift_missing_optional_columns": ", ".join(staged.missing_optional) or "none",
-                    "drift_unexpected_columns": ", ".join(staged.unexpected) or "none",
-                }
-            yield dg.MaterializeResult(asset_key=["staging", name], metadata=metadata)
+        yield dg.MaterializeResult(
+            asset_key=["staging", table],
+            metadata=table_metadata(valid.head, store.uri(valid_key), valid.bytes, row_count=valid.rows)
+            | {
+                "quarantined_rows": staged.quarantine.num_rows,
+                "drift_missing_optional_columns": ", ".join(staged.missing_optional) or "none",
+                "drift_unexpected_columns": ", ".join(staged.unexpected) or "none",
+            },
+        )
+        size = store.write_parquet(quarantine_key, staged.quarantine)
+        yield dg.MaterializeResult(
+            asset_key=["staging", f"{table}_quarantine"],
+            metadata=table_metadata(staged.quarantine, store.uri(quarantine_key), size),
+        )
 
     return _stage
 

@@ -7,18 +7,25 @@ from __future__ import annotations
 import hashlib
 import io
 import time
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import torch
 
 from platform_assets.lib.embeddings.device import inference_mode
 from platform_assets.lib.embeddings.image_encoder import load_encoder, train_simclr, weights_version
 from platform_assets.lib.embeddings.images import stored_embedding_batches, stored_image_batches
-from platform_assets.lib.embeddings.incremental import content_hash, embedding_table, split_todo
+from platform_assets.lib.embeddings.incremental import (
+    PreviousDay,
+    content_hash,
+    embedding_schema,
+    embedding_table,
+    merged_slices,
+)
 from platform_assets.lib.embeddings.titles import TITLE_DIM, embed_titles
+from platform_assets.lib.lake_layout import EMBEDDINGS_ROW_GROUP_ROWS
 from platform_assets.lib.lake_store import LakeStore
 
 
@@ -90,11 +97,15 @@ def encoded_weights(state: dict, metrics: dict) -> TrainedEncoder:
     return TrainedEncoder(weights_version(state), buf.getvalue(), metrics)
 
 
+TITLE_SLICE_ROWS = 8192  # titles embedded per call (the encoder sorts a call's titles by length)
+
+
 @dataclass
 class Refresh:
-    """The whole up-to-date table, what was computed and reused, and what could not be."""
+    """A day's table rewritten: what was computed, reused and could not be."""
 
-    table: pa.Table
+    rows: int
+    bytes: int
     embedded: int
     reused: int
     seconds: float
@@ -106,14 +117,26 @@ class Refresh:
         return round(self.embedded / self.seconds, 1) if self.embedded and self.seconds else 0.0
 
 
-def _merge(keep: pa.Table | None, new: pa.Table) -> pa.Table:
-    return (pa.concat_tables([keep, new]) if keep is not None else new).sort_by("photo_id")
+def _rewrite(
+    store: LakeStore, key: str, previous: PreviousDay, dim: int, slices: Iterator[tuple[pa.Table, pa.Table]]
+) -> tuple[Refresh, float]:
+    """Write the day's new table at `key` from `slices` (see `merged_slices`), a row group at a
+    time; the Refresh's counts, and the seconds it took."""
+    counts = {"reused": 0, "embedded": 0}
+    started = time.perf_counter()
+    schema = embedding_schema(dim)
+    written = store.write_parquet_batches(
+        key, schema, merged_slices(previous, slices, schema, counts), EMBEDDINGS_ROW_GROUP_ROWS
+    )
+    return Refresh(
+        written.rows, written.bytes, counts["embedded"], counts["reused"], 0.0
+    ), time.perf_counter() - started
 
 
 def refresh_image_embeddings(
     store: LakeStore,
     photos: pa.Table,
-    previous: pa.Table | None,
+    key: str,
     weights: bytes,
     version: str,
     arch: str,
@@ -122,71 +145,81 @@ def refresh_image_embeddings(
     batch_size: int,
     workers: int | None,
 ) -> Refresh:
-    """Embed the photos (`photo_id`, `image_key`) whose image or encoder changed, reading,
-    hashing and decoding their JPEGs a batch at a time (a changed image is known by the hash of
-    the bytes read for it, so each is read once); unreadable images go to the quarantine with
-    their key and reason. Memory: one batch of JPEGs and the day's vectors."""
-    ids, keys = photos["photo_id"].to_pylist(), photos["image_key"].to_pylist()
-    known_hash = {}
-    if previous is not None:
-        valid = previous.filter(pc.equal(previous["model_version"], version))
-        known_hash = dict(zip(valid["photo_id"].to_pylist(), valid["content_hash"].to_pylist()))
+    """Rewrite the day's image embeddings at `key` for its photos (`photo_id`, `image_key`),
+    embedding those whose image or encoder changed: JPEGs are read, hashed and decoded a batch
+    at a time (a changed image is known by the hash of the bytes read for it, so each is read
+    once), and the table is written as the batches go. Unreadable images go to the quarantine
+    with their key and reason. Memory: a batch of JPEGs and a row group, not the day."""
+    photos = photos.sort_by("photo_id")
+    ids, keys = photos["photo_id"], photos["image_key"].to_pylist()
+    previous = PreviousDay(store, key, version)
     model = load_encoder(torch.load(io.BytesIO(weights), weights_only=True), device, arch)
-    hashes: list[str] = []
-    done, vectors, errors = [], [], {}
-    started = time.perf_counter()
+    errors: dict[int, str] = {}
     decoder, batches = stored_embedding_batches(
-        store, keys, size, batch_size, device, workers, [known_hash.get(i) for i in ids]
+        store, keys, size, batch_size, device, workers, [previous.known.get(i) for i in ids.to_pylist()]
     )
-    with inference_mode(device):
-        for batch, images in batches:
-            hashes += batch.hashes
-            if not len(batch.indices):
-                continue
-            out = model(images).float().cpu().numpy()
-            for row, vector, error in zip(batch.indices.tolist(), out, batch.errors):
-                if error:
-                    errors[row] = error
-                else:
-                    done.append(row)
-                    vectors.append(vector)
-    seconds = time.perf_counter() - started
-    current = pa.table({"photo_id": photos["photo_id"], "content_hash": pa.array(hashes, pa.string())})
-    keep, _ = split_todo(current, previous, version)
-    rows = pa.array(done, pa.int64())  # typed: an empty take (nothing changed) needs its type
-    new = embedding_table(
-        current["photo_id"].take(rows),
-        current["content_hash"].take(rows),
-        version,
-        np.stack(vectors) if vectors else np.zeros((0, model.dim), np.float32),
-    )
+
+    def slices() -> Iterator[tuple[pa.Table, pa.Table]]:
+        with inference_mode(device):
+            for batch, images in batches:
+                current = pa.table(
+                    {
+                        "photo_id": ids.slice(batch.start, len(batch.hashes)),
+                        "content_hash": pa.array(batch.hashes, pa.string()),
+                    }
+                )
+                out = model(images).float().cpu().numpy() if len(batch.indices) else np.zeros((0, model.dim))
+                good = [k for k, error in enumerate(batch.errors) if not error]
+                rows = pa.array([batch.indices[k].item() - batch.start for k in good], pa.int64())
+                for k, error in enumerate(batch.errors):
+                    if error:
+                        errors[batch.indices[k].item()] = error
+                yield (
+                    current,
+                    embedding_table(
+                        current["photo_id"].take(rows), current["content_hash"].take(rows), version, out[good]
+                    ),
+                )
+
+    result, seconds = _rewrite(store, key, previous, model.dim, slices())
     quarantine = pa.table(
         {
-            "photo_id": pa.array([ids[r] for r in errors], pa.int64()),
+            "photo_id": pa.array([ids[r].as_py() for r in errors], pa.int64()),
             "image_key": pa.array([keys[r] for r in errors], pa.string()),
             "reason": pa.array(list(errors.values()), pa.string()),
         }
     )
-    reused = keep.num_rows if keep is not None else 0
-    return Refresh(_merge(keep, new), new.num_rows, reused, seconds, quarantine, decoder)
+    return replace(result, seconds=seconds, quarantine=quarantine, decoder=decoder)
 
 
 def refresh_title_embeddings(
-    photos: pa.Table, previous: pa.Table | None, version: str, device: torch.device, batch_size: int
+    store: LakeStore, photos: pa.Table, key: str, version: str, device: torch.device, batch_size: int
 ) -> Refresh:
-    """Embed the titles (`photo_id`, `title`; a missing title is the empty one) that changed."""
-    titles = [t or "" for t in photos["title"].to_pylist()]
-    current = pa.table(
-        {"photo_id": photos["photo_id"], "content_hash": pa.array([content_hash(t.encode()) for t in titles])}
-    )
-    keep, todo = split_todo(current, previous, version)
-    by_id = dict(zip(photos["photo_id"].to_pylist(), titles))
-    started = time.perf_counter()
-    vectors = (
-        embed_titles([by_id[i] for i in todo["photo_id"].to_pylist()], device, batch_size)
-        if todo.num_rows
-        else np.zeros((0, TITLE_DIM), np.float32)
-    )
-    seconds = time.perf_counter() - started
-    new = embedding_table(todo["photo_id"], todo["content_hash"], version, vectors)
-    return Refresh(_merge(keep, new), todo.num_rows, keep.num_rows if keep is not None else 0, seconds)
+    """Rewrite the day's title embeddings at `key` for its photos (`photo_id`, `title`; a
+    missing title is the empty one), embedding those whose title changed, `TITLE_SLICE_ROWS`
+    photos at a time."""
+    photos = photos.sort_by("photo_id")
+    previous = PreviousDay(store, key, version)
+
+    def slices() -> Iterator[tuple[pa.Table, pa.Table]]:
+        for lo in range(0, photos.num_rows, TITLE_SLICE_ROWS):
+            part = photos.slice(lo, TITLE_SLICE_ROWS)
+            titles = [t or "" for t in part["title"].to_pylist()]
+            hashes = [content_hash(t.encode()) for t in titles]
+            todo = [
+                k for k, (i, h) in enumerate(zip(part["photo_id"].to_pylist(), hashes)) if previous.known.get(i) != h
+            ]
+            current = pa.table({"photo_id": part["photo_id"], "content_hash": pa.array(hashes, pa.string())})
+            rows = pa.array(todo, pa.int64())
+            vectors = (
+                embed_titles([titles[k] for k in todo], device, batch_size)
+                if todo
+                else np.zeros((0, TITLE_DIM), np.float32)
+            )
+            yield (
+                current,
+                embedding_table(current["photo_id"].take(rows), current["content_hash"].take(rows), version, vectors),
+            )
+
+    result, seconds = _rewrite(store, key, previous, TITLE_DIM, slices())
+    return replace(result, seconds=seconds)

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 import torch.nn as nn
 
+from platform_assets.lib.batches import rebatched
 from platform_assets.lib.embeddings.device import reproducible
 from platform_assets.lib.shards.reader import ShardDataset, ShardLoader, local_shards, shard_paths
 
@@ -77,18 +77,26 @@ def _fit(train_dirs: list[Path], config: TrainConfig, use_embeddings: bool) -> n
 HOLDOUT_INPUTS = ("image_embedding", "title_embedding", "features", "feature_mask")
 
 
+HOLDOUT_BATCH_ROWS = 8192  # photos predicted at a time (a day that fits is predicted in one batch)
+
+
 def holdout(holdout_dir: Path, model: nn.Module, use_embeddings: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(photo ids, predictions, labels) on the holdout day's first view of each photo. Only
-    those rows and the model's columns are read: a 100,000-photo day's augmented pixels are
-    3 GB, and reading them whole took the nightly run to 5.8 GB."""
+    """(photo ids, predictions, labels) on the holdout day's first view of each photo,
+    `HOLDOUT_BATCH_ROWS` photos at a time. Only those rows and the model's columns are read, a
+    shard at a time: a 100,000-photo day's augmented pixels are 3 GB, and reading them whole
+    took the nightly run to 5.8 GB; its first views' vectors alone were a gigabyte."""
     columns = ["photo_id", "label", *HOLDOUT_INPUTS]
-    table = pa.concat_tables(
-        pq.read_table(p, columns=columns, filters=[("view", "=", 0)]) for p in shard_paths([holdout_dir])
-    )
-    batch = {
-        name: torch.from_numpy(table[name].combine_chunks().values.to_numpy().reshape(table.num_rows, -1).copy())
-        for name in HOLDOUT_INPUTS
-    }
-    with torch.no_grad(), reproducible():
-        pred = model(_inputs(batch, use_embeddings)).squeeze(1).numpy()
-    return table["photo_id"].to_numpy(), pred, table["label"].to_numpy()
+    shards = (pq.read_table(p, columns=columns, filters=[("view", "=", 0)]) for p in shard_paths([holdout_dir]))
+    ids, preds, labels = [], [], []
+    for table in rebatched(shards, HOLDOUT_BATCH_ROWS):
+        batch = {
+            name: torch.from_numpy(table[name].combine_chunks().values.to_numpy().reshape(table.num_rows, -1).copy())
+            for name in HOLDOUT_INPUTS
+        }
+        with torch.no_grad(), reproducible():
+            preds.append(model(_inputs(batch, use_embeddings)).squeeze(1).numpy())
+        ids.append(table["photo_id"].to_numpy())
+        labels.append(table["label"].to_numpy())
+    if not ids:
+        return np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.float32)
+    return np.concatenate(ids), np.concatenate(preds), np.concatenate(labels)

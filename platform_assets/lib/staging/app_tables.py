@@ -6,6 +6,8 @@ unexpected column is reported, a missing required column stops the run with its 
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -108,6 +110,16 @@ class StagedTable:
     unexpected: list[str]
 
 
+@dataclass(frozen=True)
+class StagedStream:
+    """A staged table whose valid rows stream out of DuckDB (`valid`, in key order, one pass)."""
+
+    valid: Iterator[pa.Table]
+    quarantine: pa.Table
+    missing_optional: list[str]
+    unexpected: list[str]
+
+
 class SchemaBreak(ValueError):
     """The source lost a column we cannot do without."""
 
@@ -126,20 +138,53 @@ def conform(raw: pa.Table, columns: dict[str, bool], table: str) -> tuple[pa.Tab
     return pa.table(arrays, names=list(columns)), missing, sorted(present - set(columns))
 
 
-def stage(raw: pa.Table, table: str, users: pa.Table | None = None) -> StagedTable:
-    columns, sql, schema = (
-        (USERS_COLUMNS, USERS_SQL, USERS_SCHEMA) if table == "users" else (PHOTOS_COLUMNS, PHOTOS_SQL, PHOTOS_SCHEMA)
+STAGE_BATCH_ROWS = 1 << 16  # rows handed to and from DuckDB at a time
+CONTRACTS = {  # table: (columns and whether required, staging SQL, staged schema)
+    "users": (USERS_COLUMNS, USERS_SQL, USERS_SCHEMA),
+    "photos": (PHOTOS_COLUMNS, PHOTOS_SQL, PHOTOS_SCHEMA),
+}
+
+
+@contextmanager
+def staging(
+    raw_schema: pa.Schema,
+    raw: Iterable[pa.RecordBatch],
+    table: str,
+    user_ids: Iterable[pa.RecordBatch] | None = None,
+) -> Iterator[StagedStream]:
+    """Stage a snapshot read a batch at a time (`raw`, of `raw_schema`; for photos, `user_ids`:
+    batches of the staged users' `user_id`). The rows go into DuckDB, which holds them within
+    its memory limit and spills past it; the valid rows stream out while the context is open."""
+    columns, sql, schema = CONTRACTS[table]
+    conformed, missing, unexpected = conform(raw_schema.empty_table(), columns, table)  # a SchemaBreak before any read
+    batches = (
+        b for batch in raw for b in conform(pa.Table.from_batches([batch], raw_schema), columns, table)[0].to_batches()
     )
-    conformed, missing, unexpected = conform(raw, columns, table)
     with duck.connect() as con:
-        con.register("raw", conformed)
-        if users is not None:
-            con.register("users", users)
+        con.register("raw_batches", pa.RecordBatchReader.from_batches(conformed.schema, batches))
+        con.execute("CREATE TEMP TABLE raw AS SELECT * FROM raw_batches")
+        if user_ids is not None:
+            ids = (pa.record_batch([b.column(0)], names=["user_id"]) for b in user_ids)
+            con.register("user_batches", pa.RecordBatchReader.from_batches(pa.schema([("user_id", pa.int64())]), ids))
+            con.execute("CREATE TEMP TABLE users AS SELECT user_id FROM user_batches")
         con.execute(sql)
-        valid = conform_to(con.sql("SELECT * FROM valid").to_arrow_table(), schema)
         quarantine = con.sql(
             "SELECT $table AS source_table, reason, CAST(to_json(checked) AS VARCHAR) AS raw "
             "FROM checked WHERE reason IS NOT NULL ORDER BY raw",
             params={"table": table},
         ).to_arrow_table()
-        return StagedTable(valid, conform_to(quarantine, DB_QUARANTINE_SCHEMA), missing, unexpected)
+        valid = con.sql("SELECT * FROM valid").fetch_record_batch(STAGE_BATCH_ROWS)
+        yield StagedStream(
+            (conform_to(pa.Table.from_batches([b]), schema) for b in valid),
+            conform_to(quarantine, DB_QUARANTINE_SCHEMA),
+            missing,
+            unexpected,
+        )
+
+
+def stage(raw: pa.Table, table: str, users: pa.Table | None = None) -> StagedTable:
+    """`staging` of a table in memory, its valid rows gathered (benchmarks and small tables)."""
+    user_ids = users.select(["user_id"]).to_batches() if users is not None else None
+    with staging(raw.schema, raw.to_batches(), table, user_ids) as staged:
+        valid = pa.concat_tables([CONTRACTS[table][2].empty_table(), *staged.valid])
+        return StagedTable(valid, staged.quarantine, staged.missing_optional, staged.unexpected)
