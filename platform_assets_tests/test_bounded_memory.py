@@ -120,9 +120,10 @@ def test_a_days_embeddings_are_written_a_slice_at_a_time_not_held(tmp_path, monk
     for module, name in [(refresh_lib, "TITLE_SLICE_ROWS"), (refresh_lib, "EMBEDDINGS_ROW_GROUP_ROWS")]:
         monkeypatch.setattr(module, name, 32)
     small, large = refresh_peak(tmp_path, kind, 100), refresh_peak(tmp_path, kind, 500)
-    # A day's vectors held once would add 400 photos' worth; what grows is each photo's key and hash.
+    # The larger day's vectors held once would add 400 photos' worth (2 KB a photo for images,
+    # 1.5 KB for titles); what may grow is each photo's key and known hash (under 0.7 KB).
     vectors_growth = (500 - 100) * 4 * (512 if kind == "images" else TITLE_DIM)
-    assert large - small < 0.25 * vectors_growth, (small, large, vectors_growth)
+    assert large - small < 0.5 * vectors_growth, (small, large, vectors_growth)
 
 
 def test_the_encoder_trains_on_a_bounded_sample_that_is_stable_as_the_lake_grows() -> None:

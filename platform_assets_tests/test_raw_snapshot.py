@@ -6,6 +6,7 @@ import sqlite3
 import pyarrow.parquet as pq
 
 from platform_assets.defs.resources import AppDatabaseResource
+from platform_assets.lib.lake_layout import TABLE_ROW_GROUP_ROWS
 from platform_assets.lib.lake_store import LakeStore
 from platform_assets.lib.raw_snapshot import write_snapshot
 
@@ -32,6 +33,6 @@ def test_a_table_read_in_batches_is_written_with_the_whole_tables_types_and_byte
     assert str(whole.schema.field("bio").type) in ("large_string", "string", "string_view")
     assert whole.schema.field("score").type == "double"
     assert pq.read_table(store.path("users.parquet")).equals(whole)
-    store.write_parquet("whole.parquet", whole)
+    store.write_parquet("whole.parquet", whole, TABLE_ROW_GROUP_ROWS)
     assert store.read_bytes("users.parquet") == store.read_bytes("whole.parquet")
     assert written.head.to_pylist() == whole.slice(0, 5).to_pylist()

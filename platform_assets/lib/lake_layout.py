@@ -30,6 +30,7 @@ TITLE_EMBEDDINGS_PATH = "embeddings/title_embeddings"
 # Whole-table datasets.
 PHOTO_FEATURES_FILE = "features/photo_features.parquet"
 ENCODER_POINTER = "embeddings/image_encoder/current.json"
+TABLE_ROW_GROUP_ROWS = 65_536  # app tables' snapshots, staged tables, photo features: what a writer holds
 EMBEDDINGS_ROW_GROUP_ROWS = 8_192  # 12 MB of title vectors: what a writer holds and a reader of a few photos reads
 # Optional (photo_id, planted_score): a lake that knows each photo's true popularity (the
 # simulator's does) lets the model report the ceiling it could reach; production lakes omit it.

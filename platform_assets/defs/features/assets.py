@@ -46,6 +46,7 @@ from platform_assets.lib.features.training_set import (
     point_in_time_violations,
 )
 from platform_assets.lib.features.user_activity import (
+    ACTIVITY_ROW_GROUP,
     BATCH_ROWS,
     EDGE_DAYS,
     EVENT_COLUMNS,
@@ -66,6 +67,7 @@ from platform_assets.lib.lake_layout import (
     LABELS_PATH,
     LATEST_ACTIVITY_PATH,
     PHOTO_FEATURES_FILE,
+    TABLE_ROW_GROUP_ROWS,
     TRAINING_SET_PATH,
     USER_ACTIVITY_PATH,
     day_parts,
@@ -215,7 +217,10 @@ def user_activity(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.M
                 if attempt > 1:  # the events changed meanwhile: their tiles too, maybe
                     days = _Days(store, photos, users, context.log)
                 day_rows, day_head = write_parquet_stream(
-                    written, USER_ACTIVITY_SCHEMA, user_activity_of_day(day, days.events, days.tile, photos, users)
+                    written,
+                    USER_ACTIVITY_SCHEMA,
+                    user_activity_of_day(day, days.events, days.tile, photos, users),
+                    ACTIVITY_ROW_GROUP,
                 )
                 rewritten = _materialized_since(context.instance, EVENTS, inputs, read_at)
                 if not rewritten:
@@ -351,7 +356,7 @@ def photo_features(lake: LakeResource) -> dg.MaterializeResult:
     users = store.read_parquet(staging_key("users"), columns=["user_id", "signup_at", "timezone"])
     photos = store.iter_parquet([staging_key("photos")], None, BATCH_ROWS)  # staged in photo id order
     written = store.write_parquet_batches(
-        PHOTO_FEATURES_FILE, PHOTO_FEATURES_SCHEMA, photo_features_batches(photos, users)
+        PHOTO_FEATURES_FILE, PHOTO_FEATURES_SCHEMA, photo_features_batches(photos, users), TABLE_ROW_GROUP_ROWS
     )
     return dg.MaterializeResult(
         metadata=table_metadata(written.head, store.uri(PHOTO_FEATURES_FILE), written.bytes, row_count=written.rows)

@@ -7,7 +7,7 @@ from platform_assets.defs.lake.raw_db import raw_photos, raw_users
 from platform_assets.defs.metadata import column_schema, table_metadata
 from platform_assets.defs.resources import LakeResource
 from platform_assets.defs.retry import IO_RETRY, transient_retries
-from platform_assets.lib.lake_layout import raw_snapshot_key, staging_key
+from platform_assets.lib.lake_layout import TABLE_ROW_GROUP_ROWS, raw_snapshot_key, staging_key
 from platform_assets.lib.staging.app_tables import CONTRACTS, DB_QUARANTINE_SCHEMA, STAGE_BATCH_ROWS, staging
 
 
@@ -45,7 +45,7 @@ def _staged(table: str, raw: dg.AssetsDefinition, description: str, extra_deps: 
         )
         raw = store.iter_parquet([raw_key], None, STAGE_BATCH_ROWS)
         with staging(store.parquet_schema(raw_key), raw, table, user_ids) as staged:
-            valid = store.write_parquet_batches(valid_key, schema, staged.valid)
+            valid = store.write_parquet_batches(valid_key, schema, staged.valid, TABLE_ROW_GROUP_ROWS)
         if staged.missing_optional or staged.unexpected:
             context.log.warning(
                 f"schema drift in app-database table {table!r}: missing optional columns "

@@ -119,18 +119,17 @@ class Refresh:
 
 def _rewrite(
     store: LakeStore, key: str, previous: PreviousDay, dim: int, slices: Iterator[tuple[pa.Table, pa.Table]]
-) -> tuple[Refresh, float]:
+) -> Refresh:
     """Write the day's new table at `key` from `slices` (see `merged_slices`), a row group at a
-    time; the Refresh's counts, and the seconds it took."""
+    time; what was embedded and reused, and the seconds it took, writing included."""
     counts = {"reused": 0, "embedded": 0}
     started = time.perf_counter()
     schema = embedding_schema(dim)
     written = store.write_parquet_batches(
         key, schema, merged_slices(previous, slices, schema, counts), EMBEDDINGS_ROW_GROUP_ROWS
     )
-    return Refresh(
-        written.rows, written.bytes, counts["embedded"], counts["reused"], 0.0
-    ), time.perf_counter() - started
+    seconds = time.perf_counter() - started
+    return Refresh(written.rows, written.bytes, counts["embedded"], counts["reused"], seconds)
 
 
 def refresh_image_embeddings(
@@ -181,7 +180,7 @@ def refresh_image_embeddings(
                     ),
                 )
 
-    result, seconds = _rewrite(store, key, previous, model.dim, slices())
+    result = _rewrite(store, key, previous, model.dim, slices())
     quarantine = pa.table(
         {
             "photo_id": pa.array([ids[r].as_py() for r in errors], pa.int64()),
@@ -189,7 +188,7 @@ def refresh_image_embeddings(
             "reason": pa.array(list(errors.values()), pa.string()),
         }
     )
-    return replace(result, seconds=seconds, quarantine=quarantine, decoder=decoder)
+    return replace(result, quarantine=quarantine, decoder=decoder)
 
 
 def refresh_title_embeddings(
@@ -221,5 +220,4 @@ def refresh_title_embeddings(
                 embedding_table(current["photo_id"].take(rows), current["content_hash"].take(rows), version, vectors),
             )
 
-    result, seconds = _rewrite(store, key, previous, TITLE_DIM, slices())
-    return replace(result, seconds=seconds)
+    return _rewrite(store, key, previous, TITLE_DIM, slices())

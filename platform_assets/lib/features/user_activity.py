@@ -61,6 +61,7 @@ TILE_SCHEMA = described_schema(
 )
 EDGE_DAYS = (0, 7)  # days before the computed day whose raw events its rows read
 TILE_ROW_GROUP = 65_536  # users per row group of a tile: a range of users reads only its own
+ACTIVITY_ROW_GROUP = 65_536  # rows per row group of a day's activity: what its writer holds
 # Raw events computed at once. A user's rows depend only on the user's own events, the likes
 # on the user's photos and the user's tiles, so a day is computed a range of user ids at a
 # time: DuckDB's sorts and windows hold one range, not 20 M events (two 10 M-event days). The
