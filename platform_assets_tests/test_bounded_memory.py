@@ -119,11 +119,13 @@ def refresh_peak(tmp_path, kind: str, photos: int) -> int:
 def test_a_days_embeddings_are_written_a_slice_at_a_time_not_held(tmp_path, monkeypatch, kind: str) -> None:
     for module, name in [(refresh_lib, "TITLE_SLICE_ROWS"), (refresh_lib, "EMBEDDINGS_ROW_GROUP_ROWS")]:
         monkeypatch.setattr(module, name, 32)
-    small, large = refresh_peak(tmp_path, kind, 100), refresh_peak(tmp_path, kind, 500)
-    # The larger day's vectors held once would add 400 photos' worth (2 KB a photo for images,
-    # 1.5 KB for titles); what may grow is each photo's key and known hash (under 0.7 KB).
-    vectors_growth = (500 - 100) * 4 * (512 if kind == "images" else TITLE_DIM)
-    assert large - small < 0.5 * vectors_growth, (small, large, vectors_growth)
+    small, large = refresh_peak(tmp_path, kind, 100), refresh_peak(tmp_path, kind, 1000)
+    # The larger day's vectors held once would add 900 photos' worth (2 KB a photo for images,
+    # 1.5 KB for titles; the code before this test held two to four copies). What may grow is
+    # each photo's key and known hash (about 0.5 KB), and a batch's transient objects, whose
+    # peak varies by a few hundred KB from run to run.
+    vectors_growth = (1000 - 100) * 4 * (512 if kind == "images" else TITLE_DIM)
+    assert large - small < 0.75 * vectors_growth, (small, large, vectors_growth)
 
 
 def test_the_encoder_trains_on_a_bounded_sample_that_is_stable_as_the_lake_grows() -> None:
