@@ -12,7 +12,7 @@ from platform_assets.lib.staging.app_tables import CONTRACTS, DB_QUARANTINE_SCHE
 
 
 def _staged(table: str, raw: dg.AssetsDefinition, description: str, extra_deps: list) -> dg.AssetsDefinition:
-    schema = CONTRACTS[table][2]
+    schema = CONTRACTS[table].schema
 
     @dg.multi_asset(
         retry_policy=IO_RETRY,

@@ -112,10 +112,6 @@ class Refresh:
     quarantine: pa.Table = field(default_factory=lambda: pa.table({}))
     decoder: str = ""  # images: nvjpeg or pillow
 
-    @property
-    def per_second(self) -> float:
-        return round(self.embedded / self.seconds, 1) if self.embedded and self.seconds else 0.0
-
 
 def _rewrite(
     store: LakeStore, key: str, previous: PreviousDay, dim: int, slices: Iterator[tuple[pa.Table, pa.Table]]

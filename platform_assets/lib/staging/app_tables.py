@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import pyarrow as pa
 
@@ -139,9 +140,17 @@ def conform(raw: pa.Table, columns: dict[str, bool], table: str) -> tuple[pa.Tab
 
 
 STAGE_BATCH_ROWS = 1 << 16  # rows handed to and from DuckDB at a time
-CONTRACTS = {  # table: (columns and whether required, staging SQL, staged schema)
-    "users": (USERS_COLUMNS, USERS_SQL, USERS_SCHEMA),
-    "photos": (PHOTOS_COLUMNS, PHOTOS_SQL, PHOTOS_SCHEMA),
+
+
+class Contract(NamedTuple):
+    columns: dict[str, bool]  # expected columns: whether each is required
+    sql: str  # creates the `checked` and `valid` tables from `raw`
+    schema: pa.Schema  # of the staged table
+
+
+CONTRACTS = {
+    "users": Contract(USERS_COLUMNS, USERS_SQL, USERS_SCHEMA),
+    "photos": Contract(PHOTOS_COLUMNS, PHOTOS_SQL, PHOTOS_SCHEMA),
 }
 
 
@@ -186,5 +195,5 @@ def stage(raw: pa.Table, table: str, users: pa.Table | None = None) -> StagedTab
     """`staging` of a table in memory, its valid rows gathered (benchmarks and small tables)."""
     user_ids = users.select(["user_id"]).to_batches() if users is not None else None
     with staging(raw.schema, raw.to_batches(), table, user_ids) as staged:
-        valid = pa.concat_tables([CONTRACTS[table][2].empty_table(), *staged.valid])
+        valid = pa.concat_tables([CONTRACTS[table].schema.empty_table(), *staged.valid])
         return StagedTable(valid, staged.quarantine, staged.missing_optional, staged.unexpected)
