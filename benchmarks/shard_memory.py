@@ -32,6 +32,7 @@ from benchmarks.common import bench_parser, peak_rss_mb
 from platform_assets.lib.lake_store import LakeStore
 from platform_assets.lib.shards.samples import TABULAR, Augmentation
 from platform_assets.lib.shards.selection import Selection
+from platform_assets.lib.shards.vectors import VectorCursor
 
 TARGET_BYTES = 128 * 2**20
 DISTINCT = 256  # rendered JPEGs, each stored under many keys: generating 8,000 would take minutes
@@ -61,9 +62,9 @@ def day(photos: int) -> Selection:
             **{c: pa.array(rng.random(photos)) for c in TABULAR},
         }
     )
-    return Selection(
-        rows, rng.random((photos, 128)).astype(np.float32), rng.random((photos, 384)).astype(np.float32), 0
-    )
+    ids = np.arange(photos)
+    image, title = rng.random((photos, 128)), rng.random((photos, 384))
+    return Selection(rows, VectorCursor.of_arrays(ids, image), VectorCursor.of_arrays(ids, title), 0)
 
 
 def whole_day(selected: Selection, store: LakeStore, out: LakeStore, aug: Augmentation, device, workers) -> list:
@@ -84,9 +85,10 @@ def whole_day(selected: Selection, store: LakeStore, out: LakeStore, aug: Augmen
     images = image_batches(blobs, aug.image_size, 256, device, workers)
     pixels = np.concatenate(list(sample_pixels(rows["photo_id"].to_pylist(), images, aug, device)))
     columns = sample_columns(rows, aug)
-    schema = sample_schema(aug.image_size, selected.image_vectors.shape[1], selected.title_vectors.shape[1])
+    schema = sample_schema(aug.image_size, selected.image_vectors.dim, selected.title_vectors.dim)
+    ids = rows["photo_id"].to_numpy()
     for (name, position), vectors in zip(VECTORS.items(), (selected.image_vectors, selected.title_vectors)):
-        whole = GatheredColumn(schema.field(name), position, vectors, aug.views).rows(0, columns.num_rows)
+        whole = GatheredColumn(schema.field(name), position, ids, vectors, aug.views).rows(0, columns.num_rows)
         columns = columns.add_column(position - 1, schema.field(name), whole)  # before `image` goes in
     field = schema.field(IMAGE)
     return write_shards(

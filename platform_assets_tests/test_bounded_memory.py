@@ -4,6 +4,7 @@ day's pixels or JPEGs before writing shows up as growth proportional to the day.
 
 import io
 import tracemalloc
+from collections.abc import Callable
 
 import numpy as np
 import pyarrow as pa
@@ -13,6 +14,7 @@ from PIL import Image
 
 from platform_assets.lib.embeddings import refresh as refresh_lib
 from platform_assets.lib.embeddings.image_encoder import ImageEncoder
+from platform_assets.lib.embeddings.incremental import embedding_table
 from platform_assets.lib.embeddings.refresh import (
     encoded_weights,
     encoder_sample,
@@ -21,8 +23,11 @@ from platform_assets.lib.embeddings.refresh import (
 )
 from platform_assets.lib.embeddings.titles import TITLE_DIM
 from platform_assets.lib.lake_store import LakeStore
-from platform_assets.lib.shards.samples import TABULAR, Augmentation, write_samples
-from platform_assets.lib.shards.selection import Selection
+from platform_assets.lib.shards import vectors as vectors_lib
+from platform_assets.lib.shards.samples import TABULAR, VECTORS, Augmentation, sample_schema, write_samples
+from platform_assets.lib.shards.selection import Selection, select_rows
+from platform_assets.lib.shards.vectors import VectorCursor
+from platform_assets.lib.shards.writer import GatheredColumn, write_shards
 
 CPU = torch.device("cpu")
 SIZE = 96  # px: 27 KiB of pixels a view, so a day of 1,000 photos is 55 MB of views
@@ -50,7 +55,8 @@ def day_of_photos(store: LakeStore, photos: int) -> Selection:
         }
     )
     vectors = rng.random((photos, 8)).astype(np.float32)
-    return Selection(rows, vectors, vectors, 0)
+    ids = np.arange(photos)
+    return Selection(rows, VectorCursor.of_arrays(ids, vectors), VectorCursor.of_arrays(ids, vectors), 0)
 
 
 def traced_peak(tmp_path, photos: int) -> int:
@@ -83,6 +89,21 @@ def test_writing_a_days_shards_holds_a_shard_and_a_batch_not_the_day(tmp_path) -
 ARROW_POOLS: list[pa.MemoryPool] = []
 
 
+def allocation_peak(run: Callable[[], object]) -> int:
+    """The peak of Python's, numpy's and Arrow's allocations while `run` runs."""
+    pool = pa.proxy_memory_pool(pa.default_memory_pool())  # Arrow's buffers: tracemalloc does not see them
+    ARROW_POOLS.append(pool)  # kept for the session: a buffer allocated from a pool frees through it
+    default = pa.default_memory_pool()
+    pa.set_memory_pool(pool)
+    tracemalloc.start()
+    try:
+        run()
+        return tracemalloc.get_traced_memory()[1] + pool.max_memory()
+    finally:
+        tracemalloc.stop()
+        pa.set_memory_pool(default)
+
+
 def refresh_peak(tmp_path, kind: str, photos: int) -> int:
     """The peak of Python's and Arrow's allocations while a day of `photos` photos has its
     embeddings written, the model warm."""
@@ -102,17 +123,7 @@ def refresh_peak(tmp_path, kind: str, photos: int) -> int:
             refresh_title_embeddings(store, table, key, "v1", CPU, 16)
 
     refresh(day.slice(0, 4), "warm.parquet")
-    pool = pa.proxy_memory_pool(pa.default_memory_pool())  # Arrow's buffers: tracemalloc does not see them
-    ARROW_POOLS.append(pool)  # kept for the session: a buffer allocated from a pool frees through it
-    default = pa.default_memory_pool()
-    pa.set_memory_pool(pool)
-    tracemalloc.start()
-    try:
-        refresh(day, "day.parquet")
-        return tracemalloc.get_traced_memory()[1] + pool.max_memory()
-    finally:
-        tracemalloc.stop()
-        pa.set_memory_pool(default)
+    return allocation_peak(lambda: refresh(day, "day.parquet"))
 
 
 @pytest.mark.parametrize("kind", ["images", "titles"])
@@ -126,6 +137,40 @@ def test_a_days_embeddings_are_written_a_slice_at_a_time_not_held(tmp_path, monk
     # peak varies by a few hundred KB from run to run.
     vectors_growth = (1000 - 100) * 4 * (512 if kind == "images" else TITLE_DIM)
     assert large - small < 0.75 * vectors_growth, (small, large, vectors_growth)
+
+
+def vectors_peak(tmp_path, monkeypatch, photos: int) -> int:
+    """The allocation peak of writing a day's two vector columns (2 views a photo) into shards,
+    from the day's embeddings tables in the lake, as `training_shards` reads them."""
+    monkeypatch.setattr(vectors_lib, "EMBEDDINGS_ROW_GROUP_ROWS", 512)
+    store = LakeStore(str(tmp_path / f"vectors-{photos}"))
+    ids = pa.array(np.arange(photos), pa.int64())
+    for key, dim in (("image.parquet", 128), ("title.parquet", 96)):
+        vectors = np.random.default_rng(dim).random((photos, dim), np.float32)
+        store.write_parquet(key, embedding_table(ids, pa.array(["h"] * photos), "v", vectors), 512)
+    rows = pa.table({"photo_id": ids, "title": pa.array(["t"] * photos), "image_key": pa.array(["k"] * photos)})
+    samples = pa.table({"photo_id": pa.array(np.repeat(np.arange(photos), 2)), "view": pa.array([0, 1] * photos)})
+
+    def write() -> None:
+        selected = select_rows(
+            rows.select(["photo_id"]),
+            rows,
+            *(VectorCursor.in_lake(store, k) for k in ("image.parquet", "title.parquet")),
+        )
+        schema = sample_schema(8, selected.image_vectors.dim, selected.title_vectors.dim)
+        gathered = [
+            GatheredColumn(schema.field(name), 2 + i, selected.rows["photo_id"].to_numpy(), cursor, 2)  # after `view`
+            for i, (name, cursor) in enumerate(zip(VECTORS, (selected.image_vectors, selected.title_vectors)))
+        ]
+        write_shards(LakeStore(str(tmp_path / f"shards-{photos}")), "day", samples, 2**18, gathered=gathered)
+
+    return allocation_peak(write)
+
+
+def test_shards_read_a_days_vectors_a_row_group_at_a_time(tmp_path, monkeypatch) -> None:
+    small, large = vectors_peak(tmp_path, monkeypatch, 1000), vectors_peak(tmp_path, monkeypatch, 8000)
+    one_copy = (8000 - 1000) * 4 * (128 + 96)  # the larger day's vectors, held once: 6.3 MB more
+    assert large - small < 0.25 * one_copy, (small, large, one_copy)
 
 
 def test_the_encoder_trains_on_a_bounded_sample_that_is_stable_as_the_lake_grows() -> None:
@@ -151,10 +196,10 @@ def test_decode_workers_read_an_s3_lake_batch_by_batch_and_write_the_local_bytes
     the bytes of the in-line path on a local lake."""
     from platform_assets_tests.s3_server import make_bucket, s3_server
 
-    def shards(lake: LakeStore, selected: Selection, workers: int, name: str) -> dict[str, str]:
+    def shards(lake: LakeStore, workers: int, name: str) -> dict[str, str]:
         out = LakeStore(str(tmp_path / name))
         written = write_samples(
-            selected, lake, out, "day", Augmentation(2, 0, 32), device=torch.device("cpu"),
+            day_of_photos(local, 40), lake, out, "day", Augmentation(2, 0, 32), device=torch.device("cpu"),
             target_bytes=50_000, workers=workers, batch_size=8,
         )  # fmt: skip
         return {s.name: s.sha256 for s in written}
@@ -166,4 +211,4 @@ def test_decode_workers_read_an_s3_lake_batch_by_batch_and_write_the_local_bytes
         s3 = LakeStore("s3://lake/root", s3_endpoint_url=endpoint)
         for key in selected.rows["image_key"].to_pylist():
             s3.write_bytes(key, local.read_bytes(key))
-        assert shards(s3, selected, 2, "from-s3") == shards(local, selected, 0, "from-local")
+        assert shards(s3, 2, "from-s3") == shards(local, 0, "from-local")

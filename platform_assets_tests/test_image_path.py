@@ -28,6 +28,7 @@ from platform_assets.lib.lake_layout import ENCODER_POINTER
 from platform_assets.lib.lake_store import LakeStore
 from platform_assets.lib.shards.samples import TABULAR, Augmentation, write_samples
 from platform_assets.lib.shards.selection import Selection
+from platform_assets.lib.shards.vectors import VectorCursor
 from platform_assets.lib.simulator import LakeScale
 from platform_assets.lib.simulator.images import CLASSES, encode_jpeg, render
 from platform_assets_tests.helpers import make_lake
@@ -158,12 +159,16 @@ def test_one_image_size_setting_drives_the_encoder_the_embeddings_and_the_shards
             **{c: pa.array(np.arange(12, dtype=np.float64)) for c in TABULAR},
         }
     )
-    vectors = np.zeros((12, 4), np.float32)
+    vectors = np.arange(48, dtype=np.float32).reshape(12, 4)  # read forward as shards are cut
+
+    def selected() -> Selection:
+        ids = np.arange(1, 13)
+        return Selection(rows, VectorCursor.of_arrays(ids, vectors), VectorCursor.of_arrays(ids, vectors[:, :2]), 0)
 
     def shards(workers: int, batch_size: int) -> tuple[pa.Table, dict[str, bytes]]:
         out = LakeStore(str(tmp_path / f"shards-{workers}-{batch_size}"))
         written = write_samples(
-            Selection(rows, vectors, vectors, 0),
+            selected(),
             lake.store,
             out,
             "day",
@@ -179,4 +184,6 @@ def test_one_image_size_setting_drives_the_encoder_the_embeddings_and_the_shards
     inline, inline_files = shards(0, 256)
     assert inline.schema.field("image").type.byte_width == 3 * 48 * 48 and inline.num_rows == 24
     assert len(inline_files) > 2 and inline["photo_id"].to_pylist() == [i for i in range(1, 13) for _ in range(2)]
+    assert inline["image_embedding"].to_pylist() == np.repeat(vectors, 2, axis=0).tolist()  # across shard cuts
+    assert inline["title_embedding"].to_pylist() == np.repeat(vectors[:, :2], 2, axis=0).tolist()
     assert shards(2, 5)[1] == inline_files  # decode workers and batch composition change no byte

@@ -3,6 +3,7 @@ recomputed, reused and quarantined; which rows become samples, with aligned vect
 
 import numpy as np
 import pyarrow as pa
+import pytest
 import torch
 from torch import nn
 
@@ -18,6 +19,7 @@ from platform_assets.lib.embeddings.refresh import (
 )
 from platform_assets.lib.lake_store import LakeStore
 from platform_assets.lib.shards.selection import select_rows
+from platform_assets.lib.shards.vectors import VectorCursor
 from platform_assets.lib.simulator.images import encode_jpeg, render
 
 CPU = torch.device("cpu")
@@ -109,9 +111,37 @@ def test_rows_without_both_embeddings_are_counted_and_vectors_align_with_rows() 
         vectors = np.array([[i] * dim for i in ids], np.float32)
         return embedding_table(pa.array(ids, pa.int64()), pa.array(["h"] * len(ids)), "v", vectors)
 
-    selected = select_rows(rows, photos, emb([9, 3, 5], 2), emb([3, 5, 7, 9], 3))
+    selected = select_rows(
+        rows, photos, VectorCursor.of_table(emb([9, 3, 5], 2)), VectorCursor.of_table(emb([3, 5, 7, 9], 3))
+    )
     assert selected.rows["photo_id"].to_pylist() == [3, 5, 9]  # 7 has no image embedding
     assert selected.rows["title"].to_pylist() == ["c", "e", "i"]
     assert selected.without_embeddings == 1
-    assert selected.image_vectors[:, 0].tolist() == [3, 5, 9]
-    assert selected.title_vectors.shape == (3, 3) and selected.title_vectors[:, 0].tolist() == [3, 5, 9]
+    ids = selected.rows["photo_id"].to_numpy()
+    assert selected.image_vectors.take(ids)[:, 0].tolist() == [3, 5, 9]
+    title = selected.title_vectors.take(ids)
+    assert title.shape == (3, 3) and title[:, 0].tolist() == [3, 5, 9]
+
+
+def test_vectors_are_read_forward_across_batches_and_shared_photos(tmp_path) -> None:
+    """Shards take their vectors in id order, a few photos at a time; consecutive shards may
+    share a photo (its two views straddle the cut); a table not in id order is sorted first."""
+    ids = np.array([2, 4, 6, 8, 10, 12, 14], np.int64)
+    vectors = np.stack([ids, -ids], axis=1).astype(np.float32)
+    table = VectorCursor.of_arrays(ids, vectors)
+    streamed = VectorCursor(table.ids, 2, pa.table({"photo_id": ids, "embedding": pa.FixedSizeListArray.from_arrays(
+        pa.array(vectors.reshape(-1)), 2)}).to_batches(max_chunksize=2))  # fmt: skip
+    for cursor in (table, streamed):
+        assert cursor.take(np.array([2, 6]))[:, 0].tolist() == [2, 6]
+        assert cursor.take(np.array([6, 8, 12]))[:, 1].tolist() == [-6, -8, -12]  # 6 again: shared
+        assert cursor.take(np.array([], np.int64)).shape == (0, 2)
+        with pytest.raises(ValueError, match=r"no vector for photo ids \[13\]"):
+            cursor.take(np.array([12, 13]))
+
+    store = LakeStore(str(tmp_path / "lake"))
+    shuffled = [3, 0, 6, 1, 5, 2, 4]
+    store.write_parquet(
+        "day.parquet", embedding_table(pa.array(ids[shuffled]), pa.array(["h"] * 7), "v", vectors[shuffled])
+    )
+    in_lake = VectorCursor.in_lake(store, "day.parquet")
+    assert in_lake.ids.to_pylist() == ids.tolist() and in_lake.take(ids)[:, 0].tolist() == ids.tolist()

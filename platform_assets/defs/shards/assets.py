@@ -20,6 +20,7 @@ from platform_assets.lib.lake_layout import (
 )
 from platform_assets.lib.registry import shard_dir
 from platform_assets.lib.shards.selection import select_rows
+from platform_assets.lib.shards.vectors import VectorCursor
 
 
 class ShardConfig(dg.Config):
@@ -75,10 +76,10 @@ def training_shards(
             allow_retries=False,
         )
     days_photos = pc.field("photo_id").isin(training_rows["photo_id"])  # not the whole history's rows
-    selected = select_rows(
+    selected = select_rows(  # the day's training photos were posted that day: their vectors are the day's
         training_rows,
         store.read_parquet(staging_key("photos"), days_photos),
-        *map(store.read_parquet, vectors),  # the day's training photos were posted that day
+        *(VectorCursor.in_lake(store, key) for key in vectors),
     )
     device = pick_device(config.device)
     registry = workspace.registry()

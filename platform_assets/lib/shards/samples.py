@@ -147,14 +147,16 @@ def write_samples(
     """A day's samples written as shards under `prefix` while they are built: JPEGs are read
     and decoded `batch_size` photos at a time (on the CPU, in `workers` processes, whatever the
     device: a GPU decoder's pixels differ from libjpeg's), augmented on `device`, and each shard
-    written once its rows are complete: the day's pixels and JPEGs are never all in memory
-    (the per-photo columns and vectors are). The bytes are those of building the day at once."""
+    written once its rows are complete: the day's pixels, JPEGs and vectors are never all in
+    memory (the per-photo columns are). The bytes are those of building the day at once."""
     rows = selected.rows
     columns = sample_columns(rows, aug)
-    schema = sample_schema(aug.image_size, selected.image_vectors.shape[1], selected.title_vectors.shape[1])
+    release_freed_memory()  # its per-sample Python lists, hundreds of bytes a sample
+    schema = sample_schema(aug.image_size, selected.image_vectors.dim, selected.title_vectors.dim)
+    photo_ids = rows["photo_id"].to_numpy()
     vectors = (selected.image_vectors, selected.title_vectors)
     gathered = [
-        GatheredColumn(schema.field(name), position, v, aug.views)
+        GatheredColumn(schema.field(name), position, photo_ids, v, aug.views)
         for (name, position), v in zip(VECTORS.items(), vectors)
     ]
     decoded = stored_image_batches(images, rows["image_key"].to_pylist(), aug.image_size, batch_size, device, workers)

@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from platform_assets.lib.lake_store import LakeStore
+from platform_assets.lib.shards.vectors import VectorCursor
 
 ROW_GROUP_ROWS = 1024
 
@@ -61,20 +62,25 @@ class StreamedColumn:
 @dataclass(frozen=True)
 class GatheredColumn:
     """A fixed-size float vector column built a shard at a time: row i of the samples holds
-    `vectors[i // repeat]` (each vector's `repeat` views are adjacent), inserted at `position`."""
+    the vector of `photo_ids[i // repeat]` (each photo's `repeat` views are adjacent), read
+    forward from `vectors`, inserted at `position`."""
 
     field: pa.Field
     position: int
-    vectors: np.ndarray
+    photo_ids: np.ndarray
+    vectors: VectorCursor
     repeat: int
 
     @property
     def byte_width(self) -> int:
-        return 4 * self.vectors.shape[1]
+        return 4 * self.vectors.dim
 
     def rows(self, start: int, stop: int) -> pa.FixedSizeListArray:
-        values = self.vectors[np.arange(start, stop) // self.repeat].astype(np.float32).reshape(-1)
-        return pa.FixedSizeListArray.from_arrays(pa.array(values), self.vectors.shape[1])
+        """Rows `start` to `stop` of the column: called for consecutive ranges, in order."""
+        first, end = start // self.repeat, -(-stop // self.repeat)  # the photos whose views these are
+        photos = self.vectors.take(self.photo_ids[first:end] if stop > start else self.photo_ids[:0])
+        values = photos[np.arange(start, stop) // self.repeat - first].astype(np.float32).reshape(-1)
+        return pa.FixedSizeListArray.from_arrays(pa.array(values), self.vectors.dim)
 
 
 def _gathered_in(part: pa.Table, start: int, gathered: list[GatheredColumn]) -> pa.Table:

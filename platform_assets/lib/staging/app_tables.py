@@ -50,7 +50,9 @@ PHOTOS_COLUMNS = {
     "image_key": True,
 }
 
-USERS_SQL = """
+# `raw` is the snapshot as it streams in; `checked` is the one copy DuckDB holds (spilling past
+# its memory limit); the valid rows stream out of a query on it, never a second table.
+USERS_CHECKED_SQL = """
 CREATE TEMP TABLE checked AS
 SELECT *,
        CASE
@@ -60,9 +62,10 @@ SELECT *,
            WHEN username IS NULL OR trim(username) = '' THEN 'missing_value: username'
            WHEN TRY_CAST(signup_at AS TIMESTAMPTZ) IS NULL THEN 'bad_timestamp: signup_at'
        END AS reason
-FROM raw;
+FROM raw
+"""
 
-CREATE TEMP TABLE valid AS
+USERS_VALID_SQL = """
 SELECT CAST(user_id AS BIGINT)        AS user_id,
        trim(username)                 AS username,
        CAST(signup_at AS TIMESTAMPTZ) AS signup_at,
@@ -70,10 +73,10 @@ SELECT CAST(user_id AS BIGINT)        AS user_id,
        timezone
 FROM checked
 WHERE reason IS NULL
-ORDER BY user_id;
+ORDER BY user_id
 """
 
-PHOTOS_SQL = """
+PHOTOS_CHECKED_SQL = """
 CREATE TEMP TABLE checked AS
 SELECT *,
        CASE
@@ -86,9 +89,10 @@ SELECT *,
            WHEN NOT regexp_full_match(coalesce(image_key, ''), 'images/[A-Za-z0-9_.=-]+')
                THEN 'bad_image_key: ' || coalesce(image_key, 'NULL')
        END AS reason
-FROM raw;
+FROM raw
+"""
 
-CREATE TEMP TABLE valid AS
+PHOTOS_VALID_SQL = """
 SELECT CAST(photo_id AS BIGINT)                                           AS photo_id,
        CAST(user_id AS BIGINT)                                            AS user_id,
        CAST(posted_at AS TIMESTAMPTZ)                                     AS posted_at,
@@ -99,7 +103,7 @@ SELECT CAST(photo_id AS BIGINT)                                           AS pho
        image_key
 FROM checked
 WHERE reason IS NULL
-ORDER BY photo_id;
+ORDER BY photo_id
 """
 
 
@@ -144,13 +148,14 @@ STAGE_BATCH_ROWS = 1 << 16  # rows handed to and from DuckDB at a time
 
 class Contract(NamedTuple):
     columns: dict[str, bool]  # expected columns: whether each is required
-    sql: str  # creates the `checked` and `valid` tables from `raw`
+    checked_sql: str  # creates the `checked` table (each row and its reason to reject it, or NULL) from `raw`
+    valid_sql: str  # selects the valid rows of `checked`, typed and in key order
     schema: pa.Schema  # of the staged table
 
 
 CONTRACTS = {
-    "users": Contract(USERS_COLUMNS, USERS_SQL, USERS_SCHEMA),
-    "photos": Contract(PHOTOS_COLUMNS, PHOTOS_SQL, PHOTOS_SCHEMA),
+    "users": Contract(USERS_COLUMNS, USERS_CHECKED_SQL, USERS_VALID_SQL, USERS_SCHEMA),
+    "photos": Contract(PHOTOS_COLUMNS, PHOTOS_CHECKED_SQL, PHOTOS_VALID_SQL, PHOTOS_SCHEMA),
 }
 
 
@@ -164,25 +169,24 @@ def staging(
     """Stage a snapshot read a batch at a time (`raw`, of `raw_schema`; for photos, `user_ids`:
     batches of the staged users' `user_id`). The rows go into DuckDB, which holds them within
     its memory limit and spills past it; the valid rows stream out while the context is open."""
-    columns, sql, schema = CONTRACTS[table]
+    columns, checked_sql, valid_sql, schema = CONTRACTS[table]
     conformed, missing, unexpected = conform(raw_schema.empty_table(), columns, table)  # a SchemaBreak before any read
     batches = (
         b for batch in raw for b in conform(pa.Table.from_batches([batch], raw_schema), columns, table)[0].to_batches()
     )
     with duck.connect() as con:
-        con.register("raw_batches", pa.RecordBatchReader.from_batches(conformed.schema, batches))
-        con.execute("CREATE TEMP TABLE raw AS SELECT * FROM raw_batches")
+        con.register("raw", pa.RecordBatchReader.from_batches(conformed.schema, batches))
         if user_ids is not None:
             ids = (pa.record_batch([b.column(0)], names=["user_id"]) for b in user_ids)
             con.register("user_batches", pa.RecordBatchReader.from_batches(pa.schema([("user_id", pa.int64())]), ids))
             con.execute("CREATE TEMP TABLE users AS SELECT user_id FROM user_batches")
-        con.execute(sql)
+        con.execute(checked_sql)
         quarantine = con.sql(
             "SELECT $table AS source_table, reason, CAST(to_json(checked) AS VARCHAR) AS raw "
             "FROM checked WHERE reason IS NOT NULL ORDER BY raw",
             params={"table": table},
         ).to_arrow_table()
-        valid = con.sql("SELECT * FROM valid").fetch_record_batch(STAGE_BATCH_ROWS)
+        valid = con.sql(valid_sql).fetch_record_batch(STAGE_BATCH_ROWS)
         yield StagedStream(
             (conform_to(pa.Table.from_batches([b]), schema) for b in valid),
             conform_to(quarantine, DB_QUARANTINE_SCHEMA),
