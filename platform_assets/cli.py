@@ -70,6 +70,32 @@ def cmd_verify(args: argparse.Namespace) -> None:
     print(json.dumps(report, indent=2))
 
 
+def cmd_worker(args: argparse.Namespace) -> None:
+    """A cluster worker: runs the steps of the queues it serves, one at a time, in its own process
+    (Celery's solo pool). Not prefork: a prefork child is a daemonic process, and steps start
+    process pools of their own (image decoding), which a daemonic process may not. Start one
+    worker per step a host should run at once."""
+    from platform_assets.defs.executors import QUEUES, broker_url, reachable_broker
+    from platform_assets.defs.resources import deployment
+
+    if deployment() != "cluster":
+        raise ValueError(
+            f"PLATFORM_ASSETS_DEPLOYMENT={deployment()!r}: a worker runs the cluster's steps; set "
+            "PLATFORM_ASSETS_DEPLOYMENT=cluster and the cluster's settings (deploy/cluster/README.md)"
+        )
+    queues = args.queues.split(",")
+    if unknown := [q for q in queues if q not in QUEUES]:
+        raise ValueError(f"--queues {args.queues}: no queue {unknown}; the queues are {', '.join(QUEUES)}")
+    reachable_broker(broker_url())
+    from platform_assets.cluster_worker import app
+
+    name = args.name or f"{'+'.join(queues)}-{os.getpid()}@%h"
+    app.worker_main(
+        ["worker", "--queues", ",".join(queues), "--pool", "solo", "--hostname", name]
+        + ["--prefetch-multiplier", "1", "--loglevel", args.loglevel, "--without-gossip", "--without-mingle"]
+    )
+
+
 def _demo(args: argparse.Namespace) -> None:
     """The demo tells its story, not Dagster's: Beta notices about our own definitions are
     silenced before they are imported (the runs' full logs stay in the instance)."""
@@ -137,6 +163,12 @@ def main(argv: list[str] | None = None) -> None:
     demo = sub.add_parser("demo", help="generate the demo lake and materialize the whole graph")
     demo.add_argument("--fresh", action="store_true", help="regenerate the lake even if it exists")
     demo.set_defaults(func=_demo)
+
+    worker = sub.add_parser("worker", help="a cluster worker: run the steps of these queues (deploy/cluster)")
+    worker.add_argument("--queues", default="cpu,gpu", help="comma-separated: cpu, gpu (default both)")
+    worker.add_argument("--name", help="worker name, shown in each step's events (default QUEUES-PID@HOST)")
+    worker.add_argument("--loglevel", default="INFO")
+    worker.set_defaults(func=cmd_worker)
 
     args = parser.parse_args(argv)
     try:

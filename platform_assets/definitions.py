@@ -18,8 +18,8 @@ def defs() -> dg.Definitions:
     and dagster-aws's) for the UI's component catalogue, 1.4 s of every run launch, code server
     and CLI call, and this project defines no components."""
     from platform_assets import defs as defs_package
+    from platform_assets.defs.executors import step_executor
     from platform_assets.defs.resources import build_resources
-    from platform_assets.defs.run_lanes import lane_aware
 
     with warnings.catch_warnings():  # the scan's preview status and the assets' beta parameters
         warnings.simplefilter("ignore", dg.PreviewWarning)
@@ -27,5 +27,5 @@ def defs() -> dg.Definitions:
         return dg.load_definitions_from_package_module(
             defs_package,
             resources=build_resources(),
-            executor=lane_aware(dg.multi_or_in_process_executor),  # jobs without their own, automation runs
+            executor=step_executor(),  # jobs without their own, automation runs
         )

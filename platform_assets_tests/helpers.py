@@ -6,7 +6,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -47,6 +49,21 @@ class Lake:
     def every_day(self) -> dict[str, str]:
         """The tags of one run over all of the lake's days."""
         return range_tags(self.days[0], self.days[-1])
+
+
+def debian_command(command: str, package: str) -> str:
+    """The path of `command`, Debian's `package` installed on first use (the tests install what
+    they need); one install at a time across the suite's workers."""
+    from filelock import FileLock
+
+    with FileLock(os.path.join(tempfile.gettempdir(), "platform-assets-apt.lock")):
+        if not shutil.which(command):
+            env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+            subprocess.run(["apt-get", "update", "-q"], check=True, capture_output=True, env=env)
+            subprocess.run(["apt-get", "install", "-y", "-q", package], check=True, capture_output=True, env=env)
+    path = shutil.which(command)
+    assert path, f"{command} (Debian's {package}) could not be installed"
+    return path
 
 
 def scale_days(scale: LakeScale) -> list[str]:

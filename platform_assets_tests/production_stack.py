@@ -106,9 +106,20 @@ def wait_for(predicate, timeout: float, what: str, poll: float = 1.0) -> None:
         time.sleep(poll)
 
 
+@dataclass
+class Served:
+    """The servers and settings of the production deployment, in `os.environ` while open."""
+
+    env: dict[str, str]
+    lake: LakeStore
+    registry_git_remote: Path
+
+
 @contextmanager
-def production_stack(tmp: Path, scale: LakeScale) -> Iterator[Stack]:
-    """Servers up, lake generated, app database and embeddings materialized, daemon running."""
+def served_environment(tmp: Path, scale: LakeScale) -> Iterator[Served]:
+    """PostgreSQL (instance and app database), the S3 API server (lake, compute logs, DVC
+    remote), a bare git repository for the registry, the lake generated, and the production
+    settings in `os.environ` (restored on exit)."""
     with postgres_server() as pg_url, s3_server() as endpoint:
         make_bucket(endpoint, "lake")
         make_bucket(endpoint, "logs-bucket")
@@ -144,49 +155,69 @@ def production_stack(tmp: Path, scale: LakeScale) -> Iterator[Stack]:
             "DAGSTER_PG_DB": "dagster",
             "DAGSTER_COMPUTE_LOG_BUCKET": "logs-bucket",
         }
-        saved = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
-        try:
-            from platform_assets.definitions import defs
+        with environment(env):
+            yield Served(env, lake, git_remote)
 
-            definitions = defs()
-            with dg.DagsterInstance.get() as instance:
-                assert definitions.resolve_job_def("app_db_job").execute_in_process(instance=instance).success
-                days = scale_days(scale)
-                for job in ("image_encoder_job", "embeddings_job"):
-                    assert (
-                        definitions.resolve_job_def(job)
-                        .execute_in_process(
-                            instance=instance, run_config=FAST_EMBEDDINGS[job], tags=range_tags(days[0], days[-1])
-                        )
-                        .success
+
+@contextmanager
+def environment(env: dict[str, str]) -> Iterator[None]:
+    """`env` in `os.environ` while open; the values before it restored after."""
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@contextmanager
+def production_stack(tmp: Path, scale: LakeScale) -> Iterator[Stack]:
+    """Servers up, lake generated, app database and embeddings materialized, daemon running."""
+    with served_environment(tmp, scale) as served:
+        from platform_assets.definitions import defs
+
+        definitions = defs()
+        with dg.DagsterInstance.get() as instance:
+            assert definitions.resolve_job_def("app_db_job").execute_in_process(instance=instance).success
+            days = scale_days(scale)
+            for job in ("image_encoder_job", "embeddings_job"):
+                assert (
+                    definitions.resolve_job_def(job)
+                    .execute_in_process(
+                        instance=instance, run_config=FAST_EMBEDDINGS[job], tags=range_tags(days[0], days[-1])
                     )
-                bin_dir = Path(sys.executable).parent
-                with open(tmp / "daemon.log", "a") as log:
+                    .success
+                )
+            bin_dir = Path(sys.executable).parent
+            with open(tmp / "daemon.log", "a") as log:
 
-                    def start_daemon() -> subprocess.Popen:
-                        return subprocess.Popen(
-                            [str(bin_dir / "dagster-daemon"), "run", "-w", "workspace.yaml"],
-                            cwd=ROOT,
-                            env=dict(os.environ),
-                            stdout=log,
-                            stderr=subprocess.STDOUT,
-                            start_new_session=True,
-                        )
-
-                    port = free_port()
-                    web = start_webserver(port, log)
-                    stack = Stack(
-                        instance, lake, env, tmp / "registry", git_remote, f"http://127.0.0.1:{port}", start_daemon
+                def start_daemon() -> subprocess.Popen:
+                    return subprocess.Popen(
+                        [str(bin_dir / "dagster-daemon"), "run", "-w", "workspace.yaml"],
+                        cwd=ROOT,
+                        env=dict(os.environ),
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
                     )
-                    stack.restart_daemon()
-                    try:
-                        yield stack
-                    finally:
-                        stop_process_group(stack.daemon, web)
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+
+                port = free_port()
+                web = start_webserver(port, log)
+                stack = Stack(
+                    instance,
+                    served.lake,
+                    served.env,
+                    tmp / "registry",
+                    served.registry_git_remote,
+                    f"http://127.0.0.1:{port}",
+                    start_daemon,
+                )
+                stack.restart_daemon()
+                try:
+                    yield stack
+                finally:
+                    stop_process_group(stack.daemon, web)

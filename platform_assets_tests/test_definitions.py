@@ -63,7 +63,7 @@ def test_unknown_deployment_fails_fast(monkeypatch) -> None:
     while exc is not None:
         chain.append(str(exc))
         exc = exc.__cause__ or exc.__context__
-    assert any("PLATFORM_ASSETS_DEPLOYMENT='staging-ish': use 'local' or 'production'" in m for m in chain)
+    assert any("PLATFORM_ASSETS_DEPLOYMENT='staging-ish': use one of local, production, cluster" in m for m in chain)
 
 
 def test_feature_catalog_is_current() -> None:

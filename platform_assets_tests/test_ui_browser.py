@@ -2,10 +2,8 @@
 Playwright opens the webserver, finds the asset layers, and opens a shard materialization
 whose metadata shows the DVC hash and the registry commit. Screenshots go to test-artifacts/."""
 
-import os
 import shutil
 import socket
-import subprocess
 from pathlib import Path
 
 import dagster as dg
@@ -14,7 +12,7 @@ import yaml
 
 from platform_assets.defs.partitions import range_tags
 from platform_assets.lib.registry import shard_dir
-from platform_assets_tests.helpers import make_lake, run_cli
+from platform_assets_tests.helpers import debian_command, make_lake, run_cli
 from platform_assets_tests.production_stack import (
     FAST_EMBEDDINGS,
     free_port,
@@ -30,26 +28,10 @@ ARTIFACTS = ROOT / "test-artifacts"
 RANGE = range_tags("2026-11-01", "2026-11-02")
 
 
-def chromium() -> str:
-    """Debian's Chromium, installed on first use (the tests install what they need)."""
-    path = shutil.which("chromium")
-    if not path:
-        subprocess.run(["apt-get", "update", "-q"], check=True, capture_output=True)
-        subprocess.run(
-            ["apt-get", "install", "-y", "-q", "chromium"],
-            check=True,
-            capture_output=True,
-            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
-        )
-        path = shutil.which("chromium")
-    assert path, "chromium could not be installed"
-    return path
-
-
 def test_ui_shows_the_layers_and_a_shard_materialization_with_its_dvc_hash(tmp_path, monkeypatch) -> None:
     from playwright.sync_api import sync_playwright
 
-    browser_path = chromium()
+    browser_path = debian_command("chromium", "chromium")
     lake = make_lake(tmp_path / "lake")
     home = tmp_path / "dagster_home"
     home.mkdir()

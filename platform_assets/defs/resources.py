@@ -155,11 +155,19 @@ class WorkspaceResource(dg.ConfigurableResource):
         return Registry(Path(self.root), self.dvc_remote, self.s3_endpoint_url, self.git_remote)
 
 
+DEPLOYMENTS = ("local", "production", "cluster")  # cluster: production's resources, steps on Celery workers
+
+
 def deployment() -> str:
     value = os.environ.get("PLATFORM_ASSETS_DEPLOYMENT", "local")
-    if value not in ("local", "production"):
-        raise ValueError(f"PLATFORM_ASSETS_DEPLOYMENT={value!r}: use 'local' or 'production'")
+    if value not in DEPLOYMENTS:
+        raise ValueError(f"PLATFORM_ASSETS_DEPLOYMENT={value!r}: use one of {', '.join(DEPLOYMENTS)}")
     return value
+
+
+def served() -> bool:
+    """Production and cluster: every location comes from the environment, nothing from the demo."""
+    return deployment() != "local"
 
 
 def _optional(name: str) -> str | None:
@@ -168,14 +176,16 @@ def _optional(name: str) -> str | None:
 
 def _required(name: str) -> str:
     if not (value := os.environ.get(name)):
-        raise ValueError(f"{name} is not set: PLATFORM_ASSETS_DEPLOYMENT=production requires it (see deploy/README.md)")
+        raise ValueError(
+            f"{name} is not set: PLATFORM_ASSETS_DEPLOYMENT={deployment()} requires it (see deploy/README.md)"
+        )
     return value
 
 
 def images_resource() -> ImagesResource:
     """PLATFORM_ASSETS_IMAGE_SIZE, else 224 in production and the demo's 64 locally; a value
     that is not a whole number fails here, when the definitions load, naming the setting."""
-    default = PRODUCTION_IMAGE_SIZE if deployment() == "production" else DEFAULT_IMAGE_SIZE
+    default = PRODUCTION_IMAGE_SIZE if served() else DEFAULT_IMAGE_SIZE
     value = os.environ.get("PLATFORM_ASSETS_IMAGE_SIZE") or str(default)
     if not value.isdigit():
         raise ValueError(f"PLATFORM_ASSETS_IMAGE_SIZE={value!r}: set a whole number of pixels, e.g. 224")
@@ -184,8 +194,7 @@ def images_resource() -> ImagesResource:
 
 def workspace_resource() -> WorkspaceResource:
     """The registry from the environment; the CLI's `verify` and `reproduce` use the same one."""
-    production = deployment() == "production"
-    setting = _required if production else lambda name: os.environ.get(name) or None
+    setting = _required if served() else lambda name: os.environ.get(name) or None
     return WorkspaceResource(
         root=setting("PLATFORM_ASSETS_WORKSPACE") or str(LOCAL_REGISTRY),
         dvc_remote=setting("PLATFORM_ASSETS_DVC_REMOTE") or str(LOCAL_DVC_REMOTE),
@@ -197,7 +206,7 @@ def workspace_resource() -> WorkspaceResource:
 def build_resources() -> dict[str, dg.ConfigurableResource]:
     """Local defaults live in the project (`.demo/`, `data/`, `.dvc-remote/`); production requires
     every location from the environment."""
-    if deployment() == "production":
+    if served():
         return {
             "lake": LakeResource(
                 root=dg.EnvVar("PLATFORM_ASSETS_LAKE"),

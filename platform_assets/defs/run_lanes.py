@@ -53,6 +53,10 @@ class _LaneExecutor(dg.Executor):
     def step_dependency_config(self):
         return self._inner.step_dependency_config
 
+    def __getattr__(self, name: str):
+        """The rest of the inner executor's interface (the Celery executor's `app_args`)."""
+        return getattr(self.__dict__["_inner"], name)
+
 
 class LaneAwareExecutorDefinition(dg.ExecutorDefinition):
     """An executor definition whose runs in the background lane run at `background_nice()`."""

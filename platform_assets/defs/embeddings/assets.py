@@ -11,6 +11,7 @@ from datetime import timedelta
 import dagster as dg
 from pydantic import Field
 
+from platform_assets.defs.executors import GPU_STEP
 from platform_assets.defs.keys import IMAGE_EMBEDDINGS, IMAGE_ENCODER, PHOTOS, TITLE_EMBEDDINGS
 from platform_assets.defs.partitions import daily, partition_window
 from platform_assets.defs.resources import ImagesResource, LakeResource
@@ -76,6 +77,7 @@ _BY_POSTING_DAY = {
 
 
 @dg.asset(
+    op_tags=GPU_STEP,  # torch: the cluster's gpu queue
     retry_policy=IO_RETRY,
     key=IMAGE_ENCODER,
     deps=[PHOTOS],
@@ -161,6 +163,7 @@ def _refreshed_days(context: dg.AssetExecutionContext, store: LakeStore, dataset
 
 
 @dg.asset(
+    op_tags=GPU_STEP,  # torch: the cluster's gpu queue
     retry_policy=IO_RETRY,
     key=IMAGE_EMBEDDINGS,
     deps=[PHOTOS, IMAGE_ENCODER],
@@ -217,6 +220,7 @@ def image_embeddings(
 
 
 @dg.asset(
+    op_tags=GPU_STEP,  # torch: the cluster's gpu queue
     retry_policy=IO_RETRY,
     key=TITLE_EMBEDDINGS,
     deps=[PHOTOS],

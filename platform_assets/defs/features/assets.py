@@ -16,6 +16,7 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from platform_assets.defs.executors import step_executor
 from platform_assets.defs.keys import (
     ACTIVITY_TILES,
     EVENTS,
@@ -31,7 +32,6 @@ from platform_assets.defs.metadata import column_schema, table_metadata
 from platform_assets.defs.partitions import daily, partition_window
 from platform_assets.defs.resources import LakeResource
 from platform_assets.defs.retry import IO_RETRY, transient_retries
-from platform_assets.defs.run_lanes import lane_aware
 from platform_assets.lib.features.labels import LABELS_SCHEMA, compute_labels
 from platform_assets.lib.features.latest_activity import (
     AS_OF_DAYS,
@@ -426,6 +426,6 @@ def training_set(context: dg.AssetExecutionContext, lake: LakeResource):
 features_job = dg.define_asset_job(
     "features_job",
     selection=dg.AssetSelection.assets(ACTIVITY_TILES, USER_ACTIVITY, LATEST_ACTIVITY, LABELS, TRAINING_SET),
-    executor_def=lane_aware(dg.in_process_executor),  # three short steps: process starts cost more than they run
+    executor_def=step_executor(in_process=True),  # three short steps: process starts cost more than they run
     description="Rebuild features, labels and the training set over a range of days in one run.",
 )

@@ -6,10 +6,10 @@ from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 
+from platform_assets.defs.executors import step_executor
 from platform_assets.defs.keys import ACTIVITY_TILES, EVENTS, EVENTS_QUARANTINE, PHOTOS, USER_ACTIVITY, USERS
 from platform_assets.defs.lake.raw_logs import raw_logs
 from platform_assets.defs.resources import LakeResource
-from platform_assets.defs.run_lanes import lane_aware
 from platform_assets.lib.lake_layout import SOURCE_DIGEST, list_log_days
 
 STAGE_EVENTS = [EVENTS, EVENTS_QUARANTINE]
@@ -27,7 +27,7 @@ FULL_SWEEP_SECONDS = 300
 events_job = dg.define_asset_job(
     "events_job",
     selection=dg.AssetSelection.assets(*STAGE_EVENTS, *ONE_HOP),
-    executor_def=lane_aware(dg.in_process_executor),
+    executor_def=step_executor(in_process=True),
     description="Rebuild one day of `events` from that day's log files (and, for one new file, that day's user activity).",
 )
 

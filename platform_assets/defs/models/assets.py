@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import dagster as dg
 from pydantic import Field
 
+from platform_assets.defs.executors import GPU_STEP
 from platform_assets.defs.keys import POPULARITY_MODEL, TRAINING_SHARDS
 from platform_assets.defs.resources import LakeResource, WorkspaceResource
 from platform_assets.defs.retry import IO_RETRY, transient_retries
@@ -48,6 +49,7 @@ def latest_shard_versions(instance: dg.DagsterInstance, window_days: int) -> dic
 
 
 @dg.asset(
+    op_tags=GPU_STEP,  # torch: the cluster's gpu queue
     retry_policy=IO_RETRY,
     key=POPULARITY_MODEL,
     deps=[TRAINING_SHARDS],

@@ -6,6 +6,7 @@ import dagster as dg
 import pyarrow.compute as pc
 from pydantic import Field
 
+from platform_assets.defs.executors import GPU_STEP
 from platform_assets.defs.keys import IMAGE_EMBEDDINGS, TITLE_EMBEDDINGS, TRAINING_SET, TRAINING_SHARDS
 from platform_assets.defs.partitions import daily, partition_day
 from platform_assets.defs.resources import ImagesResource, LakeResource, WorkspaceResource
@@ -43,6 +44,7 @@ class ShardConfig(dg.Config):
 
 
 @dg.asset(
+    op_tags=GPU_STEP,  # torch: the cluster's gpu queue
     retry_policy=IO_RETRY,
     key=TRAINING_SHARDS,
     deps=[TRAINING_SET, IMAGE_EMBEDDINGS, TITLE_EMBEDDINGS],

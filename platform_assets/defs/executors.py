@@ -1,0 +1,103 @@
+"""Where a job's steps run: in the run's own process or its subprocesses (local and production),
+or on Celery workers that share nothing but the broker, PostgreSQL, S3 and the registry's
+remotes (`PLATFORM_ASSETS_DEPLOYMENT=cluster`, deploy/cluster/README.md).
+
+On the cluster every step is a Celery task on a queue: steps that want a GPU (torch) go to
+`gpu`, the rest to `cpu`; a worker serves the queues it is started with. A step's message is
+acknowledged only when the step has finished, so a worker lost mid-step (its process killed,
+its host gone) leaves the message to the broker, which delivers it again to a live worker."""
+
+import os
+from urllib.parse import urlsplit
+
+import dagster as dg
+
+from platform_assets.defs.resources import deployment
+from platform_assets.defs.run_lanes import lane_aware
+
+QUEUE_TAG = "dagster-celery/queue"  # dagster_celery.tags.DAGSTER_CELERY_QUEUE_TAG, without importing Celery locally
+CPU_QUEUE, GPU_QUEUE = "cpu", "gpu"
+GPU_STEP = {QUEUE_TAG: GPU_QUEUE}  # op_tags of the steps that run torch
+QUEUES = (CPU_QUEUE, GPU_QUEUE)
+
+BROKER_SCHEMES = ("redis", "rediss")  # Redis or Valkey: the broker and the result backend in one server
+# A delivered step not acknowledged within this many seconds (its worker gone) is delivered again.
+# It must exceed the longest step: a step still running past it would run twice.
+DEFAULT_REDELIVERY_S = 6 * 3600
+
+
+def broker_url() -> str:
+    """PLATFORM_ASSETS_BROKER_URL: the Redis (or Valkey) server of the cluster's queues and step
+    results, e.g. redis://broker-host:6379/0. Checked when the definitions load, naming the setting."""
+    value = os.environ.get("PLATFORM_ASSETS_BROKER_URL", "")
+    parts = urlsplit(value)
+    if parts.scheme not in BROKER_SCHEMES or not parts.hostname:
+        raise ValueError(
+            f"PLATFORM_ASSETS_BROKER_URL={value!r}: PLATFORM_ASSETS_DEPLOYMENT=cluster needs the broker's "
+            "address, e.g. redis://broker-host:6379/0 (see deploy/cluster/README.md)"
+        )
+    return value
+
+
+def redelivery_seconds() -> int:
+    """PLATFORM_ASSETS_STEP_REDELIVERY_S: seconds after which a step whose worker was lost is
+    delivered to another (default 6 h; longer than the longest step)."""
+    value = os.environ.get("PLATFORM_ASSETS_STEP_REDELIVERY_S") or str(DEFAULT_REDELIVERY_S)
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(
+            f"PLATFORM_ASSETS_STEP_REDELIVERY_S={value!r}: set a whole number of seconds, longer than the longest step"
+        )
+    return int(value)
+
+
+def celery_settings() -> dict:
+    """The executor's configuration; the workers build their app from the same (cluster_worker.py)."""
+    url = broker_url()
+    return {
+        "broker": url,
+        "backend": url,
+        "config_source": {
+            "task_default_queue": CPU_QUEUE,
+            "task_acks_late": True,  # acknowledged when the step is done, not when it is received
+            "task_reject_on_worker_lost": True,  # a worker process killed mid-step: back to the queue
+            "worker_prefetch_multiplier": 1,  # a worker holds no step it has not started
+            "broker_connection_retry_on_startup": True,
+            "broker_transport_options": {"visibility_timeout": redelivery_seconds()},
+            "result_backend_transport_options": {"visibility_timeout": redelivery_seconds()},
+            "result_expires": 7 * 24 * 3600,
+        },
+    }
+
+
+def reachable_broker(url: str) -> None:
+    """Fail at once, naming the setting, when no broker answers at `url` (Celery would retry
+    for minutes before saying anything)."""
+    import redis
+
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5).ping()
+    except redis.RedisError as exc:
+        raise ValueError(
+            f"PLATFORM_ASSETS_BROKER_URL={url!r}: no broker answers there ({exc}); start the broker or "
+            "fix the setting (deploy/cluster/README.md)"
+        ) from exc
+
+
+@dg.executor(name="celery", requirements=dg.multiple_process_executor_requirements())
+def celery_workers(_init_context) -> dg.Executor:
+    """Each step a Celery task on its queue, run by whichever worker serves it (dagster-celery)."""
+    from dagster._core.execution.retries import RetryMode
+    from dagster_celery.executor import CeleryExecutor
+
+    settings = celery_settings()
+    reachable_broker(settings["broker"])
+    return CeleryExecutor(retries=RetryMode.ENABLED, **settings)
+
+
+def step_executor(in_process: bool = False) -> dg.ExecutorDefinition:
+    """The executor of a job: `in_process` for jobs of short steps whose process starts would cost
+    more than they run, else a process per step; on the cluster, always the Celery workers."""
+    if deployment() == "cluster":
+        celery_settings()  # a bad setting fails when the definitions load
+        return lane_aware(celery_workers)
+    return lane_aware(dg.in_process_executor if in_process else dg.multi_or_in_process_executor)
