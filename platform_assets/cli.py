@@ -71,10 +71,8 @@ def cmd_verify(args: argparse.Namespace) -> None:
 
 
 def cmd_worker(args: argparse.Namespace) -> None:
-    """A cluster worker: runs the steps of the queues it serves, one at a time, in its own process
-    (Celery's solo pool). Not prefork: a prefork child is a daemonic process, and steps start
-    process pools of their own (image decoding), which a daemonic process may not. Start one
-    worker per step a host should run at once."""
+    """A cluster worker: runs `--concurrency` steps of the queues it serves at once, each in a
+    process of its own started from a thread of Celery's threads pool (cluster_worker.py)."""
     from platform_assets.defs.executors import QUEUES, broker_url, reachable_broker
     from platform_assets.defs.resources import deployment
 
@@ -91,7 +89,8 @@ def cmd_worker(args: argparse.Namespace) -> None:
 
     name = args.name or f"{'+'.join(queues)}-{os.getpid()}@%h"
     app.worker_main(
-        ["worker", "--queues", ",".join(queues), "--pool", "solo", "--hostname", name]
+        ["worker", "--queues", ",".join(queues), "--pool", "threads", "--concurrency", str(args.concurrency)]
+        + ["--hostname", name]
         + ["--prefetch-multiplier", "1", "--loglevel", args.loglevel, "--without-gossip", "--without-mingle"]
     )
 
@@ -166,6 +165,7 @@ def main(argv: list[str] | None = None) -> None:
 
     worker = sub.add_parser("worker", help="a cluster worker: run the steps of these queues (deploy/cluster)")
     worker.add_argument("--queues", default="cpu,gpu", help="comma-separated: cpu, gpu (default both)")
+    worker.add_argument("--concurrency", type=int, default=1, help="steps at once, a process each (default 1)")
     worker.add_argument("--name", help="worker name, shown in each step's events (default QUEUES-PID@HOST)")
     worker.add_argument("--loglevel", default="INFO")
     worker.set_defaults(func=cmd_worker)

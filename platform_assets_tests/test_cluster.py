@@ -7,6 +7,8 @@ import hashlib
 import os
 import subprocess
 import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import dagster as dg
@@ -18,24 +20,42 @@ from platform_assets.defs.partitions import range_tags
 from platform_assets.lib.simulator import LakeScale
 from platform_assets_tests.cluster_stack import Cluster, cluster_stack
 from platform_assets_tests.helpers import scale_days
-from platform_assets_tests.production_stack import FAST_EMBEDDINGS
+from platform_assets_tests.production_stack import FAST_EMBEDDINGS, environment, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[1]
 SCALE = LakeScale(users=30, photos=48, days=3, events_per_day=800, files_per_hour=1, defect_rate=0.01, seed=5)
 DAYS = scale_days(SCALE)
+TINY = LakeScale(users=20, photos=40, days=1, events_per_day=200, files_per_hour=1, defect_rate=0.0, seed=5)
+ENCODER = {
+    "ops": {"embeddings__image_encoder": {"config": {"epochs": 12, "batch_size": 32}}}
+}  # a step of a few seconds
 TRAINABLE = DAYS[:2]  # the last day's events close the second day's label windows
 GPU_STEPS = {"embeddings__image_encoder", "embeddings__image_embeddings", "embeddings__title_embeddings"}
 GPU_STEPS |= {"shards__training_shards", "models__popularity_model"}
 
 
-def execute(job: str, **kwargs) -> dict[str, str]:
-    """Run `job` from the test process (the orchestrator); returns the worker that ran each step."""
+def execute_on_one_host(job: str, **kwargs) -> dict[str, str]:
+    """Run `job` in this process, every step in it (no worker): the one-host baseline."""
+    from platform_assets.definitions import defs
+
+    with dg.DagsterInstance.get() as instance:
+        assert defs().resolve_job_def(job).execute_in_process(instance=instance, **kwargs).success
+    return {}
+
+
+def execute(job: str, expect_success: bool = True, **kwargs):
+    """Run `job` from the test process (the orchestrator); returns the worker that ran each step
+    (the last to start it), or with `expect_success=False` the failed run's error messages."""
     recon = ReconstructableRepository.for_module("platform_assets.definitions", "defs", str(ROOT))
     with dg.DagsterInstance.get() as instance:
         result = dg.execute_job(recon.get_reconstructable_job(job), instance, raise_on_error=False, **kwargs)
-        assert result.success, [e.message for e in result.all_events if e.is_failure]
+        failures = [e for e in result.all_events if e.is_failure]
+        errors = "\n".join(f"{e.message} {getattr(e.event_specific_data, 'error', None)}" for e in failures)
+        assert result.success == expect_success, errors
+        if not expect_success:
+            return errors
         return {
             e.step_key: e.event_specific_data.metadata["Celery worker"].value
             for e in result.all_events
@@ -43,17 +63,17 @@ def execute(job: str, **kwargs) -> dict[str, str]:
         }
 
 
-def the_graph() -> dict[str, str]:
+def the_graph(run=execute) -> dict[str, str]:
     """Every daily job over the lake, as the sensors and schedules launch them; the worker of each step."""
-    ran = execute("app_db_job")
+    ran = run("app_db_job")
     for day in DAYS:
-        ran |= {f"{day} {k}": w for k, w in execute("events_job", tags={"dagster/partition": day}).items()}
-    ran |= execute("features_job", tags=range_tags(DAYS[0], DAYS[-1]))
-    ran |= execute("image_encoder_job", run_config=FAST_EMBEDDINGS["image_encoder_job"])
-    ran |= execute("embeddings_job", run_config=FAST_EMBEDDINGS["embeddings_job"], tags=range_tags(*TRAINABLE))
+        ran |= {f"{day} {k}": w for k, w in run("events_job", tags={"dagster/partition": day}).items()}
+    ran |= run("features_job", tags=range_tags(DAYS[0], DAYS[-1]))
+    ran |= run("image_encoder_job", run_config=FAST_EMBEDDINGS["image_encoder_job"])
+    ran |= run("embeddings_job", run_config=FAST_EMBEDDINGS["embeddings_job"], tags=range_tags(*TRAINABLE))
     for day in TRAINABLE:
-        ran |= {f"{day} {k}": w for k, w in execute("shards_job", tags={"dagster/partition": day}).items()}
-    return ran | execute("nightly_training_job")
+        ran |= {f"{day} {k}": w for k, w in run("shards_job", tags={"dagster/partition": day}).items()}
+    return ran | run("nightly_training_job")
 
 
 def registry_refs(cluster: Cluster) -> str:
@@ -83,16 +103,41 @@ def test_the_graph_runs_on_two_workers_that_share_no_disk_and_writes_what_one_ho
         lake, refs = lake_digest(cluster), registry_refs(cluster)
         assert "refs/tags/popularity-model/" in refs
 
-        one_host = subprocess.run(  # a process of its own: the jobs' executors are bound when definitions load
-            [sys.executable, "-c", "from platform_assets_tests.test_cluster import the_graph; print(the_graph())"],
+        one_host = subprocess.run(  # a process of production's settings: no broker, no worker
+            [sys.executable, "-c", "from platform_assets_tests.test_cluster import *; the_graph(execute_on_one_host)"],
             env={**os.environ, "PLATFORM_ASSETS_DEPLOYMENT": "production"},
             cwd=ROOT,
             capture_output=True,
             text=True,
         )
-        assert one_host.returncode == 0 and one_host.stdout.splitlines()[-1] == "{}", one_host.stderr[-3000:]
+        assert one_host.returncode == 0, one_host.stderr[-3000:]
         assert lake_digest(cluster) == lake
         assert registry_refs(cluster) == refs  # same DVC hashes, same model id: nothing new to commit or tag
+
+
+def test_a_step_whose_worker_dies_runs_again_elsewhere_and_a_queue_nobody_serves_fails_its_run(tmp_path) -> None:
+    """kill -9 of a worker (all its processes) mid-step: the broker delivers the step again, to
+    another worker, and the run succeeds with both attempts in its events. A step whose queue no
+    live worker serves fails its run after PLATFORM_ASSETS_QUEUE_WAIT_S, naming the queue."""
+    redelivery = {"PLATFORM_ASSETS_STEP_REDELIVERY_S": "20"}  # longer than the step below, even on a loaded host
+    with environment(redelivery), cluster_stack(tmp_path, TINY) as cluster:
+        cluster.start_worker("cpu-a", "cpu")
+        execute("app_db_job")
+        with environment({"PLATFORM_ASSETS_QUEUE_WAIT_S": "5"}):
+            started = time.monotonic()
+            failed = execute("image_encoder_job", run_config=ENCODER, expect_success=False)
+        assert "no live worker has served the 'gpu' queue for 5 s" in failed, failed
+        assert time.monotonic() - started < 60
+
+        cluster.start_worker("gpu-a", GPU_QUEUE)
+        with ThreadPoolExecutor(1) as pool:
+            run = pool.submit(execute, "image_encoder_job", run_config=ENCODER)
+            wait_for(lambda: "STEP_START" in cluster.log("gpu-a"), 120, "the encoder's step to start on gpu-a", 0.2)
+            cluster.kill_worker("gpu-a")
+            cluster.start_worker("gpu-b", GPU_QUEUE)
+            ran = run.result(timeout=300)
+        assert "STEP_SUCCESS" in cluster.log("gpu-b") and "STEP_SUCCESS" not in cluster.log("gpu-a")
+        assert ran["embeddings__image_encoder"].startswith("gpu-b@")  # the last worker to start the step
 
 
 def test_the_queue_tag_is_dagster_celerys() -> None:

@@ -123,3 +123,56 @@ def test_a_partition_outside_the_range_or_malformed_is_refused_and_writes_nothin
     assert done.returncode != 0 and time.monotonic() - started < 60
     assert key in done.stdout + done.stderr
     assert files_under(Path(lake.store.root)) == before
+
+
+def cluster_env(tmp_path: Path, broker: str) -> dict[str, str]:
+    """The cluster deployment's settings with `broker`, every location a directory of `tmp_path`."""
+    (tmp_path / "lake").mkdir(exist_ok=True)
+    return {
+        **os.environ,
+        "PLATFORM_ASSETS_DEPLOYMENT": "cluster",
+        "PLATFORM_ASSETS_BROKER_URL": broker,
+        "PLATFORM_ASSETS_LAKE": str(tmp_path / "lake"),
+        "PLATFORM_ASSETS_APP_DB_URL": f"sqlite:///{tmp_path / 'app.db'}",
+        "PLATFORM_ASSETS_WORKSPACE": str(tmp_path / "registry"),
+        "PLATFORM_ASSETS_DVC_REMOTE": str(tmp_path / "dvc-remote"),
+        "PLATFORM_ASSETS_REGISTRY_GIT_REMOTE": str(tmp_path / "registry.git"),
+        "DAGSTER_HOME": str(tmp_path),
+    }
+
+
+@pytest.mark.parametrize(
+    ("broker", "message"),
+    [
+        ("", "PLATFORM_ASSETS_BROKER_URL='': PLATFORM_ASSETS_DEPLOYMENT=cluster needs the broker's address"),
+        ("amqp://guest@broker//", "PLATFORM_ASSETS_BROKER_URL='amqp://guest@broker//': PLATFORM_ASSETS_DEPLOYMENT"),
+        ("redis://127.0.0.1:9/0", "PLATFORM_ASSETS_BROKER_URL='redis://127.0.0.1:9/0': no broker answers there"),
+    ],
+)
+def test_a_broker_that_is_not_there_stops_the_worker_and_the_run_at_once_naming_the_setting(
+    tmp_path: Path, broker: str, message: str
+) -> None:
+    """A malformed broker URL stops the code location from loading; one where nothing answers
+    (port 9, discard) fails a worker's start and a run's first step at once, no step sent."""
+    env = cluster_env(tmp_path, broker)
+    started = time.monotonic()
+    worker = subprocess.run(
+        [str(Path(sys.executable).with_name("platform-assets")), "worker"], env=env, capture_output=True, text=True
+    )
+    assert worker.returncode == 2 and message in worker.stderr, worker.stderr
+    run = subprocess.run([DAGSTER, "job", "execute", "-m", "platform_assets.definitions", "-j", "app_db_job"],
+                         cwd=ROOT, env=env, capture_output=True, text=True)  # fmt: skip
+    assert run.returncode != 0 and message in run.stdout + run.stderr, (run.stdout + run.stderr)[-3000:]
+    assert time.monotonic() - started < 60, "retried or backed off"
+    assert not list((tmp_path / "lake").iterdir())  # nothing written
+
+
+def test_a_worker_outside_the_cluster_deployment_or_for_an_unknown_queue_is_refused(tmp_path: Path) -> None:
+    command = [str(Path(sys.executable).with_name("platform-assets")), "worker"]
+    local = subprocess.run(
+        command, env={**os.environ, "PLATFORM_ASSETS_DEPLOYMENT": "local"}, capture_output=True, text=True
+    )
+    assert local.returncode == 2 and "set PLATFORM_ASSETS_DEPLOYMENT=cluster" in local.stderr, local.stderr
+    queue = subprocess.run([*command, "--queues", "cpu,tpu"], env=cluster_env(tmp_path, "redis://127.0.0.1:9/0"),
+                           capture_output=True, text=True)  # fmt: skip
+    assert queue.returncode == 2 and "--queues cpu,tpu: no queue ['tpu']; the queues are cpu, gpu" in queue.stderr

@@ -39,6 +39,18 @@ def broker_url() -> str:
     return value
 
 
+DEFAULT_QUEUE_WAIT_S = 600
+
+
+def queue_wait_seconds() -> int:
+    """PLATFORM_ASSETS_QUEUE_WAIT_S: how long a step waits while no live worker serves its queue
+    before its run fails, naming the queue (default 10 min)."""
+    value = os.environ.get("PLATFORM_ASSETS_QUEUE_WAIT_S") or str(DEFAULT_QUEUE_WAIT_S)
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"PLATFORM_ASSETS_QUEUE_WAIT_S={value!r}: set a whole number of seconds (default 600)")
+    return int(value)
+
+
 def redelivery_seconds() -> int:
     """PLATFORM_ASSETS_STEP_REDELIVERY_S: seconds after which a step whose worker was lost is
     delivered to another (default 6 h; longer than the longest step)."""
@@ -62,7 +74,12 @@ def celery_settings() -> dict:
             "task_reject_on_worker_lost": True,  # a worker process killed mid-step: back to the queue
             "worker_prefetch_multiplier": 1,  # a worker holds no step it has not started
             "broker_connection_retry_on_startup": True,
-            "broker_transport_options": {"visibility_timeout": redelivery_seconds()},
+            # Live workers look for steps whose worker was lost every 10 s (kombu's default: 100 s).
+            "broker_transport_options": {
+                "visibility_timeout": redelivery_seconds(),
+                "unacked_restore_interval": 10,
+                "unacked_restore_throttle": 1,
+            },
             "result_backend_transport_options": {"visibility_timeout": redelivery_seconds()},
             "result_expires": 7 * 24 * 3600,
         },
@@ -85,19 +102,21 @@ def reachable_broker(url: str) -> None:
 
 @dg.executor(name="celery", requirements=dg.multiple_process_executor_requirements())
 def celery_workers(_init_context) -> dg.Executor:
-    """Each step a Celery task on its queue, run by whichever worker serves it (dagster-celery)."""
+    """Each step a Celery task on its queue, run by whichever worker serves it (dagster-celery);
+    a step whose queue no live worker serves for `queue_wait_seconds()` fails its run."""
     from dagster._core.execution.retries import RetryMode
-    from dagster_celery.executor import CeleryExecutor
+
+    from platform_assets.defs.celery_steps import WatchedCeleryExecutor
 
     settings = celery_settings()
     reachable_broker(settings["broker"])
-    return CeleryExecutor(retries=RetryMode.ENABLED, **settings)
+    return WatchedCeleryExecutor(queue_wait_seconds(), retries=RetryMode.ENABLED, **settings)
 
 
 def step_executor(in_process: bool = False) -> dg.ExecutorDefinition:
     """The executor of a job: `in_process` for jobs of short steps whose process starts would cost
     more than they run, else a process per step; on the cluster, always the Celery workers."""
     if deployment() == "cluster":
-        celery_settings()  # a bad setting fails when the definitions load
+        celery_settings(), queue_wait_seconds()  # a bad setting fails when the definitions load
         return lane_aware(celery_workers)
     return lane_aware(dg.in_process_executor if in_process else dg.multi_or_in_process_executor)
