@@ -21,23 +21,22 @@ export DAGSTER_HOME := $(CURDIR)/.dagster_home
 .PHONY: env test-env demo test ui validate bench clean
 
 # What running needs. --clear: a changed lock gives exactly the locked environment, nothing left
-# over from the last one. --no-compile: Python compiles a module when it is first imported;
-# compiling every file of every package at install took 54 s of a 166 s install on 2 cores.
+# over from the last one.
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv --clear $(VENV_FLAGS) $(VENV)
 	grep -v '^torch==' requirements.lock > $(VENV)/constraints.txt
-	$(BIN)/pip install --quiet --disable-pip-version-check --no-compile -c $(CONSTRAINTS) -e .
+	$(BIN)/pip install --quiet --disable-pip-version-check -c $(CONSTRAINTS) -e .
 	$(BIN)/python -c "import torch; print('torch', torch.__version__, '| CUDA', torch.version.cuda, '| GPU visible:', torch.cuda.is_available())"
 	touch $(STAMP)
 
 # The test tools on top (pytest, moto's S3 server, PostgreSQL, Playwright, ruff): `make test` only.
 $(DEV_STAMP): $(STAMP)
-	$(BIN)/pip install --quiet --disable-pip-version-check --no-compile -c $(CONSTRAINTS) -e '.[dev]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -c $(CONSTRAINTS) -e '.[dev]'
 	touch $(DEV_STAMP)
 
 $(DVC_STAMP): requirements-dvc.lock
 	$(PYTHON) -m venv --clear $(DVC_VENV)
-	$(DVC_VENV)/bin/pip install --quiet --disable-pip-version-check --no-compile -r requirements-dvc.lock
+	$(DVC_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dvc.lock
 	touch $(DVC_STAMP)
 
 # Linked on every run, once both environments exist: also replaces a dvc that an older .venv installed itself.
