@@ -43,7 +43,9 @@ def _step_process(args: ExecuteStepArgs, events: Connection) -> None:
 
 @app.task(bind=True, name=TASK_EXECUTE_PLAN_NAME)
 def execute_plan(self, execute_step_args_packed: dict, executable_dict: dict) -> list[str]:
-    """Run one step in a child process; return its events, serialized, as dagster-celery's does."""
+    """Run one step in a child process; return its events, serialized, as dagster-celery's does.
+    `executable_dict` (the sender's job pointer) goes unused: the step process rebuilds the job
+    from the run's own origin, as `dagster api execute_step` does."""
     args = unpack_value(execute_step_args_packed, as_type=ExecuteStepArgs)
     steps = ", ".join(args.step_keys_to_execute or [])
     with DagsterInstance.from_ref(args.instance_ref) as instance:
