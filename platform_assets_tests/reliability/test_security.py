@@ -4,6 +4,7 @@ webserver listen on loopback only; no credential ends up in the repository."""
 import re
 import subprocess
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import sqlalchemy as sa
@@ -42,12 +43,41 @@ def test_postgres_extract_connection_is_read_only() -> None:
             _try_write(AppDatabaseResource(url=url))
 
 
-def test_servers_bind_to_loopback_by_default() -> None:
-    makefile = (ROOT / "Makefile").read_text()
-    assert "dagster dev -w workspace.yaml -h 127.0.0.1" in makefile
-    for helper in ("s3_server.py", "pg_server.py", "production_stack.py"):
-        text = (ROOT / "platform_assets_tests" / helper).read_text()
-        assert "0.0.0.0" not in text and "127.0.0.1" in text
+LOOPBACK = {"0100007F", "00000000000000000000000001000000"}  # 127.0.0.1 and ::1 as /proc/net/tcp* write them
+
+
+def listening_addresses(port: int) -> set[str]:
+    """The local addresses of the sockets listening on `port` on this machine (/proc/net/tcp, tcp6)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.rsplit(":", 1)
+            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                found.add(address)
+    return found
+
+
+def test_every_server_the_tests_and_make_ui_start_listens_on_loopback_only(tmp_path) -> None:
+    """The sockets themselves: the S3 API server, PostgreSQL, the Redis broker, `git daemon`
+    and `dagster-webserver` each listen on 127.0.0.1 (or ::1) and on no other address."""
+    from platform_assets_tests.cluster_stack import git_daemon
+    from platform_assets_tests.production_stack import free_port, start_webserver, stop_process_group, wait_for
+    from platform_assets_tests.redis_server import redis_server
+    from platform_assets_tests.s3_server import s3_server
+
+    assert "dagster dev -w workspace.yaml -h 127.0.0.1" in (ROOT / "Makefile").read_text()
+    subprocess.run(["git", "init", "-q", "--bare", str(tmp_path / "registry.git")], check=True)
+    port = free_port()
+    web = start_webserver(port)
+    try:
+        with s3_server() as s3, postgres_server() as pg, redis_server() as broker, git_daemon(tmp_path) as git:
+            wait_for(lambda: listening_addresses(port), 120, "dagster-webserver to listen", 0.5)
+            for url in (s3, pg, broker, git, f"http://127.0.0.1:{port}"):
+                addresses = listening_addresses(urlsplit(url).port)
+                assert addresses and addresses <= LOOPBACK, (url, addresses)
+    finally:
+        stop_process_group(web)
 
 
 def test_no_credentials_in_the_repository() -> None:
