@@ -62,14 +62,21 @@ def test_every_server_the_tests_and_make_ui_start_listens_on_loopback_only(tmp_p
     """The sockets themselves: the S3 API server, PostgreSQL, the Redis broker, `git daemon`
     and `dagster-webserver` each listen on 127.0.0.1 (or ::1) and on no other address."""
     from platform_assets_tests.cluster_stack import git_daemon
-    from platform_assets_tests.production_stack import free_port, start_webserver, stop_process_group, wait_for
+    from platform_assets_tests.production_stack import (
+        environment,
+        free_port,
+        start_webserver,
+        stop_process_group,
+        wait_for,
+    )
     from platform_assets_tests.redis_server import redis_server
     from platform_assets_tests.s3_server import s3_server
 
     assert "dagster dev -w workspace.yaml -h 127.0.0.1" in (ROOT / "Makefile").read_text()
     subprocess.run(["git", "init", "-q", "--bare", str(tmp_path / "registry.git")], check=True)
     port = free_port()
-    web = start_webserver(port)
+    with environment({"DAGSTER_HOME": str(tmp_path)}):  # `make test` points it at a folder only `make ui` creates
+        web = start_webserver(port)
     try:
         with s3_server() as s3, postgres_server() as pg, redis_server() as broker, git_daemon(tmp_path) as git:
             wait_for(lambda: listening_addresses(port), 120, "dagster-webserver to listen", 0.5)
