@@ -42,29 +42,29 @@ def broker_url() -> str:
 DEFAULT_QUEUE_WAIT_S = 600
 
 
+def _seconds(name: str, default: int, expected: str) -> int:
+    """A setting of whole seconds (1 or more) from the environment; a bad value is named."""
+    value = os.environ.get(name) or str(default)
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{name}={value!r}: set a whole number of seconds{expected}")
+    return int(value)
+
+
 def queue_wait_seconds() -> int:
     """PLATFORM_ASSETS_QUEUE_WAIT_S: how long a step waits while no live worker serves its queue
     before its run fails, naming the queue (default 10 min)."""
-    value = os.environ.get("PLATFORM_ASSETS_QUEUE_WAIT_S") or str(DEFAULT_QUEUE_WAIT_S)
-    if not value.isdigit() or int(value) < 1:
-        raise ValueError(f"PLATFORM_ASSETS_QUEUE_WAIT_S={value!r}: set a whole number of seconds (default 600)")
-    return int(value)
+    return _seconds("PLATFORM_ASSETS_QUEUE_WAIT_S", DEFAULT_QUEUE_WAIT_S, f" (default {DEFAULT_QUEUE_WAIT_S})")
 
 
 def redelivery_seconds() -> int:
     """PLATFORM_ASSETS_STEP_REDELIVERY_S: seconds after which a step whose worker was lost is
     delivered to another (default 6 h; longer than the longest step)."""
-    value = os.environ.get("PLATFORM_ASSETS_STEP_REDELIVERY_S") or str(DEFAULT_REDELIVERY_S)
-    if not value.isdigit() or int(value) < 1:
-        raise ValueError(
-            f"PLATFORM_ASSETS_STEP_REDELIVERY_S={value!r}: set a whole number of seconds, longer than the longest step"
-        )
-    return int(value)
+    return _seconds("PLATFORM_ASSETS_STEP_REDELIVERY_S", DEFAULT_REDELIVERY_S, ", longer than the longest step")
 
 
 def celery_settings() -> dict:
     """The executor's configuration; the workers build their app from the same (cluster_worker.py)."""
-    url = broker_url()
+    url, redelivery = broker_url(), redelivery_seconds()
     return {
         "broker": url,
         "backend": url,
@@ -76,11 +76,11 @@ def celery_settings() -> dict:
             "broker_connection_retry_on_startup": True,
             # Live workers look for steps whose worker was lost every 10 s (kombu's default: 100 s).
             "broker_transport_options": {
-                "visibility_timeout": redelivery_seconds(),
+                "visibility_timeout": redelivery,
                 "unacked_restore_interval": 10,
                 "unacked_restore_throttle": 1,
             },
-            "result_backend_transport_options": {"visibility_timeout": redelivery_seconds()},
+            "result_backend_transport_options": {"visibility_timeout": redelivery},
             "result_expires": 7 * 24 * 3600,
         },
     }
