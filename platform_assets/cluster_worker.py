@@ -22,11 +22,10 @@ from dagster._serdes import serialize_value, unpack_value
 from dagster_celery.config import TASK_EXECUTE_PLAN_NAME
 from dagster_celery.core_execution_loop import DELEGATE_MARKER
 from dagster_celery.executor import CeleryExecutor
-from dagster_celery.make_app import make_app
 
-from platform_assets.defs.executors import celery_settings
+from platform_assets.defs.celery_steps import celery_app
 
-app = make_app(CeleryExecutor.for_cli(**celery_settings()).app_args())
+app = celery_app()
 STEPS = multiprocessing.get_context("forkserver")
 STEPS.set_forkserver_preload(["platform_assets.step_preload"])
 

@@ -11,6 +11,7 @@ PostgreSQL, S3 and the registry's remotes, as it must on separate machines."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import signal
@@ -22,12 +23,21 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import dagster as dg
+import requests
+
+from platform_assets.defs import keys
+from platform_assets.defs.cluster_workers import HEALTH_SENSOR
+from platform_assets.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
+from platform_assets.lib.lake_store import LakeStore
 from platform_assets.lib.simulator import LakeScale
 from platform_assets_tests.production_stack import (
+    ROOT,
     Served,
     environment,
     free_port,
     served_environment,
+    start_webserver,
     stop_process_group,
     wait_for,
 )
@@ -80,6 +90,112 @@ class Cluster:
         return (self.tmp / f"worker-{name}.log").read_text(errors="replace")
 
 
+SENSORS = """{ repositoriesOrError { ... on RepositoryConnection { nodes { sensors { name sensorState {
+    id status ticks(limit: 1) { status skipReason error { message } } } } } } } }"""
+STOP_SENSOR = """mutation($id: String) { stopSensor(id: $id) {
+    __typename ... on PythonError { message } } }"""
+LAUNCH_BACKFILL = """mutation($params: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $params) {
+    __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message }
+    ... on InvalidStepError { invalidStepKey } ... on PartitionSetNotFoundError { message } } }"""
+
+
+@dataclass
+class Ui:
+    """The webserver's GraphQL API: what the UI's buttons send."""
+
+    url: str
+
+    def query(self, query: str, **variables) -> dict:
+        response = requests.post(f"{self.url}/graphql", json={"query": query, "variables": variables}, timeout=60)
+        response.raise_for_status()
+        body = response.json()
+        assert "errors" not in body, body["errors"]
+        return body["data"]
+
+    def sensors(self) -> dict[str, dict]:
+        """Each sensor's state and latest tick, by name, as the UI's Sensors page shows them."""
+        repositories = self.query(SENSORS)["repositoriesOrError"]["nodes"]
+        return {s["name"]: s["sensorState"] for r in repositories for s in r["sensors"]}
+
+    def stop_sensors(self, keep: tuple[str, ...] = ()) -> list[str]:
+        """Stop every running sensor but `keep` (the UI's toggle): a backfill then runs alone. Their names."""
+        sensors = self.sensors()
+        running = [n for n, state in sensors.items() if state["status"] == "RUNNING" and n not in keep]
+        for name in running:
+            stopped = self.query(STOP_SENSOR, id=sensors[name]["id"])["stopSensor"]
+            assert stopped["__typename"] == "StopSensorMutationResult", stopped
+        return running
+
+    def launch_backfill(self, days_by_asset: dict[dg.AssetKey, tuple[str, str]]) -> str:
+        """An asset backfill of each asset's (first, last) days, as the UI's "Materialize" dialog
+        launches one; the daemon runs it. Its id."""
+        by_asset = [
+            {"assetKey": {"path": key.path}, "partitions": {"range": {"start": first, "end": last}}}
+            for key, (first, last) in days_by_asset.items()
+        ]
+        params = {"partitionsByAssets": by_asset, "title": "cluster backfill"}
+        launched = self.query(LAUNCH_BACKFILL, params=params)["launchPartitionBackfill"]
+        assert launched["__typename"] == "LaunchBackfillSuccess", launched
+        return launched["backfillId"]
+
+
+def wait_for_backfill(instance: dg.DagsterInstance, backfill_id: str, timeout: float) -> list[dg.DagsterRun]:
+    """Until the daemon has finished the backfill; its runs."""
+    wait_for(
+        lambda: instance.get_backfill(backfill_id).status.value not in ("REQUESTED", "CANCELING"),
+        timeout,
+        f"backfill {backfill_id}",
+    )
+    backfill = instance.get_backfill(backfill_id)
+    runs = [r.dagster_run for r in instance.get_run_records(dg.RunsFilter(tags={"dagster/backfill": backfill_id}))]
+    failed = {
+        f"{run.job_name} {run.tags.get('dagster/partition', '')}": [
+            str(e.dagster_event.event_specific_data.error.message)[:2000]
+            for e in instance.all_logs(
+                run.run_id, of_type={dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.RUN_FAILURE}
+            )
+            if e.dagster_event.event_specific_data and getattr(e.dagster_event.event_specific_data, "error", None)
+        ]
+        for run in runs
+        if not run.is_success
+    }
+    assert backfill.status.value == "COMPLETED_SUCCESS" and not failed, (backfill.status, failed)
+    return runs
+
+
+@contextmanager
+def daemon_and_ui(tmp: Path) -> Iterator[Ui]:
+    """`dagster-daemon` and `dagster-webserver` of the deployment in `os.environ`, on the host
+    that orchestrates (its runs' processes send their steps to the workers); every sensor but
+    the workers' health stopped before the daemon starts."""
+    port = free_port()
+    with open(tmp / "daemon.log", "ab") as log:
+        web = start_webserver(port, log)
+        daemon = None
+        try:
+            ui = Ui(f"http://127.0.0.1:{port}")
+            wait_for(lambda: _answers(ui), 120, "dagster-webserver", 0.5)
+            ui.stop_sensors(keep=(HEALTH_SENSOR,))
+            daemon = subprocess.Popen(
+                [str(Path(sys.executable).with_name("dagster-daemon")), "run", "-w", "workspace.yaml"],
+                cwd=ROOT,
+                env=dict(os.environ),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            yield ui
+        finally:
+            stop_process_group(*[p for p in (daemon, web) if p is not None])
+
+
+def _answers(ui: Ui) -> bool:
+    try:
+        return bool(ui.sensors())
+    except (requests.RequestException, AssertionError):
+        return False
+
+
 @contextmanager
 def git_daemon(repositories: Path) -> Iterator[str]:
     """`git daemon` serving the bare repositories under `repositories` (push enabled) on
@@ -124,3 +240,39 @@ def cluster_stack(tmp: Path, scale: LakeScale) -> Iterator[Cluster]:
                 stop_process_group(*cluster.workers.values())
                 for host in cluster.hosts:
                     shutil.rmtree(host, ignore_errors=True)
+
+
+# A backfill from events to pinned shards: the events and feature tables of every day, the
+# embeddings and shards of the days whose labels are complete (the next day's events close them).
+DAILY = [keys.EVENTS, keys.EVENTS_QUARANTINE, keys.ACTIVITY_TILES, keys.USER_ACTIVITY, keys.LATEST_ACTIVITY]
+DAILY += [keys.LABELS, keys.TRAINING_SET]
+TRAINABLE_DAILY = [keys.IMAGE_EMBEDDINGS, keys.TITLE_EMBEDDINGS, keys.TRAINING_SHARDS]
+
+
+def backfill_days(days: list[str], trainable: list[str]) -> dict[dg.AssetKey, tuple[str, str]]:
+    """Each asset's (first, last) day in the backfill from events to pinned shards."""
+    return {k: (days[0], days[-1]) for k in DAILY} | {k: (trainable[0], trainable[-1]) for k in TRAINABLE_DAILY}
+
+
+def workers_of(instance: dg.DagsterInstance, runs: list[dg.DagsterRun]) -> dict[str, str]:
+    """The worker that last started each step of `runs`, by "<partition or range> <step key>"."""
+    ran = {}
+    for run in runs:
+        days = run.tags.get("dagster/partition") or f"{run.tags.get(RANGE_START_TAG)}..{run.tags.get(RANGE_END_TAG)}"
+        for record in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT):
+            metadata = record.dagster_event.event_specific_data.metadata or {}
+            if "Celery worker" in metadata:
+                ran[f"{days} {record.dagster_event.step_key}"] = metadata["Celery worker"].value
+    return ran
+
+
+def registry_refs(cluster: Cluster) -> str:
+    """The registry's branches and tags as its git remote holds them."""
+    remote = cluster.served.env["PLATFORM_ASSETS_REGISTRY_GIT_REMOTE"]
+    return subprocess.run(["git", "ls-remote", remote], capture_output=True, text=True, check=True).stdout
+
+
+def lake_digest(lake: LakeStore) -> dict[str, str]:
+    """sha256 of every staged, feature and embeddings file in the lake."""
+    files = [f.key for prefix in ("staging", "features", "embeddings") for f in lake.list_files(prefix)]
+    return {key: hashlib.sha256(lake.read_bytes(key)).hexdigest() for key in files}

@@ -3,8 +3,8 @@ own (cluster_stack.py), PostgreSQL, the S3 API server and the registry's remotes
 
 from __future__ import annotations
 
-import hashlib
 import os
+import re
 import subprocess
 import sys
 import time
@@ -15,10 +15,19 @@ import dagster as dg
 import pytest
 from dagster._core.definitions.reconstruct import ReconstructableRepository
 
+from platform_assets.defs.cluster_workers import HEALTH_SENSOR
 from platform_assets.defs.executors import GPU_QUEUE, QUEUE_TAG
 from platform_assets.defs.partitions import range_tags
 from platform_assets.lib.simulator import LakeScale
-from platform_assets_tests.cluster_stack import Cluster, cluster_stack
+from platform_assets_tests.cluster_stack import (
+    backfill_days,
+    cluster_stack,
+    daemon_and_ui,
+    lake_digest,
+    registry_refs,
+    wait_for_backfill,
+    workers_of,
+)
 from platform_assets_tests.helpers import scale_days
 from platform_assets_tests.production_stack import FAST_EMBEDDINGS, environment, wait_for
 
@@ -75,24 +84,13 @@ def the_graph(run=execute) -> dict[str, str]:
     return ran | run("nightly_training_job")
 
 
-def registry_refs(cluster: Cluster) -> str:
-    """The registry's branches and tags as its git remote holds them."""
-    remote = cluster.served.env["PLATFORM_ASSETS_REGISTRY_GIT_REMOTE"]
-    return subprocess.run(["git", "ls-remote", remote], capture_output=True, text=True, check=True).stdout
-
-
-def lake_digest(cluster: Cluster) -> dict[str, str]:
-    lake = cluster.served.lake
-    files = [f.key for prefix in ("staging", "features", "embeddings") for f in lake.list_files(prefix)]
-    return {key: hashlib.sha256(lake.read_bytes(key)).hexdigest() for key in files}
-
-
 def test_the_cluster_runs_the_graph_as_one_host_does_and_outlives_a_lost_worker(tmp_path) -> None:
     """One stack, in the order a cluster meets them:
 
     - a run whose queue no live worker serves fails after PLATFORM_ASSETS_QUEUE_WAIT_S, naming it;
     - the whole graph runs with its steps spread over two cpu workers and torch steps on the gpu
-      worker only; shards pinned in one worker's registry clone are trained on wherever training
+      worker only, its days (events to pinned shards) as one asset backfill that the UI's API
+      launches and the daemon runs; shards pinned in one worker's registry clone are trained on wherever training
       runs (the remotes carry them); the same graph run again on one host changes no byte of
       the lake and adds no registry commit or tag;
     - kill -9 of a worker (all its processes) mid-step: the broker delivers the step again, to
@@ -108,11 +106,21 @@ def test_the_cluster_runs_the_graph_as_one_host_does_and_outlives_a_lost_worker(
 
         cluster.start_worker("cpu-b", "cpu")
         cluster.start_worker("gpu-a", GPU_QUEUE)
-        ran = the_graph()
+        ran = execute("app_db_job") | execute("image_encoder_job", run_config=FAST_EMBEDDINGS["image_encoder_job"])
+        with daemon_and_ui(tmp_path) as ui, dg.DagsterInstance.get() as instance:
+            backfill = ui.launch_backfill(
+                backfill_days(DAYS, TRAINABLE)
+            )  # the daemon runs it, its runs' steps go to the workers
+            runs = wait_for_backfill(instance, backfill, 600)
+            ran |= workers_of(instance, runs)
+            health = ui.sensors()[HEALTH_SENSOR]["ticks"][0]  # what the UI's Sensors page shows
+        assert health["status"] == "SKIPPED", health
+        assert re.fullmatch(r"every queue served \(cpu: cpu-a@\S+, cpu-b@\S+; gpu: gpu-a@\S+\)", health["skipReason"])
+        ran |= execute("nightly_training_job")
         names = {step: worker.split("@")[0] for step, worker in ran.items()}
         assert {w for s, w in names.items() if s.split(" ")[-1] in GPU_STEPS} == {"gpu-a"}, names
         assert {w for s, w in names.items() if s.split(" ")[-1] not in GPU_STEPS} == {"cpu-a", "cpu-b"}, names
-        lake, refs = lake_digest(cluster), registry_refs(cluster)
+        lake, refs = lake_digest(cluster.served.lake), registry_refs(cluster)
         assert "refs/tags/popularity-model/" in refs
         one_host = subprocess.run(  # a process of production's settings: no broker, no worker
             [sys.executable, "-c", "from platform_assets_tests.test_cluster import *; the_graph(execute_on_one_host)"],
@@ -122,7 +130,7 @@ def test_the_cluster_runs_the_graph_as_one_host_does_and_outlives_a_lost_worker(
             text=True,
         )
         assert one_host.returncode == 0, one_host.stderr[-3000:]
-        assert lake_digest(cluster) == lake
+        assert lake_digest(cluster.served.lake) == lake
         assert registry_refs(cluster) == refs  # same DVC hashes, same model id: nothing new to commit or tag
 
         logged = len(cluster.log("gpu-a"))
@@ -133,8 +141,10 @@ def test_the_cluster_runs_the_graph_as_one_host_does_and_outlives_a_lost_worker(
             cluster.kill_worker("gpu-a")
             cluster.start_worker("gpu-b", GPU_QUEUE)
             ran = run.result(timeout=300)
+        succeeded = "embeddings__image_encoder - STEP_SUCCESS"
+        assert succeeded not in cluster.log("gpu-a")[logged:], "the kill landed after the step, not in it"
         assert ran["embeddings__image_encoder"].startswith("gpu-b@")  # the last worker to start the step
-        assert "STEP_SUCCESS" in cluster.log("gpu-b")
+        wait_for(lambda: succeeded in cluster.log("gpu-b"), 30, f"{succeeded} in gpu-b's log", 0.2)
 
 
 def test_the_queue_tag_is_dagster_celerys() -> None:

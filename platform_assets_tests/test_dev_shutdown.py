@@ -110,7 +110,7 @@ def test_ctrl_c_stops_dagster_dev_and_fails_the_runs_in_flight(fresh_lake, tmp_p
             processes = len(group_members(dev.pid))
 
             os.killpg(dev.pid, signal.SIGINT)
-            interrupted = time.monotonic()
+            interrupted, interrupted_at = time.monotonic(), time.time()
             try:
                 returncode = dev.wait(SHUTDOWN_BOUND_S)
             except subprocess.TimeoutExpired:
@@ -126,6 +126,13 @@ def test_ctrl_c_stops_dagster_dev_and_fails_the_runs_in_flight(fresh_lake, tmp_p
             assert not left, f"still running after dagster dev exited:\n{describe(left)}\n\n{log_tail()}"
 
             after = {run_id: instance.get_run_by_id(run_id) for run_id in in_flight}
+            # a run that ended between the query above and the signal (a loaded host) was not in flight
+            started = [
+                run_id
+                for run_id in started
+                if not (end := instance.get_run_record_by_id(run_id).end_time) or end >= interrupted_at
+            ]
+            assert started, f"every started run ended before the Ctrl-C landed: nothing was interrupted\n{log_tail()}"
             for run_id in started:
                 run = after[run_id]
                 assert run.status == dg.DagsterRunStatus.FAILURE, (run_id, run.status, log_tail())

@@ -15,9 +15,23 @@ from celery import Celery
 from celery.result import AsyncResult
 from dagster_celery.core_execution_loop import core_celery_execution_loop
 from dagster_celery.executor import CeleryExecutor, _submit_task
+from dagster_celery.make_app import make_app
+
+from platform_assets.defs.executors import celery_settings
 
 CHECK_EVERY_S = 15.0  # between two asks of the workers which queues they serve
 ANSWER_S = 1.0  # how long an ask waits for the workers' answers
+
+
+def celery_app() -> Celery:
+    """The Celery app of the cluster's settings: the same for the workers and whoever asks them."""
+    return make_app(CeleryExecutor.for_cli(**celery_settings()).app_args())
+
+
+def live_queues(app: Celery) -> dict[str, list[str]]:
+    """Each live worker's name and the queues it consumes, as it answers (Celery's remote control)."""
+    answers = app.control.inspect(timeout=ANSWER_S).active_queues() or {}
+    return {worker: [q["name"] for q in queues] for worker, queues in answers.items()}
 
 
 class QueueWatch:
@@ -30,8 +44,7 @@ class QueueWatch:
 
     def served(self, queue: str) -> bool:
         if time.monotonic() - self._asked >= CHECK_EVERY_S:
-            answers = self._app.control.inspect(timeout=ANSWER_S).active_queues() or {}
-            self._served = {q["name"] for queues in answers.values() for q in queues}
+            self._served = {q for queues in live_queues(self._app).values() for q in queues}
             self._asked = time.monotonic()
         return queue in self._served
 
