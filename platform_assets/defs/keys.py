@@ -3,6 +3,8 @@
 import dagster as dg
 
 RAW_LOGS = dg.AssetKey(["lake", "raw_logs"])
+RAW_USERS = dg.AssetKey(["lake", "raw_users"])
+RAW_PHOTOS = dg.AssetKey(["lake", "raw_photos"])
 USERS = dg.AssetKey(["staging", "users"])
 USERS_QUARANTINE = dg.AssetKey(["staging", "users_quarantine"])
 PHOTOS = dg.AssetKey(["staging", "photos"])

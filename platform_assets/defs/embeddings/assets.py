@@ -246,15 +246,3 @@ def title_embeddings(
         lambda _day, photos, key: refresh_title_embeddings(store, photos, key, version, device, config.batch_size),
     )
     return dg.MaterializeResult(metadata=metadata | {"model_version": version, "device": str(device)})
-
-
-image_encoder_job = dg.define_asset_job(
-    "image_encoder_job",
-    selection=dg.AssetSelection.assets(IMAGE_ENCODER),
-    description="Train the image encoder (or load its weights): a retraining to choose, not a daily step.",
-)
-embeddings_job = dg.define_asset_job(
-    "embeddings_job",
-    selection=dg.AssetSelection.assets(IMAGE_EMBEDDINGS, TITLE_EMBEDDINGS),
-    description="Bring the image and title embeddings of a range of posting days up to date, in one run.",
-)

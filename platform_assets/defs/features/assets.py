@@ -16,7 +16,6 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from platform_assets.defs.executors import step_executor
 from platform_assets.defs.keys import (
     ACTIVITY_TILES,
     EVENTS,
@@ -28,6 +27,7 @@ from platform_assets.defs.keys import (
     USER_ACTIVITY,
     USERS,
 )
+from platform_assets.defs.materializations import latest_materialization, materialized_since
 from platform_assets.defs.metadata import column_schema, table_metadata
 from platform_assets.defs.partitions import daily, partition_window
 from platform_assets.defs.resources import LakeResource
@@ -103,14 +103,6 @@ def _write_days(context: dg.AssetExecutionContext, store: LakeStore, dataset: st
 # write over fresher activity, so the step checks the event log after computing and reads again.
 EVENTS_READ_ATTEMPTS = 3
 EVENTS_READ_AT = "events_read_at"
-
-
-def _materialized_since(instance: dg.DagsterInstance, key: dg.AssetKey, days: list[str], since: float) -> list[str]:
-    """The days among `days` of `key` materialized after `since`."""
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=key, asset_partitions=days, after_timestamp=since), limit=len(days)
-    )
-    return sorted({r.partition_key for r in records.records if r.partition_key})
 
 
 class _Days:
@@ -222,7 +214,7 @@ def user_activity(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.M
                     user_activity_of_day(day, days.events, days.tile, photos, users),
                     ACTIVITY_ROW_GROUP,
                 )
-                rewritten = _materialized_since(context.instance, EVENTS, inputs, read_at)
+                rewritten = materialized_since(context.instance, EVENTS, inputs, read_at)
                 if not rewritten:
                     break
                 if attempt == EVENTS_READ_ATTEMPTS:
@@ -266,12 +258,10 @@ def _latest_as_of(
     key = partition_key(LATEST_ACTIVITY_PATH, day.isoformat())
     covered = day_range(day - timedelta(days=AS_OF_DAYS - 1), day)
     if store.exists(key):
-        [state] = context.instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=LATEST_ACTIVITY, asset_partitions=[day.isoformat()]), limit=1
-        ).records or [None]
+        state = latest_materialization(context.instance, LATEST_ACTIVITY, day.isoformat())
         read_at = state and state.asset_materialization.metadata.get(STATE_READ_AT)
         if read_at is not None:
-            changed = _materialized_since(context.instance, USER_ACTIVITY, covered, read_at.value)
+            changed = materialized_since(context.instance, USER_ACTIVITY, covered, read_at.value)
             if not changed:
                 return store.read_parquet(key, where=authors)
             context.log.info(f"latest_activity of {day} is older than user_activity of {changed}: rebuilt")
@@ -421,11 +411,3 @@ def training_set(context: dg.AssetExecutionContext, lake: LakeResource):
         passed=violations == 0,
         metadata={"violations": violations, "rows": table.num_rows},
     )
-
-
-features_job = dg.define_asset_job(
-    "features_job",
-    selection=dg.AssetSelection.assets(ACTIVITY_TILES, USER_ACTIVITY, LATEST_ACTIVITY, LABELS, TRAINING_SET),
-    executor_def=step_executor(in_process=True),  # three short steps: process starts cost more than they run
-    description="Rebuild features, labels and the training set over a range of days in one run.",
-)

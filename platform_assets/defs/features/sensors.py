@@ -4,9 +4,9 @@ from datetime import date, timedelta
 
 import dagster as dg
 
-from platform_assets.defs.features.assets import features_job
+from platform_assets.defs.features.jobs import features_job
 from platform_assets.defs.keys import EVENTS, TRAINING_SET
-from platform_assets.defs.materializations import new_materializations
+from platform_assets.defs.materializations import materialized_partitions, new_materializations
 from platform_assets.defs.partitions import range_tags
 from platform_assets.defs.run_lanes import BACKGROUND
 from platform_assets.lib.features.user_activity import LOOKBACK_DAYS
@@ -37,7 +37,7 @@ def features_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     if not records:
         return dg.SensorResult(skip_reason="no new events materializations")
     changed = {r.partition_key for r in records if r.partition_key}
-    materialized = set(context.instance.get_materialized_partitions(EVENTS))
+    materialized = materialized_partitions(context.instance, EVENTS)
     span = affected_range(changed, materialized)
     if span is None:
         return dg.SensorResult(skip_reason="no days to rebuild", cursor=cursor)

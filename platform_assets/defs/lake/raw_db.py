@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from platform_assets.defs.keys import RAW_PHOTOS, RAW_USERS
 from platform_assets.defs.metadata import table_metadata
 from platform_assets.defs.resources import AppDatabaseResource, LakeResource
 from platform_assets.defs.retry import IO_RETRY, transient_retries
@@ -9,11 +10,10 @@ from platform_assets.lib.lake_layout import raw_snapshot_key
 from platform_assets.lib.raw_snapshot import write_snapshot
 
 
-def _raw_snapshot(table: str, description: str) -> dg.AssetsDefinition:
+def _raw_snapshot(table: str, key: dg.AssetKey, description: str) -> dg.AssetsDefinition:
     @dg.asset(
         retry_policy=IO_RETRY,
-        name=f"raw_{table}",
-        key_prefix="lake",
+        key=key,
         group_name="lake",
         kinds={"sql", "parquet"},
         description=description,
@@ -32,5 +32,9 @@ def _raw_snapshot(table: str, description: str) -> dg.AssetsDefinition:
     return _extract
 
 
-raw_users = _raw_snapshot("users", "Snapshot of the app database's `users` table, columns as the source has them.")
-raw_photos = _raw_snapshot("photos", "Snapshot of the app database's `photos` table, columns as the source has them.")
+raw_users = _raw_snapshot(
+    "users", RAW_USERS, "Snapshot of the app database's `users` table, columns as the source has them."
+)
+raw_photos = _raw_snapshot(
+    "photos", RAW_PHOTOS, "Snapshot of the app database's `photos` table, columns as the source has them."
+)

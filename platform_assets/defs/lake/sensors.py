@@ -6,37 +6,26 @@ from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 
-from platform_assets.defs.executors import step_executor
-from platform_assets.defs.keys import ACTIVITY_TILES, EVENTS, EVENTS_QUARANTINE, PHOTOS, USER_ACTIVITY, USERS
+from platform_assets.defs.keys import EVENTS, PHOTOS, USERS
+from platform_assets.defs.lake.jobs import ONE_HOP, STAGE_EVENTS, events_job
 from platform_assets.defs.lake.raw_logs import raw_logs
+from platform_assets.defs.materializations import all_materialized, latest_materialization
 from platform_assets.defs.resources import LakeResource
 from platform_assets.lib.lake_layout import SOURCE_DIGEST, list_log_days
 
-STAGE_EVENTS = [EVENTS, EVENTS_QUARANTINE]
 # The run queue (deploy/*/dagster.yaml) runs one staging run per value at a time: a day's runs
 # append parts to it, and two at once would race for the same one.
 EVENTS_DAY_TAG = "platform_assets/events_day"
-ONE_HOP = [ACTIVITY_TILES, USER_ACTIVITY]  # the day's tile, then its activity rows
 # Every tick lists only the newest days' folders; the whole logs prefix is listed this often,
 # which bounds how long a late file for an older day waits (and how often strays are reported).
 FULL_SWEEP_SECONDS = 300
-
-# A new file reaches fresh features in one hop: when it changes one day, its run also rebuilds
-# that day's user activity (a second sensor hop costs a tick and a ~12 s run launch). Steps run
-# in the run's process: a step subprocess cost ~8 s of imports on 2 cores, more than the work.
-events_job = dg.define_asset_job(
-    "events_job",
-    selection=dg.AssetSelection.assets(*STAGE_EVENTS, *ONE_HOP),
-    executor_def=step_executor(in_process=True),
-    description="Rebuild one day of `events` from that day's log files (and, for one new file, that day's user activity).",
-)
 
 
 def _selection(instance: dg.DagsterInstance, changed_days: int) -> list[dg.AssetKey]:
     """The day's user activity joins the run for a single changed day once users and photos are
     staged. A burst of days goes the ranged way (`features_sensor`): activity reads 30 days of
     events, which runs for the other days may still be writing."""
-    staged = all(instance.get_latest_materialization_event(key) for key in (USERS, PHOTOS))
+    staged = all_materialized(instance, [USERS, PHOTOS])
     return [*STAGE_EVENTS, *ONE_HOP] if changed_days == 1 and staged else STAGE_EVENTS
 
 
@@ -44,10 +33,10 @@ def staged_digest(instance: dg.DagsterInstance, day: str) -> str | None:
     """The digest of the log files the day's latest `events` materialization read, whoever ran
     it (a sensor run, the demo, the CLI, a backfill): a day already staged from exactly the files
     listed now is not requested again, so a first start after `make demo` launches nothing."""
-    records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=EVENTS, asset_partitions=[day]), limit=1)
-    if not records.records:
+    record = latest_materialization(instance, EVENTS, day)
+    if record is None:
         return None
-    digest = records.records[0].asset_materialization.metadata.get(SOURCE_DIGEST)
+    digest = record.asset_materialization.metadata.get(SOURCE_DIGEST)
     return digest.value if digest is not None else None
 
 

@@ -8,6 +8,7 @@ from pydantic import Field
 
 from platform_assets.defs.executors import GPU_STEP
 from platform_assets.defs.keys import POPULARITY_MODEL, TRAINING_SHARDS
+from platform_assets.defs.materializations import latest_materialization, materialized_partitions
 from platform_assets.defs.resources import LakeResource, WorkspaceResource
 from platform_assets.defs.retry import IO_RETRY, transient_retries
 from platform_assets.lib.lake_layout import GROUND_TRUTH_FILE
@@ -35,10 +36,8 @@ def latest_shard_versions(instance: dg.DagsterInstance, window_days: int) -> dic
     """The latest materialization of each of the newest `window_days` shard partitions with
     samples, from Dagster's event log: what was last written is what the model must read."""
     versions: dict[str, ShardVersion] = {}
-    for day in sorted(instance.get_materialized_partitions(TRAINING_SHARDS), reverse=True):
-        record = instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=TRAINING_SHARDS, asset_partitions=[day]), limit=1
-        ).records[0]
+    for day in sorted(materialized_partitions(instance, TRAINING_SHARDS), reverse=True):
+        record = latest_materialization(instance, TRAINING_SHARDS, day)
         metadata = record.asset_materialization.metadata
         if metadata["samples"].value > 0:
             device = metadata["device"].value if "device" in metadata else "unknown"
@@ -123,13 +122,3 @@ def popularity_model(
             **{k: v for k, v in manifest["metrics"].items() if isinstance(v, float)},
         },
     )
-
-
-nightly_training_job = dg.define_asset_job("nightly_training_job", selection=dg.AssetSelection.assets(POPULARITY_MODEL))
-nightly_training = dg.ScheduleDefinition(
-    name="nightly_training",
-    job=nightly_training_job,
-    cron_schedule="0 3 * * *",
-    execution_timezone="UTC",
-    description="Retrain the popularity model every night on the latest window of pinned shards.",
-)

@@ -128,10 +128,3 @@ def training_shards(
             "dagster/uri": dg.MetadataValue.path(out.uri(f"{shard_dir(day)}/index.json")),
         },
     )
-
-
-shards_job = dg.define_asset_job(
-    "shards_job",
-    selection=dg.AssetSelection.assets(TRAINING_SHARDS),
-    description="Write one day's augmented training shards.",
-)

@@ -2,8 +2,14 @@
 
 import dagster as dg
 
-from platform_assets.defs.keys import USERS
-from platform_assets.defs.lake.raw_db import raw_photos, raw_users
+from platform_assets.defs.keys import (
+    PHOTOS,
+    PHOTOS_QUARANTINE,
+    RAW_PHOTOS,
+    RAW_USERS,
+    USERS,
+    USERS_QUARANTINE,
+)
 from platform_assets.defs.metadata import column_schema, table_metadata
 from platform_assets.defs.resources import LakeResource
 from platform_assets.defs.retry import IO_RETRY, transient_retries
@@ -11,7 +17,16 @@ from platform_assets.lib.lake_layout import TABLE_ROW_GROUP_ROWS, raw_snapshot_k
 from platform_assets.lib.staging.app_tables import CONTRACTS, DB_QUARANTINE_SCHEMA, STAGE_BATCH_ROWS, staging
 
 
-def _staged(table: str, raw: dg.AssetsDefinition, description: str, extra_deps: list) -> dg.AssetsDefinition:
+def _staged(
+    table: str,
+    raw_asset: dg.AssetKey,
+    valid_asset: dg.AssetKey,
+    quarantine_asset: dg.AssetKey,
+    description: str,
+    extra_deps: list,
+) -> dg.AssetsDefinition:
+    """The staging step of one app-database table: its snapshot `raw_asset` typed and checked
+    into `valid_asset`, the rows that fail a check into `quarantine_asset`."""
     schema = CONTRACTS[table].schema
 
     @dg.multi_asset(
@@ -19,16 +34,16 @@ def _staged(table: str, raw: dg.AssetsDefinition, description: str, extra_deps: 
         name=f"stage_{table}",
         specs=[
             dg.AssetSpec(
-                ["staging", table],
-                deps=[raw, *extra_deps],
+                valid_asset,
+                deps=[raw_asset, *extra_deps],
                 group_name="staging",
                 kinds={"duckdb", "parquet"},
                 description=description,
                 metadata={"dagster/column_schema": column_schema(schema)},
             ),
             dg.AssetSpec(
-                ["staging", f"{table}_quarantine"],
-                deps=[raw],
+                quarantine_asset,
+                deps=[raw_asset],
                 group_name="staging",
                 kinds={"duckdb", "parquet"},
                 description=f"Rows of the `{table}` snapshot that failed a check, with the reason.",
@@ -54,7 +69,7 @@ def _staged(table: str, raw: dg.AssetsDefinition, description: str, extra_deps: 
         if staged.quarantine.num_rows:
             context.log.warning(f"{staged.quarantine.num_rows} {table} rows quarantined")
         yield dg.MaterializeResult(
-            asset_key=["staging", table],
+            asset_key=valid_asset,
             metadata=table_metadata(valid.head, store.uri(valid_key), valid.bytes, row_count=valid.rows)
             | {
                 "quarantined_rows": staged.quarantine.num_rows,
@@ -64,7 +79,7 @@ def _staged(table: str, raw: dg.AssetsDefinition, description: str, extra_deps: 
         )
         size = store.write_parquet(quarantine_key, staged.quarantine)
         yield dg.MaterializeResult(
-            asset_key=["staging", f"{table}_quarantine"],
+            asset_key=quarantine_asset,
             metadata=table_metadata(staged.quarantine, store.uri(quarantine_key), size),
         )
 
@@ -72,11 +87,18 @@ def _staged(table: str, raw: dg.AssetsDefinition, description: str, extra_deps: 
 
 
 stage_users = _staged(
-    "users", raw_users, "App users, typed and deduplicated by `user_id`; bad rows go to `users_quarantine`.", []
+    "users",
+    RAW_USERS,
+    USERS,
+    USERS_QUARANTINE,
+    "App users, typed and deduplicated by `user_id`; bad rows go to `users_quarantine`.",
+    [],
 )
 stage_photos = _staged(
     "photos",
-    raw_photos,
+    RAW_PHOTOS,
+    PHOTOS,
+    PHOTOS_QUARANTINE,
     "Photos, typed, deduplicated by `photo_id` and checked against `users`; bad rows go to `photos_quarantine`.",
     [USERS],
 )
