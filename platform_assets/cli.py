@@ -9,22 +9,32 @@ import sys
 import warnings
 from pathlib import Path
 
-from platform_assets.demo import DEMO_APP_DB_URL, DEMO_LAKE
+from platform_assets import settings
 from platform_assets.lib.lake_store import LakeStore
 from platform_assets.lib.simulator import LakeScale, append_hour, generate_lake
 
 
 def _store(args: argparse.Namespace) -> LakeStore:
-    return LakeStore(args.lake, args.s3_endpoint_url or os.environ.get("PLATFORM_ASSETS_S3_ENDPOINT_URL"))
+    return LakeStore(_lake(args), args.s3_endpoint_url or settings.s3_endpoint_url())
+
+
+def _lake(args: argparse.Namespace) -> str:
+    """`--lake`, else the setting: read when a command runs, so that a bad or missing one is the
+    command's error (exit 2, one line), not the parser's."""
+    return args.lake or settings.lake_root()
 
 
 def _lake_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--lake",
-        default=os.environ.get("PLATFORM_ASSETS_LAKE", str(DEMO_LAKE)),
-        help="lake root: a directory or s3://bucket/prefix (env PLATFORM_ASSETS_LAKE)",
+        default=None,
+        help=f"lake root: a directory or s3://bucket/prefix (default: the setting {settings.LAKE.name}, README)",
     )
-    p.add_argument("--s3-endpoint-url", default=None, help="S3 API endpoint (env PLATFORM_ASSETS_S3_ENDPOINT_URL)")
+    p.add_argument(
+        "--s3-endpoint-url",
+        default=None,
+        help=f"S3 API endpoint (default: the setting {settings.S3_ENDPOINT_URL.name})",
+    )
 
 
 def cmd_generate(args: argparse.Namespace) -> None:
@@ -42,9 +52,9 @@ def cmd_generate(args: argparse.Namespace) -> None:
     )
     store = _store(args)
     if not store.is_s3:
-        Path(args.lake).mkdir(parents=True, exist_ok=True)
-    manifest = generate_lake(store, args.app_db, scale)
-    print(json.dumps({"lake": args.lake, "app_db": manifest["app_db_url"], "planted": manifest["total"]}, indent=2))
+        Path(_lake(args)).mkdir(parents=True, exist_ok=True)
+    manifest = generate_lake(store, args.app_db or settings.app_db_url(), scale)
+    print(json.dumps({"lake": _lake(args), "app_db": manifest["app_db_url"], "planted": manifest["total"]}, indent=2))
 
 
 def cmd_append(args: argparse.Namespace) -> None:
@@ -70,21 +80,31 @@ def cmd_verify(args: argparse.Namespace) -> None:
     print(json.dumps(report, indent=2))
 
 
+def cmd_diff(args: argparse.Namespace) -> None:
+    from platform_assets.defs.resources import workspace_resource
+    from platform_assets.lib.diff.report import diff_versions, render
+    from platform_assets.lib.diff.versions import fetch_tags
+
+    registry = workspace_resource().registry()
+    fetch_tags(registry)
+    diff = diff_versions(registry, args.a, args.b)
+    print(diff.to_json() if args.json else render(diff))
+
+
 def cmd_worker(args: argparse.Namespace) -> None:
     """A cluster worker: runs `--concurrency` steps of the queues it serves at once, each in a
     process of its own started from a thread of Celery's threads pool (cluster_worker.py)."""
-    from platform_assets.defs.executors import QUEUES, broker_url, reachable_broker
-    from platform_assets.defs.resources import deployment
+    from platform_assets.defs.executors import QUEUES, reachable_broker
 
-    if deployment() != "cluster":
+    if (deployment := settings.deployment()) != "cluster":
         raise ValueError(
-            f"PLATFORM_ASSETS_DEPLOYMENT={deployment()!r}: a worker runs the cluster's steps; set "
-            "PLATFORM_ASSETS_DEPLOYMENT=cluster and the cluster's settings (deploy/cluster/README.md)"
+            f"{settings.DEPLOYMENT.name}={deployment!r}: a worker runs the cluster's steps; set "
+            f"{settings.DEPLOYMENT.name}=cluster and the cluster's settings (deploy/cluster/README.md)"
         )
     queues = args.queues.split(",")
     if unknown := [q for q in queues if q not in QUEUES]:
         raise ValueError(f"--queues {args.queues}: no queue {unknown}; the queues are {', '.join(QUEUES)}")
-    reachable_broker(broker_url())
+    reachable_broker(settings.broker_url())
     from platform_assets.cluster_worker import app
 
     name = args.name or f"{'+'.join(queues)}-{os.getpid()}@%h"
@@ -118,8 +138,8 @@ def main(argv: list[str] | None = None) -> None:
     default = LakeScale()
     gen.add_argument(
         "--app-db",
-        default=os.environ.get("PLATFORM_ASSETS_APP_DB_URL", DEMO_APP_DB_URL),
-        help="SQLAlchemy URL of the app database (env PLATFORM_ASSETS_APP_DB_URL)",
+        default=None,
+        help=f"SQLAlchemy URL of the app database (default: the setting {settings.APP_DB_URL.name}, README)",
     )
     for name in ("users", "photos", "days", "events_per_day", "files_per_hour", "seed", "image_width", "image_height"):
         gen.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(default, name))
@@ -139,7 +159,7 @@ def main(argv: list[str] | None = None) -> None:
         )
     )
 
-    registry = "the data registry is PLATFORM_ASSETS_WORKSPACE, its remote PLATFORM_ASSETS_DVC_REMOTE"
+    registry = f"the data registry is {settings.WORKSPACE.name}, its remote {settings.DVC_REMOTE.name}"
     rep = sub.add_parser(
         "reproduce",
         help="restore a model's exact shards in a temporary checkout of its tag, verify "
@@ -158,6 +178,17 @@ def main(argv: list[str] | None = None) -> None:
     )
     ver.add_argument("model_id", nargs="?")
     ver.set_defaults(func=cmd_verify)
+
+    dif = sub.add_parser(
+        "diff",
+        help="what changed between two models (or registry revisions): partitions, samples by photo id, "
+        "feature and label shift, metrics (docs/DIFF.md)",
+        description=registry,
+    )
+    dif.add_argument("a", help="model id, model tag or registry revision (the earlier)")
+    dif.add_argument("b", help="model id, model tag or registry revision (the later)")
+    dif.add_argument("--json", action="store_true", help="JSON for scripts instead of the table")
+    dif.set_defaults(func=cmd_diff)
 
     demo = sub.add_parser("demo", help="generate the demo lake and materialize the whole graph")
     demo.add_argument("--fresh", action="store_true", help="regenerate the lake even if it exists")

@@ -7,59 +7,15 @@ On the cluster every step is a Celery task on a queue: steps that want a GPU (to
 acknowledged only when the step has finished, so a worker lost mid-step (its process killed,
 its host gone) leaves the message to the broker, which delivers it again to a live worker."""
 
-import os
-from urllib.parse import urlsplit
-
 import dagster as dg
 
-from platform_assets.defs.resources import deployment
 from platform_assets.defs.run_lanes import lane_aware
+from platform_assets.settings import BROKER_URL, broker_url, deployment, queue_wait_seconds, redelivery_seconds
 
 QUEUE_TAG = "dagster-celery/queue"  # dagster_celery.tags.DAGSTER_CELERY_QUEUE_TAG, without importing Celery locally
 CPU_QUEUE, GPU_QUEUE = "cpu", "gpu"
 GPU_STEP = {QUEUE_TAG: GPU_QUEUE}  # op_tags of the steps that run torch
 QUEUES = (CPU_QUEUE, GPU_QUEUE)
-
-BROKER_SCHEMES = ("redis", "rediss")  # Redis or Valkey: the broker and the result backend in one server
-# A delivered step not acknowledged within this many seconds (its worker gone) is delivered again.
-# It must exceed the longest step: a step still running past it would run twice.
-DEFAULT_REDELIVERY_S = 6 * 3600
-
-
-def broker_url() -> str:
-    """PLATFORM_ASSETS_BROKER_URL: the Redis (or Valkey) server of the cluster's queues and step
-    results, e.g. redis://broker-host:6379/0. Checked when the definitions load, naming the setting."""
-    value = os.environ.get("PLATFORM_ASSETS_BROKER_URL", "")
-    parts = urlsplit(value)
-    if parts.scheme not in BROKER_SCHEMES or not parts.hostname:
-        raise ValueError(
-            f"PLATFORM_ASSETS_BROKER_URL={value!r}: PLATFORM_ASSETS_DEPLOYMENT=cluster needs the broker's "
-            "address, e.g. redis://broker-host:6379/0 (see deploy/cluster/README.md)"
-        )
-    return value
-
-
-DEFAULT_QUEUE_WAIT_S = 600
-
-
-def _seconds(name: str, default: int, expected: str) -> int:
-    """A setting of whole seconds (1 or more) from the environment; a bad value is named."""
-    value = os.environ.get(name) or str(default)
-    if not value.isdigit() or int(value) < 1:
-        raise ValueError(f"{name}={value!r}: set a whole number of seconds{expected}")
-    return int(value)
-
-
-def queue_wait_seconds() -> int:
-    """PLATFORM_ASSETS_QUEUE_WAIT_S: how long a step waits while no live worker serves its queue
-    before its run fails, naming the queue (default 10 min)."""
-    return _seconds("PLATFORM_ASSETS_QUEUE_WAIT_S", DEFAULT_QUEUE_WAIT_S, f" (default {DEFAULT_QUEUE_WAIT_S})")
-
-
-def redelivery_seconds() -> int:
-    """PLATFORM_ASSETS_STEP_REDELIVERY_S: seconds after which a step whose worker was lost is
-    delivered to another (default 6 h; longer than the longest step)."""
-    return _seconds("PLATFORM_ASSETS_STEP_REDELIVERY_S", DEFAULT_REDELIVERY_S, ", longer than the longest step")
 
 
 def celery_settings() -> dict:
@@ -95,7 +51,7 @@ def reachable_broker(url: str) -> None:
         redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5).ping()
     except redis.RedisError as exc:
         raise ValueError(
-            f"PLATFORM_ASSETS_BROKER_URL={url!r}: no broker answers there ({exc}); start the broker or "
+            f"{BROKER_URL.name}={url!r}: no broker answers there ({exc}); start the broker or "
             "fix the setting (deploy/cluster/README.md)"
         ) from exc
 

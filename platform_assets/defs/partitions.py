@@ -1,28 +1,15 @@
 """The daily partitions every log-derived asset shares (UTC days)."""
 
-import os
 import re
 from datetime import date, timedelta
 
 import dagster as dg
 
-START_DATE_ENV = "PLATFORM_ASSETS_START_DATE"
+from platform_assets.settings import START_DATE, start_date
+
 # A run over a range of days (single-run backfill policy) is these two tags on an asset job's run.
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
-
-
-def start_date() -> str:
-    """`$PLATFORM_ASSETS_START_DATE`, checked where it is read: one line naming it, never a traceback
-    from deep in Dagster's partition code."""
-    value = os.environ.get(START_DATE_ENV, "2026-01-01")
-    try:
-        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
-            raise ValueError
-        date.fromisoformat(value)
-    except ValueError:
-        raise ValueError(f"{START_DATE_ENV}={value!r} is not a date: use YYYY-MM-DD, e.g. 2026-01-01") from None
-    return value
 
 
 daily = dg.DailyPartitionsDefinition(
@@ -40,7 +27,7 @@ def partition_day(context: dg.AssetExecutionContext) -> date:
     if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", key) or not daily.has_partition_key(key):
         raise dg.Failure(
             f"partition {key!r} is not a day of this deployment: use YYYY-MM-DD from {start_date()} "
-            f"({START_DATE_ENV}) to tomorrow, UTC",
+            f"({START_DATE.name}) to tomorrow, UTC",
             allow_retries=False,
         )
     return date.fromisoformat(key)

@@ -1,7 +1,7 @@
 """Every resource key, bound once. `PLATFORM_ASSETS_DEPLOYMENT` picks local or production;
-only these bindings and the Dagster instance differ between the two."""
+only these bindings and the Dagster instance differ between the two. Every setting is read
+through `platform_assets.settings`."""
 
-import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,11 +14,13 @@ import sqlalchemy as sa
 import tenacity
 from pydantic import Field
 
-from platform_assets.demo import DEMO_APP_DB_URL, DEMO_LAKE, LOCAL_DVC_REMOTE, LOCAL_REGISTRY
-from platform_assets.lib.embeddings.sizes import DEFAULT_IMAGE_SIZE, PRODUCTION_IMAGE_SIZE
+from platform_assets import settings
+from platform_assets.lib.embeddings.sizes import PRODUCTION_IMAGE_SIZE
 from platform_assets.lib.lake_store import S3_ATTEMPTS, LakeStore
 from platform_assets.lib.raw_snapshot import relaxed_concat
 from platform_assets.lib.registry import Registry
+from platform_assets.settings import deployment as deployment  # re-exported: defs/ imports it from here
+from platform_assets.settings import served
 
 T = TypeVar("T")
 
@@ -36,7 +38,7 @@ class LakeResource(dg.ConfigurableResource):
         if not store.is_s3 and not Path(self.root).is_dir():
             raise ValueError(
                 f"lake root {self.root!r} is not a directory: run `platform-assets lake generate` "
-                "or set PLATFORM_ASSETS_LAKE to an existing directory or s3://bucket/prefix"
+                f"or set {settings.LAKE.name} to an existing directory or s3://bucket/prefix"
             )
         return store
 
@@ -73,7 +75,7 @@ class AppDatabaseResource(dg.ConfigurableResource):
             path = Path(url.database or "")
             if not path.is_file():
                 raise ValueError(
-                    f"app database file {path} does not exist: set PLATFORM_ASSETS_APP_DB_URL to an "
+                    f"app database file {path} does not exist: set {settings.APP_DB_URL.name} to an "
                     "existing database (sqlite:///path or postgresql://...), or run `platform-assets "
                     "lake generate` for the sample one"
                 )
@@ -155,75 +157,33 @@ class WorkspaceResource(dg.ConfigurableResource):
         return Registry(Path(self.root), self.dvc_remote, self.s3_endpoint_url, self.git_remote)
 
 
-DEPLOYMENTS = ("local", "production", "cluster")  # cluster: production's resources, steps on Celery workers
-
-
-def deployment() -> str:
-    value = os.environ.get("PLATFORM_ASSETS_DEPLOYMENT", "local")
-    if value not in DEPLOYMENTS:
-        raise ValueError(f"PLATFORM_ASSETS_DEPLOYMENT={value!r}: use one of {', '.join(DEPLOYMENTS)}")
-    return value
-
-
-def served() -> bool:
-    """Production and cluster: every location comes from the environment, nothing from the demo."""
-    return deployment() != "local"
-
-
-def _optional(name: str) -> str | None:
-    return os.environ.get(name) or None
-
-
-def _required(name: str) -> str:
-    if not (value := os.environ.get(name)):
-        raise ValueError(
-            f"{name} is not set: PLATFORM_ASSETS_DEPLOYMENT={deployment()} requires it (see deploy/README.md)"
-        )
-    return value
-
-
 def images_resource() -> ImagesResource:
     """PLATFORM_ASSETS_IMAGE_SIZE, else 224 in production and the demo's 64 locally; a value
     that is not a whole number fails here, when the definitions load, naming the setting."""
-    default = PRODUCTION_IMAGE_SIZE if served() else DEFAULT_IMAGE_SIZE
-    value = os.environ.get("PLATFORM_ASSETS_IMAGE_SIZE") or str(default)
-    if not value.isdigit():
-        raise ValueError(f"PLATFORM_ASSETS_IMAGE_SIZE={value!r}: set a whole number of pixels, e.g. 224")
-    return ImagesResource(size=int(value))
+    return ImagesResource(size=settings.image_size())
 
 
 def workspace_resource() -> WorkspaceResource:
     """The registry from the environment; the CLI's `verify` and `reproduce` use the same one."""
-    setting = _required if served() else lambda name: os.environ.get(name) or None
     return WorkspaceResource(
-        root=setting("PLATFORM_ASSETS_WORKSPACE") or str(LOCAL_REGISTRY),
-        dvc_remote=setting("PLATFORM_ASSETS_DVC_REMOTE") or str(LOCAL_DVC_REMOTE),
-        s3_endpoint_url=_optional("PLATFORM_ASSETS_S3_ENDPOINT_URL"),
-        git_remote=setting("PLATFORM_ASSETS_REGISTRY_GIT_REMOTE"),
+        root=settings.workspace_root(),
+        dvc_remote=settings.dvc_remote(),
+        s3_endpoint_url=settings.s3_endpoint_url(),
+        git_remote=settings.registry_git_remote(),
     )
 
 
 def build_resources() -> dict[str, dg.ConfigurableResource]:
-    """Local defaults live in the project (`.demo/`, `data/`, `.dvc-remote/`); production requires
-    every location from the environment."""
+    """Local defaults live in the project (`.demo/`, `data/`, `.dvc-remote/`: settings.py); production
+    requires every location from the environment, checked here, when the definitions load. There the
+    lake and the app database are bound as `EnvVar`s, resolved in each run: their values (a URL's
+    password) stay out of the definitions' configuration."""
+    lake, app_db = settings.lake_root(), settings.app_db_url()
     if served():
-        return {
-            "lake": LakeResource(
-                root=dg.EnvVar("PLATFORM_ASSETS_LAKE"),
-                s3_endpoint_url=_optional("PLATFORM_ASSETS_S3_ENDPOINT_URL"),
-                s3_region=_optional("AWS_REGION"),
-            ),
-            "app_db": AppDatabaseResource(url=dg.EnvVar("PLATFORM_ASSETS_APP_DB_URL")),
-            "workspace": workspace_resource(),
-            "images": images_resource(),
-        }
+        lake, app_db = dg.EnvVar(settings.LAKE.name), dg.EnvVar(settings.APP_DB_URL.name)
     return {
-        "lake": LakeResource(
-            root=os.environ.get("PLATFORM_ASSETS_LAKE", str(DEMO_LAKE)),
-            s3_endpoint_url=_optional("PLATFORM_ASSETS_S3_ENDPOINT_URL"),
-            s3_region=_optional("AWS_REGION"),
-        ),
-        "app_db": AppDatabaseResource(url=os.environ.get("PLATFORM_ASSETS_APP_DB_URL", DEMO_APP_DB_URL)),
+        "lake": LakeResource(root=lake, s3_endpoint_url=settings.s3_endpoint_url(), s3_region=settings.aws_region()),
+        "app_db": AppDatabaseResource(url=app_db),
         "workspace": workspace_resource(),
         "images": images_resource(),
     }

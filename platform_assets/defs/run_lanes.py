@@ -6,29 +6,16 @@ rewritten training days set off) runs in the background lane, one run at a time 
 CPU priority: on one host a new log file's events run then always finds a queue slot, and takes
 the cores first when the follow-on run of the file before is still working."""
 
-import os
 from collections.abc import Iterator
 
 import dagster as dg
 
 from platform_assets.lib.cpu import lower_cpu_priority
+from platform_assets.settings import DEFAULT_BACKGROUND_NICE as DEFAULT_BACKGROUND_NICE  # re-exported
+from platform_assets.settings import background_nice
 
 LANE_TAG = "platform_assets/lane"
 BACKGROUND = {LANE_TAG: "background"}
-# Linux's CFS gives a nice-10 thread about a tenth of a nice-0 one's share of a busy core; an
-# idle core it still takes whole, so background runs lose nothing when nothing else runs.
-DEFAULT_BACKGROUND_NICE = 10
-
-
-def background_nice() -> int:
-    """PLATFORM_ASSETS_BACKGROUND_NICE: the nice value of background-lane runs; 0 leaves them at
-    the priority they start with. A bad value fails when the definitions load, naming it."""
-    value = os.environ.get("PLATFORM_ASSETS_BACKGROUND_NICE") or str(DEFAULT_BACKGROUND_NICE)
-    if not value.isdigit() or int(value) > 19:
-        raise ValueError(
-            f"PLATFORM_ASSETS_BACKGROUND_NICE={value!r}: set a whole number from 0 (normal priority) to 19 (lowest)"
-        )
-    return int(value)
 
 
 class _LaneExecutor(dg.Executor):

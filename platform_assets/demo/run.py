@@ -5,7 +5,6 @@ log in `.demo/demo.log`, and a closing table of what was built."""
 from __future__ import annotations
 
 import datetime as dt
-import os
 import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -16,12 +15,13 @@ from rich.console import Console
 from rich.progress import track
 from rich.table import Table
 
+from platform_assets.defs.materializations import run_log
 from platform_assets.defs.partitions import range_tags
 from platform_assets.defs.resources import workspace_resource
-from platform_assets.demo import DEMO_APP_DB_URL, DEMO_DIR, DEMO_LAKE, PROJECT_ROOT
 from platform_assets.lib.lake_layout import list_log_days
 from platform_assets.lib.lake_store import LakeStore
 from platform_assets.lib.simulator import LakeScale, generate_lake
+from platform_assets.settings import DEMO_DIR, LOCAL_LAKE, PROJECT_ROOT, app_db_url, lake_root
 
 # Dagster's console logger at WARNING: the demo prints one line per stage; every event of every
 # run is in the instance (`make ui` → Runs) and in DEMO_LOG.
@@ -82,7 +82,7 @@ class Runner:
 
     def __call__(self, job: str, **kwargs) -> dg.ExecuteInProcessResult:
         result = self.defs.resolve_job_def(job).execute_in_process(run_config=QUIET, instance=self.instance, **kwargs)
-        for entry in self.instance.all_logs(result.run_id):
+        for entry in run_log(self.instance, result.run_id):
             when = dt.datetime.fromtimestamp(entry.timestamp, dt.UTC).isoformat(timespec="milliseconds")
             kind = entry.dagster_event_type.value if entry.dagster_event_type else ""
             self.log.write(f"{when} {job} {result.run_id[:8]} {entry.step_key or '-'} {kind} {entry.message}\n")
@@ -99,18 +99,16 @@ def _stage(console: Console, days: list[str], what: str) -> Iterable[str]:
 
 def run(fresh: bool = False) -> None:
     console = Console(highlight=False, soft_wrap=True)
-    os.environ.setdefault("PLATFORM_ASSETS_LAKE", str(DEMO_LAKE))
-    os.environ.setdefault("PLATFORM_ASSETS_APP_DB_URL", DEMO_APP_DB_URL)
-    store = LakeStore(os.environ["PLATFORM_ASSETS_LAKE"])
-    if fresh and DEMO_LAKE.exists():
-        shutil.rmtree(DEMO_LAKE)
+    store = LakeStore(lake_root())  # the definitions below read the same settings
+    if fresh and LOCAL_LAKE.exists():
+        shutil.rmtree(LOCAL_LAKE)
     if store.is_s3 or not store.exists("_simulator/manifest.json"):
-        DEMO_LAKE.mkdir(parents=True, exist_ok=True)
+        LOCAL_LAKE.mkdir(parents=True, exist_ok=True)
         console.print(f"generating the demo lake in {store.root} ...")
-        generate_lake(store, os.environ["PLATFORM_ASSETS_APP_DB_URL"], LakeScale())
+        generate_lake(store, app_db_url(), LakeScale())
 
     from platform_assets.definitions import defs as load_defs
-    from platform_assets.defs.lake.sensors import STAGE_EVENTS
+    from platform_assets.defs.lake.jobs import STAGE_EVENTS
 
     DEMO_DIR.mkdir(parents=True, exist_ok=True)
     with open(DEMO_LOG, "w") as log:
@@ -146,7 +144,7 @@ def run(fresh: bool = False) -> None:
         f"  verify the data:              .venv/bin/platform-assets verify [{mid}]\n"
         f"  reproduce the model later:    .venv/bin/platform-assets reproduce {mid}\n"
         f"  every run's full log:         {DEMO_LOG}\n"
-        f"  Dagster instance:             {os.environ.get('DAGSTER_HOME', '(temporary)')}\n"
+        f"  Dagster instance:             {run_job.instance.root_directory}\n"
         "  open the UI:                  make ui   (dagster dev -h 127.0.0.1 -p 3000, then http://127.0.0.1:3000)\n"
         "  deliver another hour of logs: .venv/bin/platform-assets lake append-hour --late-day "
         f"{next(iter(days), 'YYYY-MM-DD')}\n"

