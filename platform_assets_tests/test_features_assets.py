@@ -20,6 +20,12 @@ from platform_assets.defs.partitions import range_tags
 from platform_assets.defs.staging.app_tables import stage_photos, stage_users
 from platform_assets.defs.staging.events import stage_events
 from platform_assets.lib.features import training_set as ts_lib
+from platform_assets.lib.features.point_in_time_reference import (
+    SAMPLE_DAYS,
+    SAMPLE_PHOTOS,
+    sample_rows,
+    verify_point_in_time,
+)
 from platform_assets.lib.lake_layout import (
     EVENTS_PATH,
     LATEST_ACTIVITY_PATH,
@@ -60,7 +66,11 @@ def test_one_run_builds_every_day_and_the_point_in_time_check_passes(feature_lak
     lake, result = feature_lake
     days = sorted(lake.manifest["days"])
     (check,) = result.get_asset_check_evaluations()
-    assert check.passed and check.metadata["violations"].value == 0
+    meta = {k: v.value for k, v in check.metadata.items()}
+    print(f"point_in_time_correct: {meta}")
+    assert check.passed and meta["mismatches"] == 0 and meta["features_as_of_after_posted_at"] == 0
+    assert meta["sampled_rows"] == SAMPLE_PHOTOS and meta["sample_days"].count(",") == SAMPLE_DAYS - 1
+    assert meta["events_read"] > 1000  # the sampled authors' events and the likes on their photos
     for day in days:
         assert lake.store.exists(partition_key("features/user_activity", day))
     rows = sum(lake.store.read_parquet(partition_key("features/training_set", d)).num_rows for d in days)
@@ -113,10 +123,56 @@ def test_a_leaking_join_scores_clearly_better_and_the_correct_one_ships(feature_
     )
     assert ts_lib.point_in_time_violations(leaking) > 0
     assert ts_lib.point_in_time_violations(shipped) == 0
+    report = verify_point_in_time(leaking, lake.store)  # the check, on the leaking rows: the values differ too
+    assert not report.passed and len(report.mismatches) > 20, report
     correct, leaked = _validation_score(shipped), _validation_score(leaking)
     print(f"validation rank correlation: correct {correct:.3f}, leaking {leaked:.3f}")
     assert correct > 0.1  # the planted signal is learnable without the future
     assert leaked > correct + 0.1  # and the future makes it look clearly better
+
+
+def test_the_check_names_a_future_like_planted_in_user_activitys_values(feature_lake) -> None:
+    """A leak the join's predicate cannot see: the `user_activity` row a sampled photo joins
+    (ts <= posted_at) counts one like received more, as if a like after posted_at had been
+    counted. Every features_as_of is still <= posted_at; the brute-force reference from the
+    staged events names that photo and feature."""
+    lake, _ = feature_lake
+    days = sorted(lake.manifest["days"])
+    shipped = pa.concat_tables(lake.store.read_parquet(partition_key("features/training_set", d)) for d in days)
+    activity = pa.concat_tables(lake.store.read_parquet(partition_key(USER_ACTIVITY_PATH, d)) for d in days)
+    start = shipped["posted_at"][0].as_py().replace(hour=0, minute=0, second=0, microsecond=0)
+
+    def joined(activity: pa.Table) -> pa.Table:
+        return ts_lib.compute_training_set(
+            lake.store.read_parquet("features/photo_features.parquet"),
+            pa.concat_tables(lake.store.read_parquet(partition_key("features/popularity_labels", d)) for d in days),
+            activity,
+            start,
+            datetime.fromisoformat(days[-1]).replace(tzinfo=start.tzinfo),
+        )
+
+    sample = sample_rows(shipped)
+    for feature in ("author_likes_received_7d", "author_sessions_7d", "author_posts_30d", "author_logins_today"):
+        assert pa.compute.sum(sample[feature]).as_py() > 0, feature  # the sample compares non-trivial values
+    target = next(r for r in sample.to_pylist() if r["features_as_of"] is not None)
+    hit = pa.compute.and_(
+        pa.compute.equal(activity["user_id"], target["user_id"]),
+        pa.compute.equal(activity["ts"], pa.scalar(target["features_as_of"], activity.schema.field("ts").type)),
+    )
+    column = activity.schema.get_field_index("likes_received_7d")
+    planted = activity.set_column(
+        column,
+        "likes_received_7d",
+        pa.compute.if_else(hit, pa.compute.add(activity["likes_received_7d"], 1), activity["likes_received_7d"]),
+    )
+    assert pa.compute.sum(hit).as_py() == 1
+
+    assert verify_point_in_time(joined(activity), lake.store).passed  # the same join, unplanted
+    report = verify_point_in_time(joined(planted), lake.store)
+    assert not report.passed and report.as_of_after_posted == 0  # the old check would have passed
+    expected = target["author_likes_received_7d"]
+    assert (target["photo_id"], "author_likes_received_7d", expected, expected + 1) in report.mismatches
+    assert {m.feature for m in report.mismatches} == {"author_likes_received_7d"}
 
 
 def test_affected_range_reaches_the_windows_of_a_late_day() -> None:

@@ -1,6 +1,7 @@
-"""The as-of join against a brute-force reference, on data built to hit the edges: feature
-events exactly at posted_at and just after, users with no history, events given out of
-order, and events that arrive late (a day's events appended after the others)."""
+"""The as-of join against the brute-force reference (`point_in_time_reference`, what the
+`point_in_time_correct` check recomputes), on data built to hit the edges: feature events
+exactly at posted_at and just after, users with no history, events given out of order, and
+events that arrive late (a day's events appended after the others)."""
 
 import random
 from datetime import UTC, datetime, timedelta
@@ -8,9 +9,21 @@ from datetime import UTC, datetime, timedelta
 import pyarrow as pa
 import pytest
 
+from platform_assets.lib.features import training_set as ts_lib
 from platform_assets.lib.features.labels import compute_labels
 from platform_assets.lib.features.photo_features import compute_photo_features
-from platform_assets.lib.features.training_set import compute_training_set, point_in_time_violations
+from platform_assets.lib.features.point_in_time_reference import (
+    FEATURES,
+    Mismatch,
+    author_features_as_of,
+    compare,
+    sample_rows,
+)
+from platform_assets.lib.features.training_set import (
+    ACTIVITY_FEATURES,
+    compute_training_set,
+    point_in_time_violations,
+)
 from platform_assets.lib.features.user_activity import compute_user_activity
 from platform_assets.lib.staging.app_tables import PHOTOS_SCHEMA, USERS_SCHEMA
 from platform_assets.lib.staging.arrow_utils import conform_to
@@ -35,26 +48,10 @@ def build(users, photos, events):
     return compute_training_set(compute_photo_features(photos_t, users_t), labels, activity, start, end)
 
 
-def brute_force(photo, photos, events) -> dict:
-    author, p = photo["user_id"], photo["posted_at"]
-    own = [e for e in events if e["user_id"] == author]
-    authored = {q["photo_id"] for q in photos if q["user_id"] == author}
-    in_days = lambda e, d: p - timedelta(days=d) <= e["ts"] <= p  # noqa: E731
-    ordered = sorted(own, key=lambda e: e["ts"])
-    starts = [e for i, e in enumerate(ordered) if i == 0 or e["ts"] - ordered[i - 1]["ts"] > timedelta(minutes=30)]
-    return {
-        "author_logins_today": sum(
-            e["event_type"] == "login" and e["ts"].date() == p.date() and e["ts"] <= p for e in own
-        ),
-        "author_likes_given_7d": sum(e["event_type"] == "like" and in_days(e, 7) for e in own),
-        "author_likes_received_7d": sum(
-            e["event_type"] == "like" and e["photo_id"] in authored and in_days(e, 7) for e in events
-        ),
-        "author_posts_30d": sum(
-            q["user_id"] == author and p - timedelta(days=30) <= q["posted_at"] <= p for q in photos
-        ),
-        "author_sessions_7d": sum(in_days(e, 7) for e in starts),
-    }
+def reference(result: pa.Table, photos: list[dict], events: list[dict]) -> dict[int, dict[str, int]]:
+    """Each row's author features by brute force from the events and photos: the reference the
+    `point_in_time_correct` check recomputes on a sample of every run's rows."""
+    return author_features_as_of(result, table(photos, PHOTOS_SCHEMA), table(events, EVENTS_SCHEMA))
 
 
 def ev(n, user, ts, kind, photo=None):
@@ -93,11 +90,17 @@ def test_edges_match_the_brute_force_reference() -> None:
         ev(11, 2, p_at + timedelta(hours=30), "view", 2),  # closes the label window, outside it
     ]
     random.Random(0).shuffle(events)  # events out of order
-    rows = {r["photo_id"]: r for r in build(users, photos, events).to_pylist()}
-    for photo in photos:
-        if photo["photo_id"] in rows:
-            got = {k: rows[photo["photo_id"]][k] for k in brute_force(photo, photos, events)}
-            assert got == brute_force(photo, photos, events), photo
+    result = build(users, photos, events)
+    expected = reference(result, photos, events)
+    assert compare(result, expected) == []
+    assert expected[2] == {  # the reference, by hand: events 1; 6; 3, 4, 6; photos 1, 2; events 6, 9, 1 start sessions
+        "author_logins_today": 1,
+        "author_likes_given_7d": 1,
+        "author_likes_received_7d": 3,
+        "author_posts_30d": 2,
+        "author_sessions_7d": 3,
+    }
+    rows = {r["photo_id"]: r for r in result.to_pylist()}
     assert rows[2]["author_logins_today"] == 1 and rows[2]["author_likes_received_7d"] == 3
     assert rows[2]["features_as_of"] == p_at and rows[2]["views"] == 1
     assert rows[3]["features_as_of"] == p_at and rows[3]["author_posts_30d"] == 1  # its own post is its only activity
@@ -146,15 +149,52 @@ def test_random_histories_match_the_brute_force_reference(seed: int) -> None:
     events = [e for e in events if e["ts"].day != 10] + late
     result = build(users, photos, events)
     assert result.num_rows > 20 and point_in_time_violations(result) == 0
-    by_id = {p["photo_id"]: p for p in photos}
-    for row in result.to_pylist():
-        expected = brute_force(by_id[row["photo_id"]], photos, events)
-        assert {k: row[k] for k in expected} == expected, row["photo_id"]
+    assert compare(result, reference(result, photos, events)) == []
+
+
+def test_the_reference_covers_every_author_feature() -> None:
+    """A feature added to `user_activity` without a brute-force counterpart would go unchecked."""
+    assert set(FEATURES) == {f"author_{c}" for c in ACTIVITY_FEATURES}
+
+
+def test_the_check_names_the_photo_and_feature_of_a_join_that_leaks(monkeypatch) -> None:
+    """A join that may take a row up to an hour after posted_at picks, for photo 2, the row of
+    the login 1 µs after it: the reference names that photo and feature with both values."""
+    users = [{"user_id": 1, "username": "u1", "signup_at": T0 - timedelta(days=10), "timezone": "UTC"}]
+    p_at = T0 + timedelta(days=20, hours=12)
+    photos = [{"photo_id": 2, "user_id": 1, "posted_at": p_at, "image_key": "images/2.jpg"}]
+    events = [
+        ev(1, 1, p_at, "login"),
+        ev(2, 1, p_at + US, "login"),  # the future
+        ev(3, 1, p_at + timedelta(hours=30), "view", 2),  # closes the label window
+    ]
+    shipped = build(users, photos, events)
+    assert compare(shipped, reference(shipped, photos, events)) == []
+    leaking_sql = ts_lib.CHUNK_SQL.replace("e.posted_at >= ua.ts", "e.posted_at + INTERVAL 1 HOUR >= ua.ts")
+    assert leaking_sql != ts_lib.CHUNK_SQL
+    monkeypatch.setattr(ts_lib, "CHUNK_SQL", leaking_sql)
+    leaking = build(users, photos, events)
+    assert compare(leaking, reference(leaking, photos, events)) == [Mismatch(2, "author_logins_today", 1, 2)]
 
 
 def test_the_check_counts_a_leaking_row() -> None:
     leaking = pa.table({"posted_at": [T0, T0], "features_as_of": [T0, T0 + US]})
     assert point_in_time_violations(leaking) == 1
+
+
+def test_the_sample_is_bounded_and_the_same_on_every_run() -> None:
+    """Up to 200 rows of at most two posting days (the last, and one by a hash of the date),
+    by a hash of photo_id: the same rows however the table is ordered."""
+    rnd = random.Random(7)
+    posted = [T0 + timedelta(days=rnd.randrange(10), minutes=rnd.randrange(1440)) for _ in range(3000)]
+    rows = pa.table(
+        {"photo_id": rnd.sample(range(1, 10**9), 3000), "posted_at": pa.array(posted, pa.timestamp("us", tz="UTC"))}
+    )
+    sample = sample_rows(rows)
+    days = {t.date() for t in sample["posted_at"].to_pylist()}
+    assert sample.num_rows == 200 and len(days) == 2 and (T0 + timedelta(days=9)).date() in days
+    assert sample_rows(rows.take(rnd.sample(range(3000), 3000))).equals(sample)
+    assert sample_rows(rows.slice(0, 50), photos=200, days=10).num_rows == 50  # a small run: every row
 
 
 @pytest.mark.parametrize("seed", [4, 5])

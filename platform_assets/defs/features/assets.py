@@ -40,11 +40,14 @@ from platform_assets.lib.features.latest_activity import (
     rebuild_latest,
 )
 from platform_assets.lib.features.photo_features import PHOTO_FEATURES_SCHEMA, photo_features_batches
-from platform_assets.lib.features.training_set import (
-    TRAINING_SET_SCHEMA,
-    compute_training_set,
-    point_in_time_violations,
+from platform_assets.lib.features.point_in_time_reference import (
+    DAYS_BACK,
+    SAMPLE_DAYS,
+    SAMPLE_PHOTOS,
+    mismatch_rows,
+    verify_point_in_time,
 )
+from platform_assets.lib.features.training_set import TRAINING_SET_SCHEMA, compute_training_set
 from platform_assets.lib.features.user_activity import (
     ACTIVITY_ROW_GROUP,
     BATCH_ROWS,
@@ -374,7 +377,15 @@ def photo_features(lake: LakeResource) -> dg.MaterializeResult:
         dg.AssetCheckSpec(
             "point_in_time_correct",
             asset=TRAINING_SET,
-            description="Every joined feature row has ts <= posted_at: zero violations.",
+            description=f"Recomputes the author features of up to {SAMPLE_PHOTOS} of the run's training rows "
+            f"(from at most {SAMPLE_DAYS} posting days: the last and one picked by a hash of the date; the "
+            "rows by a hash of photo_id) as of posted_at, by brute force from staging/events and "
+            "staging/photos, sharing no code with user_activity or the as-of join; passes when every "
+            "sampled value equals the row's (counts exactly) and no row's features_as_of is after posted_at.",
+            additional_deps=[
+                dg.AssetDep(EVENTS, partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-DAYS_BACK)),
+                PHOTOS,
+            ],
         )
     ],
     **_RANGED,
@@ -405,9 +416,18 @@ def training_set(context: dg.AssetExecutionContext, lake: LakeResource):
         )
     table = pa.concat_tables(days)
     yield dg.MaterializeResult(metadata=_write_days(context, store, TRAINING_SET_PATH, table, "posted_at"))
-    violations = point_in_time_violations(table)
+    report = verify_point_in_time(table, store)
     yield dg.AssetCheckResult(
         check_name="point_in_time_correct",
-        passed=violations == 0,
-        metadata={"violations": violations, "rows": table.num_rows},
+        passed=report.passed,
+        metadata={
+            "rows": table.num_rows,
+            "sampled_rows": report.sampled,
+            "sample_days": ", ".join(report.days),
+            "events_read": report.events_read,
+            "mismatches": len(report.mismatches),
+            "mismatch_examples": dg.MetadataValue.json(mismatch_rows(report)),
+            "features_as_of_after_posted_at": report.as_of_after_posted,
+            "seconds": round(report.seconds, 3),
+        },
     )
