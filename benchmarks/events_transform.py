@@ -102,7 +102,7 @@ def run_one(impl: str, lake_dir: str, out_dir: str, worker: str | None = None) -
             with transform_events(read_log_lines(store, keys), date.fromisoformat(day)) as result:
                 timed = Timed(result.events)  # the transform's time only, not the writer's
                 write_events(timed, Path(path))
-            rows, q = result.stats["events"], result.quarantine.num_rows
+            rows, q = result.stats.events, result.quarantine.num_rows
             t += timed.untimed
         else:
             from benchmarks.pandas_events import pandas_events

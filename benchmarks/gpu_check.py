@@ -36,11 +36,13 @@ from torch.utils.data import DataLoader, Dataset
 
 from benchmarks.common import bench_parser
 from platform_assets.lib.cpu import usable_cores
-from platform_assets.lib.embeddings.augment import augment, draw_params, float_reference
-from platform_assets.lib.embeddings.device import inference_mode, pick_device, reproducible
 from platform_assets.lib.embeddings.image_encoder import ImageEncoder, train_simclr
-from platform_assets.lib.embeddings.images import as_float, decode, embedding_batches
+from platform_assets.lib.images.augment import augment, draw_params
+from platform_assets.lib.images.batches import embedding_batches
+from platform_assets.lib.images.decode import as_float, decode
 from platform_assets.lib.simulator.images import CLASSES, STYLES, encode_jpeg, render
+from platform_assets.lib.torch_device import inference_mode, pick_device, reproducible
+from platform_assets_tests.augment_oracle import float_reference
 
 DISTINCT = 96  # distinct photos rendered; the benchmark cycles through them (decode cost is per byte)
 

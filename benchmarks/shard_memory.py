@@ -69,7 +69,7 @@ def day(photos: int) -> Selection:
 
 def whole_day(selected: Selection, store: LakeStore, out: LakeStore, aug: Augmentation, device, workers) -> list:
     """The baseline: the day's JPEGs read at once, every view built, then written."""
-    from platform_assets.lib.embeddings.images import image_batches
+    from platform_assets.lib.images.batches import image_batches
     from platform_assets.lib.shards.samples import (
         IMAGE,
         IMAGE_POSITION,

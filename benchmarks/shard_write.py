@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 
 from benchmarks.common import bench_parser
-from platform_assets.lib.embeddings.sizes import DEFAULT_IMAGE_SIZE
+from platform_assets.lib.images.sizes import DEFAULT_IMAGE_SIZE
 from platform_assets.lib.lake_store import LakeStore
 from platform_assets.lib.shards.samples import TABULAR, sample_schema
 from platform_assets.lib.shards.writer import write_shards

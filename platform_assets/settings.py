@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from platform_assets.lib.embeddings.sizes import DEFAULT_IMAGE_SIZE, PRODUCTION_IMAGE_SIZE
+from platform_assets.lib.images.sizes import DEFAULT_IMAGE_SIZE, PRODUCTION_IMAGE_SIZE
 
 # Where the local deployment keeps its data when the environment names no other place: the
 # lake and app database under `.demo/` (what `make demo` generates), the data registry in

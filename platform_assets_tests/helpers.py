@@ -17,11 +17,11 @@ import pyarrow as pa
 
 from platform_assets.defs.partitions import range_tags
 from platform_assets.defs.resources import AppDatabaseResource, ImagesResource, LakeResource, WorkspaceResource
-from platform_assets.lib.embeddings.sizes import DEFAULT_IMAGE_SIZE
+from platform_assets.lib.images.sizes import DEFAULT_IMAGE_SIZE
 from platform_assets.lib.lake_layout import day_range
 from platform_assets.lib.lake_store import LakeStore
 from platform_assets.lib.simulator import LakeScale, generate_lake
-from platform_assets.lib.staging.events import EVENTS_SCHEMA, transform_events
+from platform_assets.lib.staging.events import EVENTS_SCHEMA, EventStats, transform_events
 from platform_assets.lib.staging.log_lines import read_log_lines
 
 SMALL = LakeScale(users=60, photos=150, days=2, events_per_day=4000, files_per_hour=2, defect_rate=0.01, seed=11)
@@ -86,7 +86,7 @@ class TransformedDay:
 
     events: pa.Table
     quarantine: pa.Table
-    stats: dict[str, int]
+    stats: EventStats
     unexpected_fields: dict[str, int]
 
 

@@ -22,7 +22,9 @@ from platform_assets.lib.embeddings.refresh import (
     refresh_title_embeddings,
 )
 from platform_assets.lib.embeddings.titles import TITLE_DIM
+from platform_assets.lib.images import batches as images_lib
 from platform_assets.lib.lake_store import LakeStore
+from platform_assets.lib.shards import samples as samples_lib
 from platform_assets.lib.shards import vectors as vectors_lib
 from platform_assets.lib.shards.samples import TABULAR, VECTORS, Augmentation, sample_schema, write_samples
 from platform_assets.lib.shards.selection import Selection, select_rows
@@ -113,7 +115,18 @@ def refresh_peak(tmp_path, kind: str, photos: int) -> int:
         weights = encoded_weights(ImageEncoder("resnet18").state_dict(), {})  # 512 floats a photo
 
         def refresh(table: pa.Table, key: str) -> None:
-            refresh_image_embeddings(store, table, key, weights.weights, weights.version, "resnet18", 32, CPU, 16, 0)
+            refresh_image_embeddings(
+                store,
+                table,
+                key,
+                weights=weights.weights,
+                version=weights.version,
+                arch="resnet18",
+                size=32,
+                device=CPU,
+                batch_size=16,
+                workers=0,
+            )
     else:
         day = pa.table(
             {"photo_id": pa.array(range(photos), pa.int64()), "title": [f"photo {i} of the sea" for i in range(photos)]}
@@ -191,17 +204,36 @@ def test_the_encoder_trains_on_a_bounded_sample_that_is_stable_as_the_lake_grows
         encoder_sample(everything, one_image, 64, seed=0)
 
 
-def test_decode_workers_read_an_s3_lake_batch_by_batch_and_write_the_local_bytes(tmp_path) -> None:
+def test_decode_workers_read_an_s3_lake_batch_by_batch_and_write_the_local_bytes(tmp_path, monkeypatch) -> None:
     """Workers that read from S3 themselves (started clean: the S3 client is not fork-safe) give
     the bytes of the in-line path on a local lake."""
     from platform_assets_tests.s3_server import make_bucket, s3_server
 
+    batches: list[tuple[int, int]] = []  # (first photo, photos) of each batch write_samples is handed
+    loaders: list[dict] = []  # the worker settings of each DataLoader the reader starts
+    stored_image_batches, data_loader = samples_lib.stored_image_batches, images_lib.DataLoader
+
+    def counted(*args, **kwargs):
+        for batch in stored_image_batches(*args, **kwargs):
+            batches.append((batch.start, len(batch.hashes)))
+            yield batch
+
+    def loader(dataset, **kwargs):
+        loaders.append(kwargs)
+        return data_loader(dataset, **kwargs)
+
+    monkeypatch.setattr(samples_lib, "stored_image_batches", counted)
+    monkeypatch.setattr(images_lib, "DataLoader", loader)
+
     def shards(lake: LakeStore, workers: int, name: str) -> dict[str, str]:
+        batches.clear()
+        loaders.clear()
         out = LakeStore(str(tmp_path / name))
         written = write_samples(
             day_of_photos(local, 40), lake, out, "day", Augmentation(2, 0, 32), device=torch.device("cpu"),
             target_bytes=50_000, workers=workers, batch_size=8,
         )  # fmt: skip
+        assert batches == [(start, 8) for start in range(0, 40, 8)]  # 40 photos, 8 at a time, in order
         return {s.name: s.sha256 for s in written}
 
     local = LakeStore(str(tmp_path / "local"))
@@ -211,4 +243,7 @@ def test_decode_workers_read_an_s3_lake_batch_by_batch_and_write_the_local_bytes
         s3 = LakeStore("s3://lake/root", s3_endpoint_url=endpoint)
         for key in selected.rows["image_key"].to_pylist():
             s3.write_bytes(key, local.read_bytes(key))
-        assert shards(s3, 2, "from-s3") == shards(local, 0, "from-local")
+        from_s3 = shards(s3, 2, "from-s3")
+        # batches after the first (read in line) come from two worker processes started clean
+        assert [(c["num_workers"], c.get("multiprocessing_context")) for c in loaders] == [(2, "forkserver")]
+        assert from_s3 == shards(local, 0, "from-local")

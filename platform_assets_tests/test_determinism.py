@@ -23,8 +23,8 @@ import numpy as np
 import pytest
 import torch
 
-from platform_assets.lib.embeddings.augment import augment, draw_params
-from platform_assets.lib.embeddings.device import REPRODUCIBLE_THREADS, reproducible
+from platform_assets.lib.images.augment import augment, draw_params
+from platform_assets.lib.torch_device import REPRODUCIBLE_THREADS, reproducible
 from platform_assets_tests.helpers import synthetic_shards
 
 
@@ -39,8 +39,8 @@ def _sha(data: bytes | np.ndarray | torch.Tensor) -> str:
 def step_outputs(workdir: Path) -> dict:
     """sha256 of each step's output on small fixed inputs (run in the child processes)."""
     from platform_assets.lib.embeddings.image_encoder import load_encoder, train_simclr
-    from platform_assets.lib.embeddings.images import as_float
     from platform_assets.lib.embeddings.titles import embed_titles
+    from platform_assets.lib.images.decode import as_float
     from platform_assets.lib.model.train import TrainConfig, fit, holdout
 
     out = {"threads": torch.get_num_threads()}

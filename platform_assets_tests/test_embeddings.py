@@ -9,8 +9,8 @@ import torch
 from platform_assets.defs.embeddings.assets import image_embeddings, image_encoder, title_embeddings
 from platform_assets.defs.lake.raw_db import raw_photos, raw_users
 from platform_assets.defs.staging.app_tables import stage_photos, stage_users
-from platform_assets.lib.embeddings.augment import augment, draw_params
 from platform_assets.lib.embeddings.image_encoder import train_simclr
+from platform_assets.lib.images.augment import augment, draw_params
 from platform_assets.lib.lake_layout import (
     IMAGE_EMBEDDINGS_PATH,
     IMAGE_QUARANTINE_PATH,

@@ -94,7 +94,7 @@ def test_valid_lines_off_the_minified_form_are_kept_with_the_same_values(tmp_pat
 def test_duplicates_across_files_keep_the_first_delivery(tmp_path) -> None:
     result = run(tmp_path, {"part-00": [ev("a"), ev("b"), ev("a")], "part-01": [ev("b"), ev("c")]})
     assert sorted(result.events["event_id"].to_pylist()) == ["a", "b", "c"]
-    assert result.stats["duplicates_removed"] == 2
+    assert result.stats.duplicates_removed == 2
     b = [r for r in result.events.to_pylist() if r["event_id"] == "b"][0]
     assert b["source_file"].endswith("part-00.jsonl.gz")
 
@@ -170,8 +170,8 @@ def test_a_byte_order_mark_is_not_part_of_the_first_record(tmp_path) -> None:
 def test_blank_lines_are_counted_not_quarantined(tmp_path) -> None:
     result = run(tmp_path, {"p": ["", ev("a"), "   ", "\t", ev("b", compact=False), ""]})
     assert sorted(result.events["event_id"].to_pylist()) == ["a", "b"]
-    assert result.quarantine.num_rows == 0 and result.stats["quarantined"] == 0
-    assert result.stats["blank_lines"] == 4
+    assert result.quarantine.num_rows == 0 and result.stats.quarantined == 0
+    assert result.stats.blank_lines == 4
 
 
 def test_a_timestamp_without_a_zone_is_read_as_utc_and_counted(tmp_path) -> None:
@@ -191,7 +191,7 @@ def test_a_timestamp_without_a_zone_is_read_as_utc_and_counted(tmp_path) -> None
         "spaced": datetime(2026, 11, 1, 23, 30, 0, 500000, tzinfo=UTC),
         "zoned": datetime(2026, 11, 1, 9, tzinfo=UTC),
     }
-    assert result.stats["timestamps_without_zone"] == 2
+    assert result.stats.timestamps_without_zone == 2
 
 
 def test_a_field_that_does_not_belong_to_the_event_type_is_kept_as_delivered(tmp_path) -> None:
@@ -213,6 +213,6 @@ def test_the_same_bytes_whatever_the_thread_counts(tmp_path) -> None:
             write_events(result.events, path)
         outputs.append((path.read_bytes(), result.quarantine, result.stats))
     first = outputs[0]
-    assert first[2]["events"] > 1000 and first[1].num_rows > 0
+    assert first[2].events > 1000 and first[1].num_rows > 0
     for other in outputs[1:]:
         assert other[0] == first[0] and other[1].equals(first[1]) and other[2] == first[2]

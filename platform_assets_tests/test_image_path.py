@@ -3,7 +3,6 @@ CPU decoder (centred square, DCT-domain draft), and augmentation bytes that do n
 batch size, thread count or worker count (the GPU half of that claim is benchmarks/gpu_check.py)."""
 
 import io
-import json
 import re
 import subprocess
 import tomllib
@@ -22,15 +21,16 @@ from platform_assets.defs.embeddings.assets import image_embeddings, image_encod
 from platform_assets.defs.lake.raw_db import raw_photos, raw_users
 from platform_assets.defs.resources import ImagesResource, images_resource
 from platform_assets.defs.staging.app_tables import stage_photos, stage_users
-from platform_assets.lib.embeddings.augment import augment, draw_params, float_reference
-from platform_assets.lib.embeddings.images import decode
-from platform_assets.lib.lake_layout import ENCODER_POINTER
+from platform_assets.lib.embeddings.encoder_pointer import read_encoder_pointer
+from platform_assets.lib.images.augment import augment, draw_params
+from platform_assets.lib.images.decode import decode
 from platform_assets.lib.lake_store import LakeStore
 from platform_assets.lib.shards.samples import TABULAR, Augmentation, write_samples
 from platform_assets.lib.shards.selection import Selection
 from platform_assets.lib.shards.vectors import VectorCursor
 from platform_assets.lib.simulator import LakeScale
 from platform_assets.lib.simulator.images import CLASSES, encode_jpeg, render
+from platform_assets_tests.augment_oracle import float_reference
 from platform_assets_tests.helpers import make_lake
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -147,7 +147,7 @@ def test_one_image_size_setting_drives_the_encoder_the_embeddings_and_the_shards
     assert meta["image_encoder"]["image_size"] == 48 and meta["image_encoder"]["device"] == "cpu"
     assert meta["image_embeddings"]["image_size"] == 48 and meta["image_embeddings"]["decoder"] == "pillow"
     assert meta["image_embeddings"]["embedded"] == 40
-    assert json.loads(lake.store.read_bytes(ENCODER_POINTER))["image_size"] == 48
+    assert read_encoder_pointer(lake.store).image_size == 48
 
     rows = pa.table(
         {

@@ -46,7 +46,16 @@ def test_only_new_or_changed_images_are_embedded_and_broken_ones_quarantined(tmp
             store.write_bytes(f"images/{i}.jpg", data)
         reads.clear()
         result = refresh_image_embeddings(
-            store, _photos(ids), "day.parquet", weights.weights, weights.version, "resnet-small", 64, CPU, 2, 0
+            store,
+            _photos(ids),
+            "day.parquet",
+            weights=weights.weights,
+            version=weights.version,
+            arch="resnet-small",
+            size=64,
+            device=CPU,
+            batch_size=2,
+            workers=0,
         )
         return result, store.read_parquet("day.parquet")
 

@@ -15,7 +15,7 @@ import tenacity
 from pydantic import Field
 
 from platform_assets import settings
-from platform_assets.lib.embeddings.sizes import PRODUCTION_IMAGE_SIZE
+from platform_assets.lib.images.sizes import PRODUCTION_IMAGE_SIZE
 from platform_assets.lib.lake_store import S3_ATTEMPTS, LakeStore
 from platform_assets.lib.raw_snapshot import relaxed_concat
 from platform_assets.lib.registry import Registry

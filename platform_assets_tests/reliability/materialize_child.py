@@ -17,7 +17,7 @@ import dagster as dg
 from platform_assets.defs.resources import AppDatabaseResource, ImagesResource, LakeResource, WorkspaceResource
 from platform_assets.defs.shards.assets import training_shards
 from platform_assets.defs.staging.events import stage_events
-from platform_assets.lib.embeddings.sizes import DEFAULT_IMAGE_SIZE
+from platform_assets.lib.images.sizes import DEFAULT_IMAGE_SIZE
 
 ASSETS = {"events": stage_events, "shards": training_shards}
 CONFIG = {

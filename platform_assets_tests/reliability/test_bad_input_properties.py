@@ -114,7 +114,7 @@ def test_every_valid_event_once_every_bad_line_quarantined(tmp_path_factory, kin
     result = transform_day(store, keys, DAY)
     assert sorted(result.events["event_id"].to_pylist()) == sorted(valid_ids)
     assert result.quarantine.num_rows == bad_lines
-    assert result.stats["blank_lines"] == blank_lines  # counted, not quarantined
+    assert result.stats.blank_lines == blank_lines  # counted, not quarantined
     assert all(r for r in result.quarantine["reason"].to_pylist())
     assert all(len(r) <= 65536 for r in result.quarantine["raw"].to_pylist())
 

@@ -5,7 +5,6 @@ while its photo's content hash (image bytes or title) and the model version are 
 only new or changed photos are encoded, and adding a day costs the same whatever the history.
 """
 
-import json
 from datetime import timedelta
 
 import dagster as dg
@@ -16,9 +15,8 @@ from platform_assets.defs.keys import IMAGE_EMBEDDINGS, IMAGE_ENCODER, PHOTOS, T
 from platform_assets.defs.partitions import daily, partition_window
 from platform_assets.defs.resources import ImagesResource, LakeResource
 from platform_assets.defs.retry import IO_RETRY, transient_retries
-from platform_assets.lib.embeddings.sizes import DEFAULT_IMAGE_SIZE
+from platform_assets.lib.embeddings.encoder_pointer import EncoderPointer, read_encoder_pointer, write_encoder_pointer
 from platform_assets.lib.lake_layout import (
-    ENCODER_POINTER,
     IMAGE_EMBEDDINGS_PATH,
     IMAGE_QUARANTINE_PATH,
     TITLE_EMBEDDINGS_PATH,
@@ -89,9 +87,9 @@ _BY_POSTING_DAY = {
 def image_encoder(
     context: dg.AssetExecutionContext, config: ImageEncoderConfig, lake: LakeResource, images: ImagesResource
 ) -> dg.MaterializeResult:
-    from platform_assets.lib.embeddings.device import pick_device  # torch: loaded by the runs that use it
     from platform_assets.lib.embeddings.image_encoder import load_weights
     from platform_assets.lib.embeddings.refresh import encoded_weights, train_encoder
+    from platform_assets.lib.torch_device import pick_device  # torch: loaded by the runs that use it
 
     store = lake.store()
     device = pick_device(config.device)
@@ -114,8 +112,7 @@ def image_encoder(
         )
     version, metrics, key = encoder.version, encoder.metrics, encoder_weights_key(encoder.version)
     store.write_bytes(key, encoder.weights)
-    pointer = {"version": version, "key": key, "arch": arch, "image_size": images.size}
-    store.write_bytes(ENCODER_POINTER, json.dumps(pointer).encode())
+    write_encoder_pointer(store, EncoderPointer(version=version, key=key, arch=arch, image_size=images.size))
     context.log.info(f"image encoder {version} on {device} at {images.size} px: {metrics}")
     return dg.MaterializeResult(
         data_version=dg.DataVersion(version),
@@ -176,27 +173,26 @@ def _refreshed_days(context: dg.AssetExecutionContext, store: LakeStore, dataset
 def image_embeddings(
     context: dg.AssetExecutionContext, config: EmbeddingConfig, lake: LakeResource
 ) -> dg.MaterializeResult:
-    from platform_assets.lib.embeddings.device import pick_device
     from platform_assets.lib.embeddings.refresh import refresh_image_embeddings
+    from platform_assets.lib.torch_device import pick_device
 
     store = lake.store()
     device = pick_device(config.device)
-    pointer = json.loads(store.read_bytes(ENCODER_POINTER))
-    image_size = pointer.get("image_size", DEFAULT_IMAGE_SIZE)  # encoders from before the setting read 64 px
-    weights, decoders = store.read_bytes(pointer["key"]), set()
+    encoder = read_encoder_pointer(store)
+    weights, decoders = store.read_bytes(encoder.key), set()
 
     def refresh_day(day: str, photos, key: str):
         result = refresh_image_embeddings(
             store,
             photos.select(["photo_id", "image_key"]),
             key,
-            weights,
-            pointer["version"],
-            pointer.get("arch", "resnet-small"),
-            image_size,
-            device,
-            config.batch_size,
-            config.workers,
+            weights=weights,
+            version=encoder.version,
+            arch=encoder.arch,
+            size=encoder.image_size,
+            device=device,
+            batch_size=config.batch_size,
+            workers=config.workers,
         )
         store.write_parquet(partition_key(IMAGE_QUARANTINE_PATH, day), result.quarantine)
         if result.quarantine.num_rows:
@@ -211,10 +207,10 @@ def image_embeddings(
     return dg.MaterializeResult(
         metadata=metadata
         | {
-            "encoder_version": pointer["version"],
+            "encoder_version": encoder.version,
             "device": str(device),
             "decoder": ", ".join(sorted(decoders)),
-            "image_size": image_size,
+            "image_size": encoder.image_size,
         }
     )
 
@@ -232,9 +228,9 @@ def image_embeddings(
 def title_embeddings(
     context: dg.AssetExecutionContext, config: EmbeddingConfig, lake: LakeResource
 ) -> dg.MaterializeResult:
-    from platform_assets.lib.embeddings.device import pick_device
     from platform_assets.lib.embeddings.refresh import refresh_title_embeddings
     from platform_assets.lib.embeddings.titles import model_version
+    from platform_assets.lib.torch_device import pick_device
 
     store = lake.store()
     device = pick_device(config.device)

@@ -64,7 +64,7 @@ def hot_days(seen: dict[str, str], today: date) -> list[str]:
 )
 def new_logs_sensor(context: dg.SensorEvaluationContext, lake: LakeResource) -> dg.SensorResult:
     state = json.loads(context.cursor) if context.cursor else {}
-    seen: dict[str, str] = state["days"] if "days" in state else state  # cursors before the sweep: flat
+    seen: dict[str, str] = state.get("days", {})
     now = time.time()
     sweep = now - state.get("swept_at", 0) >= FULL_SWEEP_SECONDS
     listed = None if sweep else hot_days(seen, datetime.fromtimestamp(now, UTC).date())

@@ -64,8 +64,8 @@ def training_shards(
     workspace: WorkspaceResource,
     images: ImagesResource,
 ) -> dg.MaterializeResult:
-    from platform_assets.lib.embeddings.device import pick_device  # torch: loaded by the runs that use it
     from platform_assets.lib.shards.samples import Augmentation, write_samples
+    from platform_assets.lib.torch_device import pick_device  # torch: loaded by the runs that use it
 
     day = partition_day(context).isoformat()
     store, out = lake.store(), workspace.store()

@@ -92,7 +92,7 @@ def stage_events(context: dg.AssetExecutionContext, config: EventsConfig, lake: 
     staged, stats = run.day, run.day.stats
     how = "whole day" if run.whole_day else f"{len(run.staged_files)} new of {len(staged.files)} files"
     context.log.info(f"{day}: staged {how} into {len(staged.parts)} parts; day totals {stats}")
-    if stats["events"] == 0:
+    if stats.events == 0:
         context.log.warning(f"{day}: no valid events ({len(in_layout)} log files): is the upstream dump empty?")
     if staged.drift:
         context.log.warning(f"schema drift: unexpected fields {staged.drift} kept in extra_json")
@@ -100,7 +100,7 @@ def stage_events(context: dg.AssetExecutionContext, config: EventsConfig, lake: 
     yield dg.MaterializeResult(
         asset_key=EVENTS,
         metadata=table_metadata(
-            run.part_head, store.uri(f"{EVENTS_PATH}/dt={day}/"), run.part_bytes, row_count=stats["events"]
+            run.part_head, store.uri(f"{EVENTS_PATH}/dt={day}/"), run.part_bytes, row_count=stats.events
         )
         | {
             "source_files": len(staged.files),
@@ -108,20 +108,20 @@ def stage_events(context: dg.AssetExecutionContext, config: EventsConfig, lake: 
             "files_staged_by_this_run": len(run.staged_files),
             "staged_whole_day": run.whole_day,
             "parts": len(staged.parts),
-            "lines_read": stats["lines"],
-            "quarantined_lines": stats["quarantined"],
-            "duplicates_removed": stats["duplicates_removed"],
-            "blank_lines": stats["blank_lines"],
-            "timestamps_without_zone": stats["timestamps_without_zone"],
+            "lines_read": stats.lines,
+            "quarantined_lines": stats.quarantined,
+            "duplicates_removed": stats.duplicates_removed,
+            "blank_lines": stats.blank_lines,
+            "timestamps_without_zone": stats.timestamps_without_zone,
             "skipped_files": dg.MetadataValue.json(skipped),
-            "empty_day": stats["events"] == 0,
+            "empty_day": stats.events == 0,
             "drift_unexpected_fields": dg.MetadataValue.json(staged.drift),
         },
     )
     yield dg.MaterializeResult(
         asset_key=EVENTS_QUARANTINE,
         metadata={
-            "dagster/row_count": stats["quarantined"],
+            "dagster/row_count": stats.quarantined,
             "dagster/uri": dg.MetadataValue.path(store.uri(f"{EVENTS_QUARANTINE_PATH}/dt={day}/")),
             "new_rows": run.quarantine.num_rows,
             "preview": preview(run.quarantine),
@@ -149,7 +149,7 @@ def stage_events(context: dg.AssetExecutionContext, config: EventsConfig, lake: 
             "ids_in_earlier_parts": run.checks["ids_staged_before"],
         },
     )
-    share = stats["quarantined"] / stats["lines"] if stats["lines"] else 0.0
+    share = stats.quarantined / stats.lines if stats.lines else 0.0
     yield dg.AssetCheckResult(
         check_name="quarantine_share_below_threshold",
         asset_key=EVENTS_QUARANTINE,

@@ -14,9 +14,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from platform_assets.lib.embeddings.augment import augment
-from platform_assets.lib.embeddings.device import reproducible
-from platform_assets.lib.embeddings.images import as_float
+from platform_assets.lib.images.augment import augment
+from platform_assets.lib.images.decode import as_float
+from platform_assets.lib.torch_device import reproducible
 
 
 class BasicBlock(nn.Module):

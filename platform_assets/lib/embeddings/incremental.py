@@ -4,7 +4,6 @@ previous version with the ones just computed, so memory holds a slice, not the d
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Iterator
 
 import numpy as np
@@ -16,10 +15,6 @@ from platform_assets.lib.lake_store import LakeStore
 
 PREVIOUS_BATCH_ROWS = 4096  # rows of the previous table read at a time
 KEY_COLUMNS = ["photo_id", "content_hash", "model_version"]
-
-
-def content_hash(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()[:32]
 
 
 def embedding_schema(dim: int) -> pa.Schema:

@@ -14,19 +14,14 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from platform_assets.lib.embeddings.device import inference_mode
+from platform_assets.lib.content_hash import content_hash
 from platform_assets.lib.embeddings.image_encoder import load_encoder, train_simclr, weights_version
-from platform_assets.lib.embeddings.images import stored_embedding_batches, stored_image_batches
-from platform_assets.lib.embeddings.incremental import (
-    PreviousDay,
-    content_hash,
-    embedding_schema,
-    embedding_table,
-    merged_slices,
-)
+from platform_assets.lib.embeddings.incremental import PreviousDay, embedding_schema, embedding_table, merged_slices
 from platform_assets.lib.embeddings.titles import TITLE_DIM, embed_titles
+from platform_assets.lib.images.batches import stored_embedding_batches, stored_image_batches
 from platform_assets.lib.lake_layout import EMBEDDINGS_ROW_GROUP_ROWS
 from platform_assets.lib.lake_store import LakeStore
+from platform_assets.lib.torch_device import inference_mode
 
 
 @dataclass(frozen=True)
@@ -132,6 +127,7 @@ def refresh_image_embeddings(
     store: LakeStore,
     photos: pa.Table,
     key: str,
+    *,
     weights: bytes,
     version: str,
     arch: str,

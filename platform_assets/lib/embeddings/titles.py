@@ -9,7 +9,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from platform_assets.lib.embeddings.device import reproducible
+from platform_assets.lib.torch_device import reproducible
 
 TITLE_DIM = 384
 

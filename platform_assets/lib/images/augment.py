@@ -17,7 +17,6 @@ import hashlib
 import math
 
 import torch
-import torch.nn.functional as F
 
 COORD_BITS = 16  # fixed-point source coordinates
 WEIGHT_BITS = 8  # bilinear weights: 0..256
@@ -121,25 +120,3 @@ def _apply(images: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
     # |terms| < 5.3e8 + 3.8e8 + 2.7e8: int32
     t = _shift_round(k2 * (v - g) + k * (g - m) + (m << FACTOR_BITS), FACTOR_BITS)
     return _shift_round(t * b, FACTOR_BITS + WEIGHT_BITS).clamp_(0, 255).to(torch.uint8)
-
-
-def float_reference(images: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
-    """The same augmentation in floats (affine `grid_sample` + jitter), as it was computed
-    before: the reference the integer version is held to (within 2 levels) and measured against
-    (`benchmarks/gpu_check.py`). Its bits depend on the device and the thread count."""
-    x = images.float().div(255)
-    n, _, h, w = x.shape
-    p = params.to(x.device)
-    area, ratio = 0.4 + 0.6 * p[:, 0], torch.exp((p[:, 1] - 0.5) * 2 * 0.2877)
-    sx, sy = torch.sqrt(area * ratio).clamp(max=1), torch.sqrt(area / ratio).clamp(max=1)
-    theta = torch.zeros(n, 2, 3, device=x.device)
-    theta[:, 0, 0], theta[:, 0, 2] = sx * torch.where(p[:, 4] < 0.5, -1.0, 1.0), (2 * p[:, 2] - 1) * (1 - sx)
-    theta[:, 1, 1], theta[:, 1, 2] = sy, (2 * p[:, 3] - 1) * (1 - sy)
-    grid = F.affine_grid(theta, [n, 3, h, w], align_corners=False)
-    out = F.grid_sample(x, grid, padding_mode="border", align_corners=False)
-    b, c = ((1 + (2 * p[:, i] - 1) * 0.4).view(n, 1, 1, 1) for i in (5, 6))
-    out = out * b
-    mean = out.mean(dim=(1, 2, 3), keepdim=True)
-    out = (out - mean) * c + mean
-    gray = out.mean(dim=1, keepdim=True)
-    return ((out - gray) * c + gray).clamp(0, 1).mul(255).round().to(torch.uint8)

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torchvision.io import ImageReadMode, decode_jpeg
 
-from platform_assets.lib.embeddings.images import decode
+from platform_assets.lib.images.decode import decode
 
 JPEG_MAGIC = b"\xff\xd8"
 PREFETCH_BATCHES = 2  # decoded batches waiting for the model: the overlap, bounded

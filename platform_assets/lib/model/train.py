@@ -18,8 +18,8 @@ import torch
 import torch.nn as nn
 
 from platform_assets.lib.batches import rebatched
-from platform_assets.lib.embeddings.device import reproducible
 from platform_assets.lib.shards.reader import ShardDataset, ShardLoader, local_shards, shard_paths
+from platform_assets.lib.torch_device import reproducible
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from platform_assets.lib.embeddings.augment import sample_seed
+from platform_assets.lib.images.augment import sample_seed
 
 
 def rng_for(seed: int, example_id: int, view: int) -> np.random.Generator:

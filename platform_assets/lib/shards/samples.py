@@ -9,15 +9,15 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from platform_assets.lib.embeddings.augment import augment, draw_params
-from platform_assets.lib.embeddings.device import to_device
-from platform_assets.lib.embeddings.images import stored_image_batches
-from platform_assets.lib.embeddings.sizes import DEFAULT_IMAGE_SIZE
 from platform_assets.lib.heap import release_freed_memory
+from platform_assets.lib.images.augment import augment, draw_params
+from platform_assets.lib.images.batches import stored_image_batches
+from platform_assets.lib.images.sizes import DEFAULT_IMAGE_SIZE
 from platform_assets.lib.lake_store import LakeStore
 from platform_assets.lib.shards.augment_rows import drop_cells, perturb_title, rng_for
 from platform_assets.lib.shards.selection import Selection
 from platform_assets.lib.shards.writer import GatheredColumn, ShardInfo, StreamedColumn, write_shards
+from platform_assets.lib.torch_device import to_device
 
 TABULAR = [
     "posted_hour_local",

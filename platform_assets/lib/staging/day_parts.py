@@ -17,7 +17,7 @@ import hashlib
 import json
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
 
@@ -28,21 +28,13 @@ from platform_assets.lib.lake_store import FileEntry, LakeStore
 from platform_assets.lib.staging.events import (
     EVENTS_SCHEMA,
     QUARANTINE_SCHEMA,
+    EventStats,
     transform_events,
     write_events,
 )
 from platform_assets.lib.staging.log_lines import read_log_lines
 
 STAGING_VERSION = 2  # a manifest of another version is staged again whole
-COUNTERS = (
-    "lines",
-    "valid_lines",
-    "quarantined",
-    "blank_lines",
-    "timestamps_without_zone",
-    "duplicates_removed",
-    "events",
-)
 EARLIER_BATCH_ROWS = 1 << 16  # earlier parts' ids stream into DuckDB, which keeps them within its limit
 CHECKS = ("null_keys", "outside_day", "duplicate_ids", "ids_staged_before")  # CHECKS_SQL's counts
 
@@ -58,13 +50,13 @@ class StagedDay:
     files: list[dict] = field(default_factory=list)  # {"key", "size", "version"}, in staging order
     parts: list[str] = field(default_factory=list)
     quarantine_parts: list[str] = field(default_factory=list)
-    stats: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
+    stats: EventStats = field(default_factory=EventStats)
     reasons: dict[str, int] = field(default_factory=dict)
     drift: dict[str, int] = field(default_factory=dict)
     version: int = STAGING_VERSION
 
     def to_json(self) -> bytes:
-        return json.dumps(self.__dict__, sort_keys=True).encode()
+        return json.dumps(asdict(self), sort_keys=True).encode()
 
 
 @dataclass
@@ -89,7 +81,8 @@ def staged_day(store: LakeStore, day: str) -> StagedDay | None:
     key = parts_key(EVENTS_PATH, day)
     if not store.exists(key):
         return None
-    return StagedDay(**json.loads(store.read_bytes(key)))
+    manifest = json.loads(store.read_bytes(key))
+    return StagedDay(**{**manifest, "stats": EventStats(**manifest["stats"])})
 
 
 def _parts_lost(store: LakeStore, day: str, staged: StagedDay | None) -> bool:
@@ -168,7 +161,7 @@ def stage_day(
         files=base.files + entries,
         parts=base.parts + [part],
         quarantine_parts=base.quarantine_parts + [quarantine_part],
-        stats=_merged(base.stats, result.stats),
+        stats=base.stats + result.stats,
         reasons=_merged(base.reasons, result.reasons),
         drift=_merged(base.drift, result.unexpected_fields),
     )

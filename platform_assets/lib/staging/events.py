@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 
@@ -250,10 +250,26 @@ FROM written
 
 
 @dataclass(frozen=True)
+class EventStats:
+    """Line counts of a day's log files (or of the part a run staged): `STATS_SQL`'s columns."""
+
+    lines: int = 0
+    valid_lines: int = 0
+    quarantined: int = 0  # rejected lines, blank ones not included
+    blank_lines: int = 0
+    timestamps_without_zone: int = 0  # read as UTC
+    duplicates_removed: int = 0  # within the lines, and ids an earlier part of the day holds
+    events: int = 0  # valid_lines - duplicates_removed
+
+    def __add__(self, other: EventStats) -> EventStats:
+        return EventStats(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})
+
+
+@dataclass(frozen=True)
 class EventsResult:
     events: Iterator[pa.Table]  # the day's events sorted by (ts, event_id), a row group at a time; read once
     quarantine: pa.Table
-    stats: dict[str, int]
+    stats: EventStats
     reasons: dict[str, int]
     unexpected_fields: dict[str, int]
     checks: Callable[[Path], dict[str, int]]  # CHECKS_SQL's counts over the events once written to a file
@@ -321,8 +337,8 @@ def transform_events(
         )
         stats_query = con.sql(STATS_SQL)
         (stats_row,) = stats_query.fetchall()
-        stats = dict(zip(stats_query.columns, map(int, stats_row)))
-        stats["events"] = stats["valid_lines"] - stats["duplicates_removed"]
+        counts = dict(zip(stats_query.columns, map(int, stats_row)))
+        stats = EventStats(**counts, events=counts["valid_lines"] - counts["duplicates_removed"])
         reasons = dict(con.sql(REASONS_SQL).fetchall())
         drift = dict(con.sql(_inline(DRIFT_SQL)).fetchall())
 
