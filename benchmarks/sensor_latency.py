@@ -32,15 +32,11 @@ from benchmarks.common import bench_parser
 from platform_assets.defs.features.assets import EVENTS_READ_AT
 from platform_assets.defs.keys import EVENTS, USER_ACTIVITY
 from platform_assets.defs.lake.sensors import new_logs_sensor
+from platform_assets.defs.materializations import latest_materialization, run_log
 from platform_assets.defs.run_lanes import background_nice
 from platform_assets.lib.lake_layout import day_range
 from platform_assets.lib.simulator import LakeScale, append_hour
 from platform_assets_tests.production_stack import production_stack, wait_for
-
-
-def latest(instance: dg.DagsterInstance, key: dg.AssetKey, day: str):
-    records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=key, asset_partitions=[day]), limit=1)
-    return records.records[0] if records.records else None
 
 
 def in_flight(instance: dg.DagsterInstance) -> bool:
@@ -56,7 +52,10 @@ def fresh(instance: dg.DagsterInstance, day: str, landed: float) -> tuple | None
     """(events, activity) records once the day's events come from a run started after the file
     landed and its user activity was computed from events read after they were materialized
     (its `events_read_at`): in the same run, or in any run that read them after."""
-    events, activity = latest(instance, EVENTS, day), latest(instance, USER_ACTIVITY, day)
+    events, activity = (
+        latest_materialization(instance, EVENTS, day),
+        latest_materialization(instance, USER_ACTIVITY, day),
+    )
     if events is None or activity is None or started(instance, events.run_id) < landed:
         return None
     read_at = activity.asset_materialization.metadata.get(EVENTS_READ_AT)
@@ -70,7 +69,7 @@ def run_phases(instance: dg.DagsterInstance, run_id: str, since: float) -> dict[
     location load and run set-up end at RUN_START."""
     at: dict[str, float] = {}
     steps: dict[str, dict[str, float]] = {}
-    for entry in instance.all_logs(run_id):
+    for entry in run_log(instance, run_id):
         event = entry.dagster_event
         if event is None:
             continue
@@ -152,7 +151,10 @@ def main() -> None:
     latencies, breakdowns = [], []
     with tempfile.TemporaryDirectory() as tmp, production_stack(Path(tmp), scale) as stack:
         wait_for(  # the whole history staged and featurized, nothing in flight: then the files come
-            lambda: all(latest(stack.instance, USER_ACTIVITY, d) for d in history) and not in_flight(stack.instance),
+            lambda: (
+                all(latest_materialization(stack.instance, USER_ACTIVITY, d) for d in history)
+                and not in_flight(stack.instance)
+            ),
             300 + 60 * args.days,
             "the lake's history",
         )
