@@ -32,6 +32,7 @@ import dagster as dg
 import psutil
 
 from benchmarks.common import bench_parser
+from platform_assets.lib.registry import BRANCH
 from platform_assets.lib.simulator import LakeScale
 from platform_assets_tests.cluster_stack import (
     backfill_days,
@@ -52,12 +53,11 @@ def scale(days: int) -> LakeScale:
 
 
 class Sampler:
-    """Peak RSS of every process on the machine started after it, by command, sampled each second,
-    and the machine's busy CPU time while it runs."""
+    """Peak RSS of every process this one started (servers, daemon, workers and what they start),
+    by command, sampled each second, and the machine's busy CPU time while it runs."""
 
     def __init__(self) -> None:
         self.peaks: dict[int, tuple[str, float]] = {}
-        self._before = {p.pid for p in psutil.process_iter()}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -76,22 +76,26 @@ class Sampler:
 
     def _run(self) -> None:
         while not self._stop.wait(1.0):
-            for proc in psutil.process_iter(["pid", "cmdline", "memory_info"]):
-                if proc.info["pid"] in self._before or not proc.info["memory_info"]:
+            for proc in psutil.Process().children(recursive=True):
+                try:
+                    command, rss = " ".join(proc.cmdline()), proc.memory_info().rss / 2**20
+                except psutil.Error:
                     continue
-                command = " ".join(proc.info["cmdline"] or [])[:120]
-                rss = proc.info["memory_info"].rss / 2**20
-                if rss > self.peaks.get(proc.info["pid"], ("", 0.0))[1]:
-                    self.peaks[proc.info["pid"]] = (command, rss)
+                if rss > self.peaks.get(proc.pid, ("", 0.0))[1]:
+                    self.peaks[proc.pid] = (command, rss)
 
     def by_role(self) -> dict[str, float]:
         """The largest peak of each kind of process."""
         roles = {
             "worker": "platform-assets worker",
-            "step process": "multiprocessing.forkserver",
-            "run process": "api execute_run",
+            "step process": "multiprocessing",
+            "run process": "execute_run",
             "daemon": "dagster-daemon",
             "code server": "api grpc",
+            "webserver": "dagster-webserver",
+            "postgres": "postgres",
+            "s3 server": "moto",
+            "redis": "redis-server",
         }
         peaks: dict[str, float] = {}
         for command, rss in self.peaks.values():
@@ -104,7 +108,7 @@ class Sampler:
 def registry_digest(remote: str) -> str:
     """sha256 of every `.dvc` file on the registry's main branch: the DVC hashes of the pins."""
     with tempfile.TemporaryDirectory() as clone:
-        subprocess.run(["git", "clone", "-q", remote, clone], check=True)
+        subprocess.run(["git", "clone", "-q", "--branch", BRANCH, remote, clone], check=True)
         files = sorted(Path(clone).rglob("*.dvc"))
         digest = hashlib.sha256()
         for path in files:
