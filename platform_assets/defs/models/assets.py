@@ -12,7 +12,10 @@ from platform_assets.defs.materializations import latest_materialization, materi
 from platform_assets.defs.resources import LakeResource, WorkspaceResource
 from platform_assets.defs.retry import IO_RETRY, transient_retries
 from platform_assets.lib.lake_layout import GROUND_TRUTH_FILE
-from platform_assets.lib.registry import model_tag
+from platform_assets.lib.registry import Registry, RegistryError, model_tag
+from platform_assets.lib.shards.remote import RemoteShardError
+
+MOVED_FEATURES = 5  # the features a materialization lists, by PSI
 
 
 class ModelConfig(dg.Config):
@@ -45,6 +48,51 @@ def latest_shard_versions(instance: dg.DagsterInstance, window_days: int) -> dic
         if len(versions) == window_days:
             break
     return dict(sorted(versions.items()))
+
+
+def changes_since_previous(registry: Registry, mid: str, log: dg.DagsterLogManager) -> dict[str, dg.MetadataValue]:
+    """What changed since the model tagged before this one (`platform-assets diff` in numbers):
+    partitions, samples, the features that moved most, the metric changes. Informational: the
+    model is already tagged, so a diff that cannot be read is logged, not failed."""
+    from platform_assets.lib.diff.report import diff_versions
+    from platform_assets.lib.diff.versions import previous_model
+
+    previous = previous_model(registry, mid)
+    if previous is None:
+        return {"previous_model": dg.MetadataValue.text("none: the first model")}
+    try:
+        diff = diff_versions(registry, previous, mid)
+    except (RegistryError, RemoteShardError) as exc:
+        log.warning(f"no diff against the previous model {previous}: {exc}")
+        return {"previous_model": dg.MetadataValue.text(previous)}
+    moved = sorted((s for s in diff.shift if s.psi is not None), key=lambda s: -s.psi)[:MOVED_FEATURES]
+    return {
+        "previous_model": dg.MetadataValue.text(previous),
+        "diff": dg.MetadataValue.text(f"platform-assets diff {previous} {mid}"),
+        **{f"partitions_{s}": dg.MetadataValue.int(diff.count(s)) for s in ("changed", "added", "removed")},
+        **{
+            f"samples_{what}": dg.MetadataValue.int(diff.total(f"{what}_samples"))
+            for what in ("added", "removed", "changed")
+        },
+        "features_moved": dg.MetadataValue.table(
+            records=[
+                dg.TableRecord(
+                    {"feature": s.name, "psi": s.psi, "ks": s.ks, "mean_before": s.mean_a, "mean_now": s.mean_b}
+                )
+                for s in moved
+            ],
+            schema=dg.TableSchema(
+                columns=[
+                    dg.TableColumn("feature", "string", description="a tabular feature, or the label"),
+                    dg.TableColumn("psi", "float", description="population stability index (docs/DIFF.md)"),
+                    dg.TableColumn("ks", "float", description="two-sample Kolmogorov-Smirnov statistic"),
+                    dg.TableColumn("mean_before", "float", description="in the previous model's changed data"),
+                    dg.TableColumn("mean_now", "float", description="in this model's changed data"),
+                ]
+            ),
+        ),
+        **{f"{m.metric}_change": dg.MetadataValue.float(float(m.change)) for m in diff.metrics if m.change is not None},
+    }
 
 
 @dg.asset(
@@ -120,5 +168,6 @@ def popularity_model(
             "dvc_hash": pinned.md5,
             "reproduce": f"platform-assets reproduce {mid}",
             **{k: v for k, v in manifest["metrics"].items() if isinstance(v, float)},
+            **changes_since_previous(registry, mid, context.log),
         },
     )

@@ -147,7 +147,11 @@ def train_model(
     (out / "weights.pt").write_bytes(buf.getvalue())
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
     pin = registry.pin_model(
-        model_dir(mid), model_tag(mid), f"model {mid}: {metrics}", {rel: versions[d] for d, rel in zip(days, rels)}
+        model_dir(mid),
+        model_tag(mid),
+        f"model {mid}: {metrics}",
+        {rel: versions[d] for d, rel in zip(days, rels)},
+        {"model_id": mid, **metrics},  # the registry's DVC metrics, committed with the pin
     )
     return TrainedModel(mid, manifest, pin, True)
 
