@@ -29,7 +29,7 @@ from platform_assets.defs.staging.events import stage_events
 from platform_assets.lib.diff.report import DataDiff, diff_versions
 from platform_assets.lib.diff.shift import shift
 from platform_assets.lib.registry import METRICS_FILE, Registry, cache_object, dvc_executable, object_key, shard_dir
-from platform_assets.lib.shards.samples import TABULAR
+from platform_assets.lib.shards.tabular import TABULAR
 from platform_assets.lib.simulator import LakeScale, append_hour
 from platform_assets_tests.helpers import make_lake, registry_resource, run_cli
 

@@ -717,7 +717,7 @@ class Registry:
             f"hands those bytes out: both fail on them. {where}" + f"\nTo recover: {'; '.join(fix)}." + said
         )
 
-    def _remote_store(self) -> LakeStore:
+    def remote_store(self) -> LakeStore:
         """The DVC remote as a store; a relative directory is relative to the registry, as DVC
         (which runs there) reads it."""
         url = self.remote_url
@@ -731,7 +731,7 @@ class Registry:
         leaves it where it is."""
         key = object_key(md5)
         try:
-            store = self._remote_store()
+            store = self.remote_store()
             if not store.exists(key):
                 aside = [e.key for e in store.list_files(f"{QUARANTINE}/{posixpath.dirname(key)}")]
                 earlier = [k for k in aside if posixpath.basename(k).startswith(posixpath.basename(key))]

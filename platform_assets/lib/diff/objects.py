@@ -39,7 +39,7 @@ class ObjectSource:
     @classmethod
     def of(cls, registry: Registry, shard_cache: Path | None = None) -> ObjectSource:
         where = shard_cache or registry.root / ".dvc" / "tmp" / "diff-shards"  # DVC and git ignore .dvc/tmp
-        return cls(registry.cache, registry._remote_store(), ShardCache(where, SHARD_CACHE_BYTES))
+        return cls(registry.cache, registry.remote_store(), ShardCache(where, SHARD_CACHE_BYTES))
 
     def read(self, md5: str, what: str) -> bytes:
         """A small object (listing, index, manifest), checked against its md5; a bad cache copy

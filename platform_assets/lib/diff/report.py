@@ -26,6 +26,7 @@ from platform_assets.lib.diff.samples import PartitionSamples, SampleDiff, compa
 from platform_assets.lib.diff.shift import Shift, shift
 from platform_assets.lib.diff.versions import DataVersion, resolve
 from platform_assets.lib.registry import Registry
+from platform_assets.lib.shards.tabular import TABULAR
 
 LISTED = 8  # photo ids a table line shows; --json lists them all
 
@@ -113,7 +114,6 @@ def _metrics(a: dict, b: dict) -> list[MetricChange]:
 
 def diff_versions(registry: Registry, a: str, b: str, shard_cache: Path | None = None) -> DataDiff:
     """What changed from `a` to `b` (model ids, model tags or registry revisions)."""
-    from platform_assets.lib.shards.samples import TABULAR  # the feature names (this imports torch)
 
     started = time.perf_counter()
     source = ObjectSource.of(registry, shard_cache)

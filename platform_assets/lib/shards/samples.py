@@ -16,22 +16,9 @@ from platform_assets.lib.images.sizes import DEFAULT_IMAGE_SIZE
 from platform_assets.lib.lake_store import LakeStore
 from platform_assets.lib.shards.augment_rows import drop_cells, perturb_title, rng_for
 from platform_assets.lib.shards.selection import Selection
+from platform_assets.lib.shards.tabular import TABULAR
 from platform_assets.lib.shards.writer import GatheredColumn, ShardInfo, StreamedColumn, write_shards
 from platform_assets.lib.torch_device import to_device
-
-TABULAR = [
-    "posted_hour_local",
-    "posted_weekday_local",
-    "title_length",
-    "title_words",
-    "author_tenure_days",
-    "author_logins_today",
-    "author_likes_given_7d",
-    "author_likes_received_7d",
-    "author_posts_30d",
-    "author_sessions_7d",
-]
-
 
 IMAGE, IMAGE_POSITION = "image", 4  # the pixels' column and its place in the schema
 VECTORS = {"image_embedding": 5, "title_embedding": 6}  # gathered a shard at a time, and their places
