@@ -4,7 +4,7 @@ The clients retry each request first (S3: the AWS SDKs' standard mode; the app d
 tenacity around the whole read; DVC: its lock). A transient fault that outlasts them fails the
 step and Dagster reruns it after 2, 4 and 8 seconds (with jitter): steps are safe to rerun,
 their outputs deterministic and written atomically. Every other error (a setting, a missing
-table, a bad partition key) would fail the same way again, so `@transient_retries` turns it into
+table, a bad partition key) would fail the same way again, so `@fail_fast_unless_transient` turns it into
 a failure that skips the retry policy: the run fails on its first attempt, naming the cause.
 """
 
@@ -37,8 +37,9 @@ def _at_once(exc: Exception) -> dg.Failure:
     return dg.Failure(f"{type(exc).__name__}: {exc}", allow_retries=False)
 
 
-def transient_retries(fn: F) -> F:
-    """Apply `IO_RETRY` to transient faults only (put it under `@dg.asset(retry_policy=IO_RETRY)`)."""
+def fail_fast_unless_transient(fn: F) -> F:
+    """Fail at once, with no retry, on anything but a transient fault: `IO_RETRY` (put this under
+    `@dg.asset(retry_policy=IO_RETRY)`) then retries only what may pass on a second try."""
     if inspect.isgeneratorfunction(fn):
 
         @functools.wraps(fn)

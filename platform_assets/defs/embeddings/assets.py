@@ -14,7 +14,7 @@ from platform_assets.defs.executors import GPU_STEP
 from platform_assets.defs.keys import IMAGE_EMBEDDINGS, IMAGE_ENCODER, PHOTOS, TITLE_EMBEDDINGS
 from platform_assets.defs.partitions import daily, partition_window
 from platform_assets.defs.resources import ImagesResource, LakeResource
-from platform_assets.defs.retry import IO_RETRY, transient_retries
+from platform_assets.defs.retry import IO_RETRY, fail_fast_unless_transient
 from platform_assets.lib.embeddings.encoder_pointer import EncoderPointer, read_encoder_pointer, write_encoder_pointer
 from platform_assets.lib.lake_layout import (
     IMAGE_EMBEDDINGS_PATH,
@@ -83,7 +83,7 @@ _BY_POSTING_DAY = {
     kinds={"pytorch"},
     description="ResNet-style image encoder trained on the lake's images with SimCLR (or weights from a file).",
 )
-@transient_retries
+@fail_fast_unless_transient
 def image_encoder(
     context: dg.AssetExecutionContext, config: ImageEncoderConfig, lake: LakeResource, images: ImagesResource
 ) -> dg.MaterializeResult:
@@ -169,7 +169,7 @@ def _refreshed_days(context: dg.AssetExecutionContext, store: LakeStore, dataset
     "`embeddings/image_quarantine` in the lake (same day).",
     **_BY_POSTING_DAY,
 )
-@transient_retries
+@fail_fast_unless_transient
 def image_embeddings(
     context: dg.AssetExecutionContext, config: EmbeddingConfig, lake: LakeResource
 ) -> dg.MaterializeResult:
@@ -224,7 +224,7 @@ def image_embeddings(
     description="all-MiniLM-L6-v2 embedding of each photo's title (384 floats, L2-normalised), by posting day.",
     **_BY_POSTING_DAY,
 )
-@transient_retries
+@fail_fast_unless_transient
 def title_embeddings(
     context: dg.AssetExecutionContext, config: EmbeddingConfig, lake: LakeResource
 ) -> dg.MaterializeResult:

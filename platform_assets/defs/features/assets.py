@@ -31,7 +31,7 @@ from platform_assets.defs.materializations import latest_materialization, materi
 from platform_assets.defs.metadata import column_schema, table_metadata
 from platform_assets.defs.partitions import daily, partition_window
 from platform_assets.defs.resources import LakeResource
-from platform_assets.defs.retry import IO_RETRY, transient_retries
+from platform_assets.defs.retry import IO_RETRY, fail_fast_unless_transient
 from platform_assets.lib.features.labels import LABELS_SCHEMA, compute_labels
 from platform_assets.lib.features.latest_activity import (
     AS_OF_DAYS,
@@ -162,7 +162,7 @@ def _user_ids(store: LakeStore) -> pa.Table:
     metadata={"dagster/column_schema": column_schema(TILE_SCHEMA)},
     **_RANGED,
 )
-@transient_retries
+@fail_fast_unless_transient
 def activity_tiles(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     store = lake.store()
     first, last = partition_window(context)
@@ -195,7 +195,7 @@ def activity_tiles(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.
     },
     **_RANGED,
 )
-@transient_retries
+@fail_fast_unless_transient
 def user_activity(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     store = lake.store()
     first, last = partition_window(context)
@@ -283,7 +283,7 @@ def _latest_as_of(
     metadata={"dagster/column_schema": column_schema(LATEST_ACTIVITY_SCHEMA)},
     **_RANGED,
 )
-@transient_retries
+@fail_fast_unless_transient
 def latest_activity(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     store = lake.store()
     first, last = partition_window(context)
@@ -309,7 +309,7 @@ def latest_activity(context: dg.AssetExecutionContext, lake: LakeResource) -> dg
     metadata={"dagster/column_schema": column_schema(LABELS_SCHEMA)},
     **_RANGED,
 )
-@transient_retries
+@fail_fast_unless_transient
 def popularity_labels(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     store = lake.store()
     first, last = partition_window(context)
@@ -343,7 +343,7 @@ def popularity_labels(context: dg.AssetExecutionContext, lake: LakeResource) -> 
     description="Posting hour and weekday in the author's time zone, title length, location cell, author tenure.",
     metadata={"dagster/column_schema": column_schema(PHOTO_FEATURES_SCHEMA)},
 )
-@transient_retries
+@fail_fast_unless_transient
 def photo_features(lake: LakeResource) -> dg.MaterializeResult:
     store = lake.store()
     users = store.read_parquet(staging_key("users"), columns=["user_id", "signup_at", "timezone"])
@@ -390,7 +390,7 @@ def photo_features(lake: LakeResource) -> dg.MaterializeResult:
     ],
     **_RANGED,
 )
-@transient_retries
+@fail_fast_unless_transient
 def training_set(context: dg.AssetExecutionContext, lake: LakeResource):
     store = lake.store()
     first, last = partition_window(context)

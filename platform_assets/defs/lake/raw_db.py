@@ -5,7 +5,7 @@ import dagster as dg
 from platform_assets.defs.keys import RAW_PHOTOS, RAW_USERS
 from platform_assets.defs.metadata import table_metadata
 from platform_assets.defs.resources import AppDatabaseResource, LakeResource
-from platform_assets.defs.retry import IO_RETRY, transient_retries
+from platform_assets.defs.retry import IO_RETRY, fail_fast_unless_transient
 from platform_assets.lib.lake_layout import raw_snapshot_key
 from platform_assets.lib.raw_snapshot import write_snapshot
 
@@ -18,7 +18,7 @@ def _raw_snapshot(table: str, key: dg.AssetKey, description: str) -> dg.AssetsDe
         kinds={"sql", "parquet"},
         description=description,
     )
-    @transient_retries
+    @fail_fast_unless_transient
     def _extract(
         context: dg.AssetExecutionContext, lake: LakeResource, app_db: AppDatabaseResource
     ) -> dg.MaterializeResult:

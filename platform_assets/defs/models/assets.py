@@ -10,7 +10,7 @@ from platform_assets.defs.executors import GPU_STEP
 from platform_assets.defs.keys import POPULARITY_MODEL, TRAINING_SHARDS
 from platform_assets.defs.materializations import latest_materialization, materialized_partitions
 from platform_assets.defs.resources import LakeResource, WorkspaceResource
-from platform_assets.defs.retry import IO_RETRY, transient_retries
+from platform_assets.defs.retry import IO_RETRY, fail_fast_unless_transient
 from platform_assets.lib.lake_layout import GROUND_TRUTH_FILE
 from platform_assets.lib.registry import Registry, RegistryError, model_tag
 from platform_assets.lib.shards.remote import RemoteShardError
@@ -105,7 +105,7 @@ def changes_since_previous(registry: Registry, mid: str, log: dg.DagsterLogManag
     description="MLP over image and title embeddings and tabular features; weights + manifest (DVC hash of every "
     "shard used, registry tag and commit, code version, seed, packages, holdout metrics), pinned and tagged.",
 )
-@transient_retries
+@fail_fast_unless_transient
 def popularity_model(
     context: dg.AssetExecutionContext, config: ModelConfig, lake: LakeResource, workspace: WorkspaceResource
 ) -> dg.MaterializeResult:

@@ -10,7 +10,7 @@ from platform_assets.defs.executors import GPU_STEP
 from platform_assets.defs.keys import IMAGE_EMBEDDINGS, TITLE_EMBEDDINGS, TRAINING_SET, TRAINING_SHARDS
 from platform_assets.defs.partitions import daily, partition_day
 from platform_assets.defs.resources import ImagesResource, LakeResource, WorkspaceResource
-from platform_assets.defs.retry import IO_RETRY, transient_retries
+from platform_assets.defs.retry import IO_RETRY, fail_fast_unless_transient
 from platform_assets.defs.shards.automation import on_training_day_rewritten
 from platform_assets.lib.lake_layout import (
     IMAGE_EMBEDDINGS_PATH,
@@ -56,7 +56,7 @@ class ShardConfig(dg.Config):
     "dropout/swaps) in fixed-size Parquet shards with an index of names, counts, sizes and sha256; pinned "
     "by DVC, whose hash is the data version.",
 )
-@transient_retries
+@fail_fast_unless_transient
 def training_shards(
     context: dg.AssetExecutionContext,
     config: ShardConfig,

@@ -12,7 +12,7 @@ from platform_assets.defs.keys import (
 )
 from platform_assets.defs.metadata import column_schema, table_metadata
 from platform_assets.defs.resources import LakeResource
-from platform_assets.defs.retry import IO_RETRY, transient_retries
+from platform_assets.defs.retry import IO_RETRY, fail_fast_unless_transient
 from platform_assets.lib.lake_layout import TABLE_ROW_GROUP_ROWS, raw_snapshot_key, staging_key
 from platform_assets.lib.staging.app_tables import CONTRACTS, DB_QUARANTINE_SCHEMA, STAGE_BATCH_ROWS, staging
 
@@ -51,7 +51,7 @@ def _staged(
             ),
         ],
     )
-    @transient_retries
+    @fail_fast_unless_transient
     def _stage(context: dg.AssetExecutionContext, lake: LakeResource):
         store, raw_key = lake.store(), raw_snapshot_key(table)
         valid_key, quarantine_key = staging_key(table), staging_key(f"{table}_quarantine")

@@ -7,7 +7,7 @@ from platform_assets.defs.keys import EVENTS, EVENTS_QUARANTINE, RAW_LOGS
 from platform_assets.defs.metadata import column_schema, preview, table_metadata
 from platform_assets.defs.partitions import daily, partition_day
 from platform_assets.defs.resources import LakeResource
-from platform_assets.defs.retry import IO_RETRY, transient_retries
+from platform_assets.defs.retry import IO_RETRY, fail_fast_unless_transient
 from platform_assets.lib.duck import MEMORY_PER_THREAD_MB
 from platform_assets.lib.lake_layout import (
     EVENTS_PATH,
@@ -72,7 +72,7 @@ class EventsConfig(dg.Config):
         ),
     ],
 )
-@transient_retries
+@fail_fast_unless_transient
 def stage_events(context: dg.AssetExecutionContext, config: EventsConfig, lake: LakeResource):
     day = partition_day(context)
     store = lake.store()
