@@ -298,3 +298,32 @@ def test_a_latest_activity_older_than_the_activity_it_covers_is_rebuilt(fresh_la
     with dg.instance_for_test() as other:  # the lake, but none of its materializations
         assert dg.materialize([latest_activity], partition_key=day, resources=resources, instance=other).success
     assert store.read_parquet(partition_key(LATEST_ACTIVITY_PATH, day)).equals(expected)
+
+
+def test_a_photo_nobody_touched_scores_zero_not_null() -> None:
+    """A photo with no view, like, comment or share in its window has popularity ln(1) = 0: a
+    null label would be NaN in the shards and turn both models' weights to NaN."""
+    from datetime import UTC, datetime, timedelta
+
+    from platform_assets.lib.features.labels import compute_labels
+    from platform_assets.lib.staging.events import EVENTS_SCHEMA
+
+    t0 = datetime(2026, 11, 1, 8, tzinfo=UTC)
+    photos = pa.table({"photo_id": [1, 2], "posted_at": pa.array([t0, t0], pa.timestamp("us", tz="UTC"))})
+    rows = [("e1", t0 + timedelta(hours=1), "like", 7, 1), ("e2", t0 + timedelta(days=2), "view", 7, 1)]
+    events = pa.table(
+        {
+            "event_id": [r[0] for r in rows],
+            "ts": pa.array([r[1] for r in rows], EVENTS_SCHEMA.field("ts").type),
+            "event_type": [r[2] for r in rows],
+            "user_id": [r[3] for r in rows],
+            "photo_id": [r[4] for r in rows],
+            "client": ["web"] * len(rows),
+            "source_file": ["f"] * len(rows),
+            "extra_json": pa.nulls(len(rows), pa.string()),
+        },
+        schema=EVENTS_SCHEMA,
+    )
+    labels = compute_labels(photos, events.to_batches(), t0 - timedelta(hours=8), t0 + timedelta(hours=16))
+    scores = dict(zip(labels["photo_id"].to_pylist(), labels["popularity_score"].to_pylist()))
+    assert scores[1] == pytest.approx(np.log(1 + 3)) and scores[2] == 0.0

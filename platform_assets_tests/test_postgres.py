@@ -4,10 +4,11 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
+from platform_assets.defs.lake import raw_db
 from platform_assets.defs.lake.raw_db import raw_photos, raw_users
 from platform_assets.defs.resources import AppDatabaseResource, LakeResource
 from platform_assets.defs.staging.app_tables import stage_photos, stage_users
-from platform_assets.lib.lake_layout import staging_key
+from platform_assets.lib.lake_layout import raw_snapshot_key, staging_key
 from platform_assets.lib.lake_store import LakeStore
 from platform_assets.lib.simulator import LakeScale, generate_lake
 from platform_assets_tests.pg_server import postgres_server
@@ -21,12 +22,28 @@ def pg_url():
         yield url
 
 
-def test_app_database_extract_reads_postgres_in_batches(tmp_path, pg_url) -> None:
+def test_app_database_extract_reads_postgres_in_batches(tmp_path, pg_url, monkeypatch) -> None:
     store = LakeStore(str(tmp_path / "lake"))
     (tmp_path / "lake").mkdir()
     manifest = generate_lake(store, pg_url, LakeScale(users=80, photos=300, days=1, events_per_day=500, seed=4))
     resources = {"lake": LakeResource(root=store.root), "app_db": AppDatabaseResource(url=pg_url, batch_rows=64)}
+    batches: dict[str, list[int]] = {}
+    write_snapshot = raw_db.write_snapshot
+
+    def counted(store, key, frames):  # the frames the snapshot writer is handed, as they stream from the server
+        def each():
+            for frame in frames:
+                batches.setdefault(key, []).append(frame.height)
+                yield frame
+
+        return write_snapshot(store, key, each())
+
+    monkeypatch.setattr(raw_db, "write_snapshot", counted)
     assert dg.materialize([raw_users, raw_photos, stage_users, stage_photos], resources=resources).success
+    assert batches == {
+        raw_snapshot_key("users"): [64, 16],  # 80 users
+        raw_snapshot_key("photos"): [64] * 4 + [44],  # 300 photos
+    }
     assert store.read_parquet(staging_key("users")).num_rows == manifest["scale"]["users"]
     photos = store.read_parquet(staging_key("photos"))
     assert photos.num_rows == manifest["scale"]["photos"]

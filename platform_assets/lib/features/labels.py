@@ -46,7 +46,10 @@ GROUP BY e.photo_id
 LABELS_SQL = f"""
 SELECT p.photo_id, p.posted_at, coalesce(h.views, 0) AS views, coalesce(h.likes, 0) AS likes,
        coalesce(h.comments, 0) AS comments, coalesce(h.shares, 0) AS shares,
-       ln(1 + views + 3 * likes + 5 * comments + 8 * shares) AS popularity_score,
+       -- h's columns, not the aliases above (DuckDB binds a name to the table's column first):
+       -- a photo nobody touched in its window scores ln(1) = 0, never null
+       ln(1 + coalesce(h.views, 0) + 3 * coalesce(h.likes, 0) + 5 * coalesce(h.comments, 0)
+          + 8 * coalesce(h.shares, 0)) AS popularity_score,
        p.posted_at + INTERVAL {LABEL_HOURS} HOURS <= $watermark::TIMESTAMPTZ AS label_ready
 FROM photos AS p
 LEFT JOIN (SELECT photo_id, sum(views) AS views, sum(likes) AS likes, sum(comments) AS comments, sum(shares) AS shares
