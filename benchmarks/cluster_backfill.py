@@ -34,7 +34,7 @@ import psutil
 from benchmarks.common import bench_parser
 from platform_assets.lib.registry import BRANCH
 from platform_assets.lib.simulator import LakeScale
-from platform_assets_tests.cluster_stack import (
+from platform_assets_tests.support.cluster_stack import (
     backfill_days,
     cluster_stack,
     daemon_and_ui,
@@ -42,8 +42,8 @@ from platform_assets_tests.cluster_stack import (
     wait_for_backfill,
     workers_of,
 )
-from platform_assets_tests.helpers import scale_days
-from platform_assets_tests.production_stack import FAST_EMBEDDINGS, environment, served_environment
+from platform_assets_tests.support.helpers import scale_days
+from platform_assets_tests.support.production_stack import FAST_EMBEDDINGS, environment, served_environment
 
 
 def scale(days: int) -> LakeScale:

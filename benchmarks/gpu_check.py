@@ -42,7 +42,7 @@ from platform_assets.lib.images.batches import embedding_batches
 from platform_assets.lib.images.decode import as_float, decode
 from platform_assets.lib.simulator.images import CLASSES, STYLES, encode_jpeg, render
 from platform_assets.lib.torch_device import inference_mode, pick_device, reproducible
-from platform_assets_tests.augment_oracle import float_reference
+from platform_assets_tests.support.augment_oracle import float_reference
 
 DISTINCT = 96  # distinct photos rendered; the benchmark cycles through them (decode cost is per byte)
 

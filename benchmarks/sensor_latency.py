@@ -36,7 +36,7 @@ from platform_assets.defs.materializations import latest_materialization, run_lo
 from platform_assets.defs.run_lanes import background_nice
 from platform_assets.lib.lake_layout import day_range
 from platform_assets.lib.simulator import LakeScale, append_hour
-from platform_assets_tests.production_stack import production_stack, wait_for
+from platform_assets_tests.support.production_stack import production_stack, wait_for
 
 
 def in_flight(instance: dg.DagsterInstance) -> bool:

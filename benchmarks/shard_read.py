@@ -163,7 +163,7 @@ def main() -> None:
             local[impl].append(run(peer(impl, source, base / impl)))
         print({k: v[-1] for k, v in local.items()}, flush=True)
     remote: dict[str, list[dict]] = {"platform": [], "mds": []}
-    from platform_assets_tests.s3_server import s3_server  # moto's server mode: a dev dependency
+    from platform_assets_tests.support.s3_server import s3_server  # moto's server mode: a dev dependency
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # the server's line per request
 

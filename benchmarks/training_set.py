@@ -5,9 +5,12 @@ platform's DuckDB ASOF join vs pandas `merge_asof` vs Feast's `get_historical_fe
     .venv/bin/python -m benchmarks.training_set [--events 10000000] [--repeats 3]
 
 Inputs are prepared once from the benchmark lake (events, user_activity, labels, photo
-features as Parquet). Each implementation runs in its own process so peak RSS is its own;
-Feast and pandas run from `benchmarks/.venv-feast`, an environment of their own that this
-script creates (`pip install feast pandas`), not from the platform's.
+features as Parquet). Each implementation is timed from those Parquet files to its result
+in memory (reading the files included, as Feast's file offline store reads its source inside
+`get_historical_features`); writing the result is not timed. Each runs in its own process so
+peak RSS is its own; Feast and pandas run from `benchmarks/.venv-feast`, an environment of
+their own that this script creates with the pinned versions of `FEAST_PINS`, not from the
+platform's.
 """
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ from benchmarks.common import bench_parser, peak_rss_mb
 
 ROOT = Path(__file__).resolve().parents[1]
 FEAST_VENV = ROOT / "benchmarks" / ".venv-feast"
+# The peers' versions, pinned so a rerun measures the same Feast (pandas < 3 is Feast 0.67's
+# bound; dask runs its file offline store).
+FEAST_PINS = ["feast==0.67.0", "pandas==2.3.3", "pyarrow==26.0.1", "dask[dataframe]==2026.11.0"]
 AUTHOR_COLUMNS = [
     "author_logins_today",
     "author_likes_given_7d",
@@ -55,7 +61,7 @@ def prepare(events: int, base: Path) -> Path:
         return out
     out.mkdir(parents=True, exist_ok=True)
     store = lake_for(events, base)
-    db = AppDatabaseResource(url=f"sqlite:///{base / f'app-{events}.db'}")
+    db = AppDatabaseResource(url=f"sqlite:///{base / f'app-{events}-7.db'}")  # lake_for's 7-day lake
     users = stage(db.read_table("users"), "users").valid
     photos = stage(db.read_table("photos"), "photos", users).valid
     days, _ = list_log_days(store)
@@ -84,8 +90,8 @@ def run_platform(inputs: Path, result: Path) -> float:
     from platform_assets.lib.features.training_set import compute_training_set
 
     span = json.loads((inputs / "range.json").read_text())
+    t = time.perf_counter()  # from the Parquet files, like the peers
     tables = [pq.read_table(inputs / f"{n}.parquet") for n in ("photo_features", "labels", "user_activity")]
-    t = time.perf_counter()
     out = compute_training_set(*tables, datetime.fromisoformat(span["start"]), datetime.fromisoformat(span["end"]))
     seconds = time.perf_counter() - t
     pq.write_table(out.select(["photo_id", *AUTHOR_COLUMNS, "popularity_score"]).sort_by("photo_id"), result)
@@ -107,9 +113,12 @@ def child(impl: str, inputs: Path, out_dir: Path) -> dict:
 
 
 def ensure_feast_env() -> None:
-    if not (FEAST_VENV / "bin" / "feast").exists():
-        subprocess.run([sys.executable, "-m", "venv", str(FEAST_VENV)], check=True)
-        subprocess.run([str(FEAST_VENV / "bin" / "pip"), "install", "-q", "feast", "pandas", "pyarrow"], check=True)
+    """`benchmarks/.venv-feast` with `FEAST_PINS`, rebuilt when the pins changed."""
+    stamp = FEAST_VENV / "pins.txt"
+    if not (FEAST_VENV / "bin" / "feast").exists() or not stamp.exists() or stamp.read_text() != "\n".join(FEAST_PINS):
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(FEAST_VENV)], check=True)
+        subprocess.run([str(FEAST_VENV / "bin" / "pip"), "install", "-q", *FEAST_PINS], check=True)
+        stamp.write_text("\n".join(FEAST_PINS))
 
 
 def identical(out_dir: Path) -> dict[str, dict]:
@@ -151,6 +160,7 @@ def main() -> None:
         json.dumps(
             {
                 "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
+                "peers": FEAST_PINS,
                 "photos_in_training_set": pq.read_metadata(out_dir / "platform.parquet").num_rows,
                 "user_activity_rows": pq.read_metadata(inputs / "user_activity.parquet").num_rows,
                 "identical_values": identical(out_dir),

@@ -7,7 +7,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from platform_assets_tests.helpers import Lake, make_lake
+from platform_assets_tests.support.helpers import Lake, make_lake
 
 
 @pytest.fixture(scope="session")

@@ -143,7 +143,9 @@ def refresh_peak(tmp_path, kind: str, photos: int) -> int:
 def test_a_days_embeddings_are_written_a_slice_at_a_time_not_held(tmp_path, monkeypatch, kind: str) -> None:
     for module, name in [(refresh_lib, "TITLE_SLICE_ROWS"), (refresh_lib, "EMBEDDINGS_ROW_GROUP_ROWS")]:
         monkeypatch.setattr(module, name, 32)
-    small, large = refresh_peak(tmp_path, kind, 100), refresh_peak(tmp_path, kind, 1000)
+    # The lower of two peaks: tracemalloc counts every thread's allocations, and a thread left by
+    # an earlier test in this process (an S3 client's, a server's) only ever adds to a peak.
+    small, large = refresh_peak(tmp_path, kind, 100), min(refresh_peak(tmp_path, kind, 1000) for _ in range(2))
     # The larger day's vectors held once would add 900 photos' worth (2 KB a photo for images,
     # 1.5 KB for titles; the code before this test held two to four copies). What may grow is
     # each photo's key and known hash (about 0.5 KB), and a batch's transient objects, whose
@@ -207,7 +209,7 @@ def test_the_encoder_trains_on_a_bounded_sample_that_is_stable_as_the_lake_grows
 def test_decode_workers_read_an_s3_lake_batch_by_batch_and_write_the_local_bytes(tmp_path, monkeypatch) -> None:
     """Workers that read from S3 themselves (started clean: the S3 client is not fork-safe) give
     the bytes of the in-line path on a local lake."""
-    from platform_assets_tests.s3_server import make_bucket, s3_server
+    from platform_assets_tests.support.s3_server import make_bucket, s3_server
 
     batches: list[tuple[int, int]] = []  # (first photo, photos) of each batch write_samples is handed
     loaders: list[dict] = []  # the worker settings of each DataLoader the reader starts

@@ -19,7 +19,7 @@ from platform_assets.defs.cluster_workers import HEALTH_SENSOR
 from platform_assets.defs.executors import GPU_QUEUE, QUEUE_TAG
 from platform_assets.defs.partitions import range_tags
 from platform_assets.lib.simulator import LakeScale
-from platform_assets_tests.cluster_stack import (
+from platform_assets_tests.support.cluster_stack import (
     backfill_days,
     cluster_stack,
     daemon_and_ui,
@@ -28,8 +28,8 @@ from platform_assets_tests.cluster_stack import (
     wait_for_backfill,
     workers_of,
 )
-from platform_assets_tests.helpers import scale_days
-from platform_assets_tests.production_stack import FAST_EMBEDDINGS, environment, wait_for
+from platform_assets_tests.support.helpers import scale_days
+from platform_assets_tests.support.production_stack import FAST_EMBEDDINGS, environment, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

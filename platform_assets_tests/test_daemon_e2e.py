@@ -15,8 +15,8 @@ from dagster._core.scheduler.instigation import InstigatorType, TickStatus
 from platform_assets.defs.keys import EVENTS, TRAINING_SHARDS
 from platform_assets.lib.registry import dvc_executable, shard_dir
 from platform_assets.lib.simulator import LakeScale, append_hour
-from platform_assets_tests.helpers import run_cli
-from platform_assets_tests.production_stack import production_stack, wait_for
+from platform_assets_tests.support.helpers import run_cli
+from platform_assets_tests.support.production_stack import production_stack, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

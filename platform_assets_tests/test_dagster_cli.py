@@ -17,7 +17,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from platform_assets_tests.helpers import SMALL, make_lake
+from platform_assets_tests.support.helpers import SMALL, make_lake
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -31,7 +31,9 @@ from platform_assets.lib.diff.shift import shift
 from platform_assets.lib.registry import METRICS_FILE, Registry, cache_object, dvc_executable, object_key, shard_dir
 from platform_assets.lib.shards.tabular import TABULAR
 from platform_assets.lib.simulator import LakeScale, append_hour
-from platform_assets_tests.helpers import make_lake, registry_resource, run_cli
+from platform_assets_tests.support.helpers import make_lake, registry_resource, run_cli
+
+pytestmark = pytest.mark.slow  # two models trained over real pins
 
 SCALE = LakeScale(users=120, photos=320, days=4, events_per_day=4000, defect_rate=0.005, seed=21)
 DAYS = ["2026-11-01", "2026-11-02", "2026-11-03", "2026-11-04"]

@@ -25,7 +25,7 @@ import torch
 
 from platform_assets.lib.images.augment import augment, draw_params
 from platform_assets.lib.torch_device import REPRODUCIBLE_THREADS, reproducible
-from platform_assets_tests.helpers import synthetic_shards
+from platform_assets_tests.support.helpers import synthetic_shards
 
 
 def _sha(data: bytes | np.ndarray | torch.Tensor) -> str:

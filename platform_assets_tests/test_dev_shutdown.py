@@ -27,7 +27,7 @@ import dagster as dg
 import psutil
 import pytest
 
-from platform_assets_tests.production_stack import free_port, wait_for
+from platform_assets_tests.support.production_stack import free_port, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

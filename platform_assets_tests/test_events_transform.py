@@ -10,7 +10,7 @@ from platform_assets.lib.lake_layout import list_log_days
 from platform_assets.lib.lake_store import LakeStore
 from platform_assets.lib.staging.events import transform_events, write_events
 from platform_assets.lib.staging.log_lines import read_log_lines
-from platform_assets_tests.helpers import make_lake, transform_day
+from platform_assets_tests.support.helpers import make_lake, transform_day
 
 DAY = date(2026, 11, 1)
 

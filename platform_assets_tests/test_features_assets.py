@@ -34,7 +34,7 @@ from platform_assets.lib.lake_layout import (
     partition_key,
 )
 from platform_assets.lib.simulator import LakeScale
-from platform_assets_tests.helpers import make_lake
+from platform_assets_tests.support.helpers import make_lake
 
 SCALE = LakeScale(users=1500, photos=2500, days=5, events_per_day=30_000, defect_rate=0.002, seed=3)
 

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from platform_assets_tests.helpers import SMALL, make_lake
+from platform_assets_tests.support.helpers import SMALL, make_lake
 
 pytestmark = pytest.mark.slow
 
@@ -19,7 +19,7 @@ BUILD = """
 import json, sys
 from pathlib import Path
 from platform_assets.lib.lake_store import LakeStore
-from platform_assets_tests.helpers import Lake, files_under
+from platform_assets_tests.support.helpers import Lake, files_under
 from platform_assets_tests.test_features_assets import build_features
 root = Path(sys.argv[1])
 manifest = json.loads((root / "lake" / "_simulator" / "manifest.json").read_text())

@@ -11,7 +11,7 @@ from platform_assets.defs.staging.app_tables import stage_photos, stage_users
 from platform_assets.lib.lake_layout import raw_snapshot_key, staging_key
 from platform_assets.lib.lake_store import LakeStore
 from platform_assets.lib.simulator import LakeScale, generate_lake
-from platform_assets_tests.pg_server import postgres_server
+from platform_assets_tests.support.pg_server import postgres_server
 
 pytestmark = pytest.mark.slow
 
@@ -79,7 +79,7 @@ def test_the_production_dagster_yaml_runs_on_postgres_and_s3(tmp_path, pg_url, m
 
     import boto3
 
-    from platform_assets_tests.s3_server import make_bucket, s3_server
+    from platform_assets_tests.support.s3_server import make_bucket, s3_server
 
     engine = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:

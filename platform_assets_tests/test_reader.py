@@ -20,8 +20,8 @@ from torchdata.stateful_dataloader import StatefulDataLoader
 
 from platform_assets.lib.shards.order import take_wrapped
 from platform_assets.lib.shards.reader import ShardDataset, ShardLoader, local_shards
-from platform_assets_tests.ddp_reader_job import LAYOUT
-from platform_assets_tests.helpers import synthetic_shards
+from platform_assets_tests.support.ddp_reader_job import LAYOUT
+from platform_assets_tests.support.helpers import synthetic_shards
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -147,7 +147,7 @@ def test_padding_wraps_when_fewer_samples_than_ranks() -> None:
 def start_job(out: Path, world: int, workers: int, source: list[str], *extra: str) -> list[subprocess.Popen]:
     out.mkdir(parents=True, exist_ok=True)
     rendezvous = out / "rendezvous"
-    cmd = [sys.executable, "-m", "platform_assets_tests.ddp_reader_job", "--out", str(out)]
+    cmd = [sys.executable, "-m", "platform_assets_tests.support.ddp_reader_job", "--out", str(out)]
     cmd += ["--rendezvous", str(rendezvous), "--workers", str(workers), *source, *extra]
     env = {**os.environ, "WORLD_SIZE": str(world)}
     return [

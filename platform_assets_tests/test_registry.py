@@ -27,9 +27,9 @@ from platform_assets.lib.registry import (
     object_key,
     shard_dir,
 )
-from platform_assets_tests.helpers import run_cli, synthetic_shards
-from platform_assets_tests.pin_worker import pin
-from platform_assets_tests.s3_server import make_bucket, s3_server
+from platform_assets_tests.support.helpers import run_cli, synthetic_shards
+from platform_assets_tests.support.pin_worker import pin
+from platform_assets_tests.support.s3_server import make_bucket, s3_server
 
 pytestmark = pytest.mark.slow
 

@@ -20,9 +20,9 @@ from platform_assets.lib.shards.remote import (
     manifest_shards,
     remote_shards,
 )
-from platform_assets_tests.ddp_reader_job import LAYOUT
-from platform_assets_tests.helpers import synthetic_shards
-from platform_assets_tests.s3_server import make_bucket, s3_server
+from platform_assets_tests.support.ddp_reader_job import LAYOUT
+from platform_assets_tests.support.helpers import synthetic_shards
+from platform_assets_tests.support.s3_server import make_bucket, s3_server
 from platform_assets_tests.test_reader import assert_one_epoch_across_a_kill, epoch, ids
 
 pytestmark = pytest.mark.slow

@@ -29,7 +29,7 @@ from platform_assets.lib.model.restore import verify_model, verify_workspace
 from platform_assets.lib.model.run import StaleRegistryError, reproduce
 from platform_assets.lib.registry import RestoreError, cache_object, dvc_executable, model_dir, shard_dir
 from platform_assets.lib.simulator import LakeScale, append_hour
-from platform_assets_tests.helpers import make_lake, registry_resource, run_cli
+from platform_assets_tests.support.helpers import make_lake, registry_resource, run_cli
 
 pytestmark = pytest.mark.slow
 

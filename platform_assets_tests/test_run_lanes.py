@@ -12,7 +12,7 @@ import pytest
 from platform_assets.defs.run_lanes import BACKGROUND, DEFAULT_BACKGROUND_NICE
 
 ROOT = Path(__file__).resolve().parents[1]
-PROBE = ROOT / "platform_assets_tests" / "lane_probe_jobs.py"
+PROBE = ROOT / "platform_assets_tests" / "support" / "lane_probe_jobs.py"
 
 # Threads already running, threads started later and a child process, after the call; a second
 # call asking for less never raises the priority back.

@@ -13,7 +13,7 @@ from platform_assets.defs.staging.events import stage_events
 from platform_assets.lib.lake_layout import partition_key, staging_key
 from platform_assets.lib.lake_store import LakeStore
 from platform_assets.lib.simulator import LakeScale, generate_lake
-from platform_assets_tests.s3_server import make_bucket, s3_server
+from platform_assets_tests.support.s3_server import make_bucket, s3_server
 
 pytestmark = pytest.mark.slow
 
@@ -69,7 +69,7 @@ def test_dvc_remote_on_s3_and_pull_into_a_fresh_clone(tmp_path) -> None:
     import os
 
     from platform_assets.lib.registry import Registry, dvc_executable, shard_dir
-    from platform_assets_tests.helpers import run_cli
+    from platform_assets_tests.support.helpers import run_cli
 
     with s3_server() as endpoint:
         make_bucket(endpoint, "dvc-store")

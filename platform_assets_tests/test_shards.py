@@ -26,7 +26,7 @@ from platform_assets.lib.lake_store import LakeStore
 from platform_assets.lib.registry import dvc_executable, shard_dir
 from platform_assets.lib.shards.reader import ShardDataset, ShardLoader, local_shards, shard_paths
 from platform_assets.lib.shards.writer import write_shards
-from platform_assets_tests.helpers import make_lake, registry_resource, run_cli
+from platform_assets_tests.support.helpers import make_lake, registry_resource, run_cli
 
 pytestmark = pytest.mark.slow
 

@@ -1,5 +1,5 @@
 from platform_assets.lib.lake_layout import list_log_days
-from platform_assets_tests.helpers import SMALL, make_lake
+from platform_assets_tests.support.helpers import SMALL, make_lake
 
 
 def test_same_seed_gives_identical_lake(tmp_path, small_lake) -> None:

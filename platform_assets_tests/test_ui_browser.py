@@ -12,8 +12,8 @@ import yaml
 
 from platform_assets.defs.partitions import range_tags
 from platform_assets.lib.registry import shard_dir
-from platform_assets_tests.helpers import debian_command, make_lake, run_cli
-from platform_assets_tests.production_stack import (
+from platform_assets_tests.support.helpers import debian_command, make_lake, run_cli
+from platform_assets_tests.support.production_stack import (
     FAST_EMBEDDINGS,
     free_port,
     start_webserver,

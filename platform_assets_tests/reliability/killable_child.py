@@ -10,8 +10,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from platform_assets_tests.helpers import Lake
 from platform_assets_tests.reliability.materialize_child import command
+from platform_assets_tests.support.helpers import Lake
 
 DAY = "2026-11-01"
 

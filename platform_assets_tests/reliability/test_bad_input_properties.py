@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from platform_assets.lib.lake_store import LakeStore
-from platform_assets_tests.helpers import transform_day
+from platform_assets_tests.support.helpers import transform_day
 
 pytestmark = pytest.mark.slow
 

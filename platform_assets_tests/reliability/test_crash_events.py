@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from platform_assets.lib.simulator import LakeScale
-from platform_assets_tests.helpers import Lake, files_under, make_lake
 from platform_assets_tests.reliability.killable_child import Child
+from platform_assets_tests.support.helpers import Lake, files_under, make_lake
 
 pytestmark = pytest.mark.slow
 

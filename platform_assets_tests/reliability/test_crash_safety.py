@@ -24,9 +24,9 @@ from platform_assets.defs.partitions import range_tags
 from platform_assets.defs.staging.app_tables import stage_photos, stage_users
 from platform_assets.defs.staging.events import stage_events
 from platform_assets.lib.registry import dvc_executable, read_dvc_file, shard_dir
-from platform_assets_tests.helpers import Lake, files_under, make_lake, registry_resource, run_cli
 from platform_assets_tests.reliability.killable_child import DAY, Child
 from platform_assets_tests.reliability.materialize_child import command
+from platform_assets_tests.support.helpers import Lake, files_under, make_lake, registry_resource, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -186,8 +186,8 @@ def test_a_dvc_remote_on_s3_dropping_connections_still_gets_every_pin(graph, sha
     pin retries (DVC's S3 client, then Dagster's retry policy) and the remote ends complete."""
     from urllib.parse import urlparse
 
-    from platform_assets_tests.fault_proxy import fault_proxy
-    from platform_assets_tests.s3_server import make_bucket, s3_server
+    from platform_assets_tests.support.fault_proxy import fault_proxy
+    from platform_assets_tests.support.s3_server import make_bucket, s3_server
 
     lake, root = graph
     registry = root / "remote" / "registry"

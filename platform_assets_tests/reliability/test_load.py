@@ -19,8 +19,8 @@ from platform_assets.defs.staging.events import stage_events
 from platform_assets.lib.lake_layout import list_log_days, read_days
 from platform_assets.lib.simulator import LakeScale, append_hour
 from platform_assets.lib.staging.events import EVENTS_SCHEMA
-from platform_assets_tests.helpers import files_under, make_lake, transform_day
 from platform_assets_tests.reliability.materialize_child import command
+from platform_assets_tests.support.helpers import files_under, make_lake, transform_day
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from platform_assets.defs.resources import AppDatabaseResource
-from platform_assets_tests.pg_server import postgres_server
+from platform_assets_tests.support.pg_server import postgres_server
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -61,16 +61,16 @@ def listening_addresses(port: int) -> set[str]:
 def test_every_server_the_tests_and_make_ui_start_listens_on_loopback_only(tmp_path) -> None:
     """The sockets themselves: the S3 API server, PostgreSQL, the Redis broker, `git daemon`
     and `dagster-webserver` each listen on 127.0.0.1 (or ::1) and on no other address."""
-    from platform_assets_tests.cluster_stack import git_daemon
-    from platform_assets_tests.production_stack import (
+    from platform_assets_tests.support.cluster_stack import git_daemon
+    from platform_assets_tests.support.production_stack import (
         environment,
         free_port,
         start_webserver,
         stop_process_group,
         wait_for,
     )
-    from platform_assets_tests.redis_server import redis_server
-    from platform_assets_tests.s3_server import s3_server
+    from platform_assets_tests.support.redis_server import redis_server
+    from platform_assets_tests.support.s3_server import s3_server
 
     assert "dagster dev -w workspace.yaml -h 127.0.0.1" in (ROOT / "Makefile").read_text()
     subprocess.run(["git", "init", "-q", "--bare", str(tmp_path / "registry.git")], check=True)
@@ -106,7 +106,7 @@ def test_no_credential_reaches_the_event_log_or_the_output(tmp_path, capfd) -> N
     from platform_assets.defs.resources import LakeResource
     from platform_assets.lib.lake_store import LakeStore
     from platform_assets.lib.simulator import LakeScale, generate_lake
-    from platform_assets_tests.s3_server import make_bucket, s3_server
+    from platform_assets_tests.support.s3_server import make_bucket, s3_server
 
     password, secret = "pg-pass-7f3a9c", "aws-secret-51b2e8"
     with postgres_server() as url, s3_server() as endpoint, pytest.MonkeyPatch.context() as env:

@@ -16,9 +16,9 @@ from platform_assets.defs.resources import AppDatabaseResource, AppDatabaseUnava
 from platform_assets.defs.staging.events import stage_events
 from platform_assets.lib.lake_store import LakeStore, LakeUnavailableError
 from platform_assets.lib.simulator import LakeScale, generate_lake
-from platform_assets_tests.fault_proxy import fault_proxy
-from platform_assets_tests.pg_server import postgres_server
-from platform_assets_tests.s3_server import make_bucket, s3_server
+from platform_assets_tests.support.fault_proxy import fault_proxy
+from platform_assets_tests.support.pg_server import postgres_server
+from platform_assets_tests.support.s3_server import make_bucket, s3_server
 
 pytestmark = pytest.mark.slow
 

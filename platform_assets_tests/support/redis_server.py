@@ -11,8 +11,8 @@ from contextlib import contextmanager
 
 import redis
 
-from platform_assets_tests.helpers import debian_command
-from platform_assets_tests.production_stack import free_port
+from platform_assets_tests.support.helpers import debian_command
+from platform_assets_tests.support.production_stack import free_port
 
 
 @contextmanager

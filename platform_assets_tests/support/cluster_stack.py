@@ -31,7 +31,7 @@ from platform_assets.defs.cluster_workers import HEALTH_SENSOR
 from platform_assets.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
 from platform_assets.lib.lake_store import LakeStore
 from platform_assets.lib.simulator import LakeScale
-from platform_assets_tests.production_stack import (
+from platform_assets_tests.support.production_stack import (
     ROOT,
     Served,
     environment,
@@ -41,7 +41,7 @@ from platform_assets_tests.production_stack import (
     stop_process_group,
     wait_for,
 )
-from platform_assets_tests.redis_server import redis_server
+from platform_assets_tests.support.redis_server import redis_server
 
 
 @dataclass

@@ -24,11 +24,11 @@ import sqlalchemy as sa
 from platform_assets.defs.partitions import range_tags
 from platform_assets.lib.lake_store import LakeStore
 from platform_assets.lib.simulator import LakeScale, generate_lake
-from platform_assets_tests.helpers import scale_days
-from platform_assets_tests.pg_server import postgres_server
-from platform_assets_tests.s3_server import make_bucket, s3_server
+from platform_assets_tests.support.helpers import scale_days
+from platform_assets_tests.support.pg_server import postgres_server
+from platform_assets_tests.support.s3_server import make_bucket, s3_server
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FAST_EMBEDDINGS = {  # by job
     "image_encoder_job": {"ops": {"embeddings__image_encoder": {"config": {"epochs": 1, "batch_size": 64}}}},
     "embeddings_job": {"ops": {"embeddings__image_embeddings": {"config": {"workers": 0}}}},
