@@ -109,7 +109,7 @@ def registry_digest(remote: str) -> str:
     """sha256 of every `.dvc` file on the registry's main branch: the DVC hashes of the pins."""
     with tempfile.TemporaryDirectory() as clone:
         subprocess.run(["git", "clone", "-q", "--branch", BRANCH, remote, clone], check=True)
-        files = sorted(Path(clone).rglob("*.dvc"))
+        files = sorted(p for p in Path(clone).rglob("*.dvc") if p.is_file())  # not DVC's own .dvc/ folder
         digest = hashlib.sha256()
         for path in files:
             digest.update(path.relative_to(clone).as_posix().encode() + path.read_bytes())
@@ -144,6 +144,7 @@ def measure(workers: int, lake_scale: LakeScale, tmp: Path) -> dict:
             backfill = ui.launch_backfill(backfill_days(days, days[:-1]))
             runs = wait_for_backfill(instance, backfill, 6 * 3600)
             seconds = time.monotonic() - started
+        print(f"{workers} workers: backfill of {len(runs)} runs in {seconds:.1f} s", flush=True)
         steps = Counter(w.split("@")[0] for w in workers_of(instance, runs).values())
         lake = hashlib.sha256(json.dumps(lake_digest(served.lake), sort_keys=True).encode()).hexdigest()[:16]
         return {
