@@ -16,6 +16,18 @@ CONSTRAINTS := $(VENV)/constraints.txt
 else
 CONSTRAINTS := requirements.lock
 endif
+# uv installs the locked versions in seconds where pip took four minutes (CI builds the
+# environment on every run). It reads no pip.conf, so it gets pip's find-links: where a machine
+# keeps wheels on disk (here torch's CPU build). --compile-bytecode, as pip does: with
+# PYTHONDONTWRITEBYTECODE set (CI sets it) every process would compile every module it imports.
+# With KEEP_TORCH, pip: it sees the torch that --system-site-packages brings in.
+UV_VERSION := 0.13.9
+FIND_LINKS := $(or $(PIP_FIND_LINKS),$(shell $(PYTHON) -m pip config get global.find-links 2>/dev/null))
+ifeq ($(KEEP_TORCH),1)
+INSTALL = $(1)/bin/pip install --quiet --disable-pip-version-check
+else
+INSTALL = $(1)/bin/uv pip install --quiet --compile-bytecode --python $(1)/bin/python $(addprefix --find-links ,$(FIND_LINKS))
+endif
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
 .PHONY: env test-env demo check test ui validate bench clean
@@ -24,19 +36,21 @@ export DAGSTER_HOME := $(CURDIR)/.dagster_home
 # over from the last one.
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv --clear $(VENV_FLAGS) $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 	grep -v '^torch==' requirements.lock > $(VENV)/constraints.txt
-	$(BIN)/pip install --quiet --disable-pip-version-check -c $(CONSTRAINTS) -e .
+	$(call INSTALL,$(VENV)) -c $(CONSTRAINTS) -e .
 	$(BIN)/python -c "import torch; print('torch', torch.__version__, '| CUDA', torch.version.cuda, '| GPU visible:', torch.cuda.is_available())"
 	touch $(STAMP)
 
 # The test tools on top (pytest, moto's S3 server, PostgreSQL, Playwright, ruff): `make test` only.
 $(DEV_STAMP): $(STAMP)
-	$(BIN)/pip install --quiet --disable-pip-version-check -c $(CONSTRAINTS) -e '.[dev]'
+	$(call INSTALL,$(VENV)) -c $(CONSTRAINTS) -e '.[dev]'
 	touch $(DEV_STAMP)
 
 $(DVC_STAMP): requirements-dvc.lock
 	$(PYTHON) -m venv --clear $(DVC_VENV)
-	$(DVC_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dvc.lock
+	$(DVC_VENV)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(call INSTALL,$(DVC_VENV)) -r requirements-dvc.lock
 	touch $(DVC_STAMP)
 
 # Linked on every run, once both environments exist: also replaces a dvc that an older .venv installed itself.
@@ -61,8 +75,8 @@ check: test-env
 
 # Lint and format are checked first: a red CI says so before the suite runs. Every test, slow
 # ones included. Three workers on CI's two cores: the longest tests (daemon, `dagster dev`,
-# Chromium, sensors) mostly wait. Whole modules per worker, in collection order (conftest.py
-# puts the longest first).
+# Chromium, sensors) mostly wait. Whole modules per worker (modules that share a fixture
+# together: conftest.py's SHARED), in collection order (conftest.py puts the longest first).
 test: test-env
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

@@ -146,8 +146,10 @@ def measure(workers: int, lake_scale: LakeScale, tmp: Path) -> dict:
             seconds = time.monotonic() - started
         print(f"{workers} workers: backfill of {len(runs)} runs in {seconds:.1f} s", flush=True)
         steps = Counter(w.split("@")[0] for w in workers_of(instance, runs).values())
-        lake = hashlib.sha256(json.dumps(lake_digest(served.lake), sort_keys=True).encode()).hexdigest()[:16]
+        files = lake_digest(served.lake)
+        lake = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:16]
         return {
+            "lake files": files,  # sha256 by key: names the files that differ between configurations
             "workers": workers,
             "seconds": round(seconds, 1),
             "runs": len(runs),
@@ -171,7 +173,7 @@ def main() -> None:
             with tempfile.TemporaryDirectory(dir=args.base if Path(args.base).is_dir() else None) as tmp:
                 with environment({"PLATFORM_ASSETS_STEP_REDELIVERY_S": "3600"}):
                     result = measure(workers, lake_scale, Path(tmp))
-            print(json.dumps(result), flush=True)
+            print(json.dumps({k: v for k, v in result.items() if k != "lake files"}), flush=True)
             results.setdefault(workers, []).append(result)
     median = {w: sorted(r, key=lambda x: x["seconds"])[len(r) // 2] for w, r in results.items()}
     print(f"\n{args.days}-day backfill, {lake_scale}; median of {args.repeats}, {psutil.cpu_count()} cores")
@@ -185,6 +187,11 @@ def main() -> None:
         )
     digests = {(r["lake"], r["registry"]) for r in median.values()}
     print("same lake and pins in every configuration" if len(digests) == 1 else f"DIFFERENT results: {digests}")
+    if len(digests) > 1:
+        by_config = [r["lake files"] for r in median.values()]
+        keys = sorted({k for files in by_config for k in files})
+        differ = [k for k in keys if len({files.get(k) for files in by_config}) > 1]
+        print(f"lake files that differ ({len(differ)} of {len(keys)}):", *differ[:50], sep="\n  ")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
-"""`platform-assets diff` on real pins (real git, real DVC, a directory remote): model A trains on
-days 1-2; a late log file changes day 1 and day 3 is added; model B trains on days 1-3. The diff
+"""`platform-assets diff` on real pins (support/two_models.py): model A trains on days 1-2; a late
+log file changes day 1 and day 3 is added; model B trains on days 1-3. The diff
 names day 1 changed (sample counts checked against a plain read of both versions), day 3 added,
 day 2 unchanged and never read; it reads the same from the remote with the cache gone; its shift
 figures match a computation by hand; DVC's own `dvc metrics diff` agrees on the metrics."""
@@ -12,93 +12,20 @@ import shutil
 import sys
 from pathlib import Path
 
-import dagster as dg
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from platform_assets.defs.embeddings.assets import image_embeddings, image_encoder, title_embeddings
-from platform_assets.defs.features.assets import photo_features, popularity_labels, training_set, user_activity
-from platform_assets.defs.lake.raw_db import raw_photos, raw_users
-from platform_assets.defs.models.assets import popularity_model
-from platform_assets.defs.partitions import range_tags
-from platform_assets.defs.shards.assets import training_shards
-from platform_assets.defs.staging.app_tables import stage_photos, stage_users
-from platform_assets.defs.staging.events import stage_events
 from platform_assets.lib.diff.report import DataDiff, diff_versions
 from platform_assets.lib.diff.shift import shift
 from platform_assets.lib.registry import METRICS_FILE, Registry, cache_object, dvc_executable, object_key, shard_dir
 from platform_assets.lib.shards.tabular import TABULAR
-from platform_assets.lib.simulator import LakeScale, append_hour
-from platform_assets_tests.support.helpers import make_lake, registry_resource, run_cli
+from platform_assets_tests.support.helpers import run_cli
+from platform_assets_tests.support.two_models import DAYS
 
-pytestmark = pytest.mark.slow  # two models trained over real pins
-
-SCALE = LakeScale(users=120, photos=320, days=4, events_per_day=4000, defect_rate=0.005, seed=21)
-DAYS = ["2026-11-01", "2026-11-02", "2026-11-03", "2026-11-04"]
-FAST = {
-    "ops": {
-        "embeddings__image_encoder": {"config": {"epochs": 1, "batch_size": 64}},
-        "embeddings__image_embeddings": {"config": {"workers": 0}},
-    }
-}
-SHARDS = {"ops": {"shards__training_shards": {"config": {"target_shard_mb": 1}}}}
-MODEL = {"ops": {"models__popularity_model": {"config": {"epochs": 2}}}}
+pytestmark = pytest.mark.slow  # two models over real pins (conftest.py builds them once)
 CLI = str(Path(sys.executable).with_name("platform-assets"))
-
-
-def _features(resources, instance) -> None:
-    assert dg.materialize(
-        [user_activity, popularity_labels, training_set],
-        resources=resources,
-        instance=instance,
-        tags=range_tags(DAYS[0], DAYS[-1]),
-    ).success
-
-
-def _shards(resources, instance, days: list[str]) -> None:
-    for day in days:
-        assert dg.materialize(
-            [training_shards], partition_key=day, resources=resources, instance=instance, run_config=SHARDS
-        ).success
-
-
-def _train(resources, instance) -> dict:
-    result = dg.materialize([popularity_model], resources=resources, instance=instance, run_config=MODEL)
-    assert result.success
-    return result.get_asset_materialization_events()[0].materialization.metadata
-
-
-@pytest.fixture(scope="module")
-def two_models(tmp_path_factory):
-    """Model A on days 1-2; a late file for day 1, day 3's shards; model B on days 1-3."""
-    tmp = tmp_path_factory.mktemp("diff")
-    lake = make_lake(tmp / "lake", SCALE)
-    workspace = registry_resource(tmp)
-    resources = {**lake.resources(), "workspace": workspace}
-    with dg.instance_for_test() as instance:
-        assert dg.materialize(
-            [raw_users, raw_photos, stage_users, stage_photos, photo_features], resources=resources, instance=instance
-        ).success
-        assert dg.materialize(
-            [image_encoder, image_embeddings, title_embeddings],
-            resources=resources,
-            instance=instance,
-            run_config=FAST,
-            tags=range_tags(DAYS[0], DAYS[-1]),
-        ).success
-        for day in DAYS:
-            assert dg.materialize([stage_events], partition_key=day, resources=resources, instance=instance).success
-        _features(resources, instance)
-        _shards(resources, instance, DAYS[:2])
-        a = _train(resources, instance)
-        append_hour(lake.store, late_day=DAYS[0])  # late logins for day 1: its authors' features change
-        assert dg.materialize([stage_events], partition_key=DAYS[0], resources=resources, instance=instance).success
-        _features(resources, instance)
-        _shards(resources, instance, [DAYS[0], DAYS[2]])  # day 2 is not rebuilt: its pin stays
-        b = _train(resources, instance)
-        yield {"registry": workspace.registry(), "a": a, "b": b, "lake": lake, "tmp": tmp}
 
 
 def ids(models) -> tuple[str, str]:
@@ -300,7 +227,8 @@ def test_the_cli_prints_a_table_json_and_names_a_bad_id(two_models, tmp_path) ->
 def test_with_the_cache_gone_it_reads_the_remote_and_never_the_unchanged_day(two_models, tmp_path) -> None:
     registry, (a, b) = two_models["registry"], ids(two_models)
     expected = comparable(diff_versions(registry, a, b))
-    shutil.rmtree(registry.cache)
+    cache = tmp_path / "cache"  # put back after: the other tests share the registry
+    shutil.move(registry.cache, cache)
     remote = Path(registry.remote_url)
     day2 = registry.committed_md5(shard_dir(DAYS[1]), f"popularity-model/{b}")
     listing = json.loads((remote / object_key(day2)).read_bytes())
@@ -317,3 +245,5 @@ def test_with_the_cache_gone_it_reads_the_remote_and_never_the_unchanged_day(two
         for md5 in [day2, *(e["md5"] for e in listing)]:
             (remote / object_key(md5)).parent.mkdir(parents=True, exist_ok=True)
             shutil.move(hidden / md5, remote / object_key(md5))
+        shutil.rmtree(registry.cache, ignore_errors=True)
+        shutil.move(cache, registry.cache)

@@ -1,6 +1,7 @@
 """Data versions users can trust, end to end with real git, real DVC and a directory remote.
 
-Data version 1 -> model A; new and late logs -> version 2 -> model B. Then every model comes
+Data version 1 -> model A; a late log file and a new day -> version 2 -> model B
+(support/two_models.py). Then every model comes
 back by the README's plain recipe and by `reproduce`, in any order (A, B, A); after losing the
 whole cache; after a byte flips in a cache object (detected, named, healed; and with the remote
 gone too, a clear failure that leaves no bad bytes). The nightly model trains on the latest
@@ -11,109 +12,21 @@ import hashlib
 import json
 import shutil
 import sys
+from collections import defaultdict
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
-from platform_assets.defs.embeddings.assets import image_embeddings, image_encoder, title_embeddings
-from platform_assets.defs.features.assets import photo_features, popularity_labels, training_set, user_activity
-from platform_assets.defs.lake.raw_db import raw_photos, raw_users
 from platform_assets.defs.models.assets import popularity_model
-from platform_assets.defs.partitions import range_tags
-from platform_assets.defs.shards.assets import training_shards
-from platform_assets.defs.staging.app_tables import stage_photos, stage_users
-from platform_assets.defs.staging.events import stage_events
-from platform_assets.lib.lake_layout import GROUND_TRUTH_FILE
 from platform_assets.lib.model.restore import verify_model, verify_workspace
 from platform_assets.lib.model.run import StaleRegistryError, reproduce
 from platform_assets.lib.registry import RestoreError, cache_object, dvc_executable, model_dir, shard_dir
-from platform_assets.lib.simulator import LakeScale, append_hour
-from platform_assets_tests.support.helpers import make_lake, registry_resource, run_cli
+from platform_assets_tests.support.helpers import run_cli
+from platform_assets_tests.support.two_models import DAYS, MODEL, PINNED, shard_bytes, train
 
-pytestmark = pytest.mark.slow
-
-SCALE = LakeScale(users=120, photos=250, days=3, events_per_day=4000, defect_rate=0.005, seed=21)
-DAYS = ["2026-11-01", "2026-11-02", "2026-11-03"]
-FAST = {
-    "ops": {
-        "embeddings__image_encoder": {"config": {"epochs": 1, "batch_size": 64}},
-        "embeddings__image_embeddings": {"config": {"workers": 0}},
-    }
-}
-MODEL = {"ops": {"models__popularity_model": {"config": {"epochs": 3}}}}
+pytestmark = pytest.mark.slow  # two models over real pins (conftest.py builds them once)
 CLI = str(Path(sys.executable).with_name("platform-assets"))
-
-
-def shard_bytes(root: Path) -> dict[str, str]:
-    """sha256 of every shard file under a registry checkout."""
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted((root / "shards").rglob("*.parquet"))
-    }
-
-
-def build_all(resources, instance) -> None:
-    for day in DAYS:
-        assert dg.materialize([stage_events], partition_key=day, resources=resources, instance=instance).success
-    assert dg.materialize(
-        [user_activity, popularity_labels, training_set],
-        resources=resources,
-        instance=instance,
-        tags=range_tags(DAYS[0], DAYS[-1]),
-    ).success
-    for day in DAYS:
-        assert dg.materialize(
-            [training_shards],
-            partition_key=day,
-            resources=resources,
-            instance=instance,
-            run_config={"ops": {"shards__training_shards": {"config": {"target_shard_mb": 1}}}},
-        ).success
-
-
-def train(resources, instance) -> dg.MaterializeResult:
-    result = dg.materialize([popularity_model], resources=resources, instance=instance, run_config=MODEL)
-    assert result.success
-    return result.get_asset_materialization_events()[0].materialization.metadata
-
-
-@pytest.fixture(scope="module")
-def two_models(tmp_path_factory):
-    """Version 1 -> model A, then new and late logs -> version 2 -> model B, on one instance."""
-    tmp = tmp_path_factory.mktemp("registry")
-    lake = make_lake(tmp / "lake", SCALE)
-    workspace = registry_resource(tmp)
-    resources = {**lake.resources(), "workspace": workspace}
-    with dg.instance_for_test() as instance:
-        assert dg.materialize(
-            [raw_users, raw_photos, stage_users, stage_photos, photo_features], resources=resources, instance=instance
-        ).success
-        assert dg.materialize(
-            [image_encoder, image_embeddings, title_embeddings],
-            resources=resources,
-            instance=instance,
-            run_config=FAST,
-            tags=range_tags(DAYS[0], DAYS[-1]),
-        ).success
-        build_all(resources, instance)
-        v1, meta_a = shard_bytes(Path(workspace.root)), train(resources, instance)
-        append_hour(lake.store, late_day=DAYS[0])  # new and late logs change the features, so the shards
-        build_all(resources, instance)
-        v2, meta_b = shard_bytes(Path(workspace.root)), train(resources, instance)
-        yield {
-            "lake": lake,
-            "workspace": workspace,
-            "registry": workspace.registry(),
-            "resources": resources,
-            "instance": instance,
-            "v1": v1,
-            "v2": v2,
-            "a": meta_a,
-            "b": meta_b,
-            "truth": lake.store.read_parquet(GROUND_TRUTH_FILE),
-            "tmp": tmp,
-        }
 
 
 def manifest_of(registry, meta) -> dict:
@@ -148,14 +61,14 @@ def test_every_pin_is_a_commit_and_every_model_a_tag(two_models) -> None:
     assert two_models["v1"] != two_models["v2"] and a["model_id"].value != b["model_id"].value
     git = registry.git
     assert git("status", "--porcelain") == ""  # nothing half-committed, nothing left out
-    versions = {day: set() for day in DAYS}
+    versions = defaultdict(set)
     for meta in (a, b):
         for shard in manifest_of(registry, meta)["shards"]:
             versions[shard["day"]].add(shard["md5"])
-    assert any(len(v) == 2 for v in versions.values())  # version 2 changed shards
+    assert sorted(versions) == PINNED and any(len(v) == 2 for v in versions.values())  # version 2 changed a day
     for day, seen in versions.items():  # one commit per new version of a partition's .dvc file
         commits = len(git("log", "--format=%H", "--", f"{shard_dir(day)}.dvc").splitlines())
-        assert commits == len(seen) if seen else commits >= 1  # (a day without labelled photos trains nothing)
+        assert commits == len(seen)
     for meta, version in ((a, "v1"), (b, "v2")):
         tag = meta["registry_tag"].value
         manifest = manifest_of(registry, meta)
@@ -337,9 +250,7 @@ def test_verify_heals_the_workspace_in_place(two_models) -> None:
 def test_the_cli_runs_against_the_registry_from_the_environment(two_models, tmp_path) -> None:
     done = run_cli(tmp_path, CLI, "verify", env=cli_env(two_models))
     models = two_models["registry"].git("tag", "--list", "popularity-model/*").split()
-    assert len(models) >= 2 and json.loads(done.stdout)["outputs"] == len(DAYS) + len(
-        models
-    )  # every partition and model
+    assert len(models) >= 2 and json.loads(done.stdout)["outputs"] == len(PINNED) + len(models)  # every pin
     missing = run_cli(tmp_path, CLI, "verify", "0123456789ab", check=False, env=cli_env(two_models))
     assert missing.returncode == 2 and "no model '0123456789ab'" in missing.stderr and "Traceback" not in missing.stderr
 

@@ -117,6 +117,18 @@ class Ui:
         repositories = self.query(SENSORS)["repositoriesOrError"]["nodes"]
         return {s["name"]: s["sensorState"] for r in repositories for s in r["sensors"]}
 
+    def finished_tick(self, sensor: str, timeout: float = 120) -> dict:
+        """The sensor's latest finished tick, as the Sensors page shows it: a tick the daemon is
+        still evaluating reads STARTED, so wait for it to end."""
+        latest: list[dict] = []
+
+        def finished() -> bool:
+            latest[:] = self.sensors()[sensor]["ticks"][:1]
+            return bool(latest) and latest[0]["status"] != "STARTED"
+
+        wait_for(finished, timeout, f"a finished tick of {sensor}", 0.5)
+        return latest[0]
+
     def stop_sensors(self, keep: tuple[str, ...] = ()) -> list[str]:
         """Stop every running sensor but `keep` (the UI's toggle): a backfill then runs alone. Their names."""
         sensors = self.sensors()
