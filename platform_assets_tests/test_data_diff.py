@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import math
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,10 +21,9 @@ from platform_assets.lib.diff.shift import shift
 from platform_assets.lib.registry import METRICS_FILE, Registry, cache_object, dvc_executable, object_key, shard_dir
 from platform_assets.lib.shards.tabular import TABULAR
 from platform_assets_tests.support.helpers import run_cli
-from platform_assets_tests.support.two_models import DAYS
+from platform_assets_tests.support.two_models import CLI, DAYS, cli_env
 
 pytestmark = pytest.mark.slow  # two models over real pins (conftest.py builds them once)
-CLI = str(Path(sys.executable).with_name("platform-assets"))
 
 
 def ids(models) -> tuple[str, str]:
@@ -201,11 +199,6 @@ def test_each_model_shows_what_changed_since_the_previous_one(two_models) -> Non
     records = b_meta["features_moved"].value.records
     assert records and records[0].data["psi"] == max(s.psi for s in diff.shift if s.psi is not None)
     assert "spearman_model_change" in b_meta
-
-
-def cli_env(models) -> dict:
-    registry = models["registry"]
-    return {"PLATFORM_ASSETS_WORKSPACE": str(registry.root), "PLATFORM_ASSETS_DVC_REMOTE": registry.remote_url}
 
 
 def test_the_cli_prints_a_table_json_and_names_a_bad_id(two_models, tmp_path) -> None:

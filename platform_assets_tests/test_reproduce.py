@@ -11,7 +11,6 @@ naming the partition, when the registry and Dagster's event log disagree."""
 import hashlib
 import json
 import shutil
-import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -23,10 +22,9 @@ from platform_assets.lib.model.restore import verify_model, verify_workspace
 from platform_assets.lib.model.run import StaleRegistryError, reproduce
 from platform_assets.lib.registry import RestoreError, cache_object, dvc_executable, model_dir, shard_dir
 from platform_assets_tests.support.helpers import run_cli
-from platform_assets_tests.support.two_models import DAYS, MODEL, PINNED, shard_bytes, train
+from platform_assets_tests.support.two_models import CLI, DAYS, MODEL, PINNED, cli_env, shard_bytes, train
 
 pytestmark = pytest.mark.slow  # two models over real pins (conftest.py builds them once)
-CLI = str(Path(sys.executable).with_name("platform-assets"))
 
 
 def manifest_of(registry, meta) -> dict:
@@ -43,16 +41,6 @@ def expected_bytes(manifest: dict) -> dict[str, str]:
         for s in manifest["shards"]
         for f in s["files"]
         if f["name"].endswith(".parquet")
-    }
-
-
-def cli_env(two_models) -> dict:
-    """The settings `platform-assets` reads: the registry, its remote, the lake."""
-    registry = two_models["registry"]
-    return {
-        "PLATFORM_ASSETS_WORKSPACE": str(registry.root),
-        "PLATFORM_ASSETS_DVC_REMOTE": registry.remote_url,
-        "PLATFORM_ASSETS_LAKE": two_models["lake"].store.root,
     }
 
 

@@ -9,6 +9,7 @@ label windows: it is never pinned."""
 from __future__ import annotations
 
 import hashlib
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,6 +39,17 @@ FAST = {
 }
 SHARDS = {"ops": {"shards__training_shards": {"config": {"target_shard_mb": 1}}}}
 MODEL = {"ops": {"models__popularity_model": {"config": {"epochs": 2}}}}
+CLI = str(Path(sys.executable).with_name("platform-assets"))
+
+
+def cli_env(models: dict) -> dict[str, str]:
+    """The settings `platform-assets` reads for the scenario: the registry, its remote, the lake."""
+    registry = models["registry"]
+    return {
+        "PLATFORM_ASSETS_WORKSPACE": str(registry.root),
+        "PLATFORM_ASSETS_DVC_REMOTE": registry.remote_url,
+        "PLATFORM_ASSETS_LAKE": models["lake"].store.root,
+    }
 
 
 def shard_bytes(root: Path) -> dict[str, str]:
