@@ -29,6 +29,7 @@ else
 INSTALL = $(1)/bin/uv pip install --quiet --compile-bytecode --python $(1)/bin/python $(addprefix --find-links ,$(FIND_LINKS))
 endif
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
+UI_PORT ?= 3000  # `make ui`: the Dagster UI on http://127.0.0.1:$(UI_PORT)
 
 .PHONY: env test-env demo check test ui validate bench clean
 
@@ -86,7 +87,7 @@ validate: env
 	$(BIN)/dagster definitions validate -w workspace.yaml
 
 ui: env $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(UI_PORT)
 
 # The events benchmark as docs/BENCHMARKS.md measured it (3 M events; the script's default is 10 M).
 bench: test-env

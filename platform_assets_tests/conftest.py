@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +11,11 @@ import pytest
 
 from platform_assets_tests.support import two_models as scenario
 from platform_assets_tests.support.helpers import Lake, make_lake
+
+# The tests' own `dvc` commands, like the registry's, start no analytics daemon (DVC's own
+# suite sets DVC_TEST for the same reason): each would cost a second of CPU and write a
+# report file to /tmp that, with no network to send it to, is never removed.
+os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 
 
 @pytest.fixture(scope="session")

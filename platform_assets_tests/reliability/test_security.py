@@ -1,6 +1,7 @@
 """Security properties: the extract cannot write to the app database; test servers and the
 webserver listen on loopback only; no credential ends up in the repository."""
 
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -46,45 +47,66 @@ def test_postgres_extract_connection_is_read_only() -> None:
 LOOPBACK = {"0100007F", "00000000000000000000000001000000"}  # 127.0.0.1 and ::1 as /proc/net/tcp* write them
 
 
-def listening_addresses(port: int) -> set[str]:
-    """The local addresses of the sockets listening on `port` on this machine (/proc/net/tcp, tcp6)."""
+def _listeners(owned: set[str] | None = None) -> set[tuple[str, int]]:
+    """(local address, port) of every listening TCP socket on this machine (/proc/net/tcp,
+    tcp6), or only of the sockets whose inode is in `owned`."""
     found = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         for line in Path(table).read_text().splitlines()[1:]:
-            local, state = line.split()[1], line.split()[3]
-            address, hex_port = local.rsplit(":", 1)
-            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
-                found.add(address)
+            fields = line.split()
+            address, hex_port = fields[1].rsplit(":", 1)
+            if fields[3] == "0A" and (owned is None or fields[9] in owned):  # 0A: LISTEN
+                found.add((address, int(hex_port, 16)))
     return found
 
 
+def listening_addresses(port: int) -> set[str]:
+    """The local addresses of the sockets listening on `port` on this machine."""
+    return {address for address, bound in _listeners() if bound == port}
+
+
+def session_listeners(session: int) -> set[tuple[str, int]]:
+    """The listening sockets of every process in `session` (a command and all it started)."""
+    inodes = set()
+    for proc in Path("/proc").iterdir():
+        try:
+            if not proc.name.isdigit() or os.getsid(int(proc.name)) != session:
+                continue
+            links = [os.readlink(fd) for fd in (proc / "fd").iterdir()]
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+        inodes |= {link[len("socket:[") : -1] for link in links if link.startswith("socket:[")}
+    return _listeners(inodes)
+
+
 def test_every_server_the_tests_and_make_ui_start_listens_on_loopback_only(tmp_path) -> None:
-    """The sockets themselves: the S3 API server, PostgreSQL, the Redis broker, `git daemon`
-    and `dagster-webserver` each listen on 127.0.0.1 (or ::1) and on no other address."""
+    """The sockets themselves: the S3 API server, PostgreSQL, the Redis broker and `git daemon`
+    listen on 127.0.0.1 (or ::1) and on no other address, and so does every socket that
+    `make ui` opens (dagster dev: its webserver, daemon and code server)."""
     from platform_assets_tests.support.cluster_stack import git_daemon
-    from platform_assets_tests.support.production_stack import (
-        environment,
-        free_port,
-        start_webserver,
-        stop_process_group,
-        wait_for,
-    )
+    from platform_assets_tests.support.production_stack import free_port, stop_process_group, wait_for
     from platform_assets_tests.support.redis_server import redis_server
     from platform_assets_tests.support.s3_server import s3_server
 
-    assert "dagster dev -w workspace.yaml -h 127.0.0.1" in (ROOT / "Makefile").read_text()
     subprocess.run(["git", "init", "-q", "--bare", str(tmp_path / "registry.git")], check=True)
     port = free_port()
-    with environment({"DAGSTER_HOME": str(tmp_path)}):  # `make test` points it at a folder only `make ui` creates
-        web = start_webserver(port)
+    ui = subprocess.Popen(  # `-o env`: the environment `make test` built is used as it is
+        ["make", "--no-print-directory", "-o", "env", "ui", f"UI_PORT={port}", f"DAGSTER_HOME={tmp_path / 'home'}"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         with s3_server() as s3, postgres_server() as pg, redis_server() as broker, git_daemon(tmp_path) as git:
-            wait_for(lambda: listening_addresses(port), 120, "dagster-webserver to listen", 0.5)
-            for url in (s3, pg, broker, git, f"http://127.0.0.1:{port}"):
+            for url in (s3, pg, broker, git):
                 addresses = listening_addresses(urlsplit(url).port)
                 assert addresses and addresses <= LOOPBACK, (url, addresses)
+        wait_for(lambda: port in {bound for _, bound in session_listeners(ui.pid)}, 120, "make ui to listen", 0.5)
+        opened = session_listeners(ui.pid)
+        assert {address for address, _ in opened} <= LOOPBACK, opened
     finally:
-        stop_process_group(web)
+        stop_process_group(ui)
 
 
 def test_no_credentials_in_the_repository() -> None:
