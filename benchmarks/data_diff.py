@@ -1,7 +1,7 @@
 """Benchmark: `diff_versions` of two 30-day windows that differ in one day, against reading the
 whole window with the same reader.
 
-    .venv/bin/python -m benchmarks.data_diff [--photos 500] [--days 30] [--repeats 3]
+    .venv/bin/python -m benchmarks.data_diff [--photos 500] [--days 30] [--repeats 3] [--remote s3]
 
 A registry holds `--days` daily partitions of synthetic samples in the shards' real format and
 at the demo's sizes (`--photos` photos a day, 2 views, 64 px images, 256 + 384-wide embeddings,
@@ -10,21 +10,29 @@ at the demo's sizes (`--photos` photos a day, 2 views, 64 px images, 256 + 384-w
 photos' features changed and pinned: revision B. Timed, medians of `--repeats`: the diff (DVC
 cache warm), the diff with an empty cache and shard cache (every changed byte from the remote),
 and reading every partition of the window sample by sample (what a diff without the `.dvc`
-hashes would cost).
+hashes would cost). The DVC remote is a directory, or with `--remote s3` a bucket on moto's S3
+API server, run in a process of its own on loopback so its threads do not share the
+benchmark's interpreter.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 
+import boto3
 import numpy as np
 import pyarrow as pa
 
@@ -36,6 +44,8 @@ from platform_assets.lib.lake_store import LakeStore
 from platform_assets.lib.registry import Registry, shard_dir, write_stub
 from platform_assets.lib.shards.samples import TABULAR, sample_schema
 from platform_assets.lib.shards.writer import write_shards
+from platform_assets_tests.support.production_stack import free_port, wait_for
+from platform_assets_tests.support.s3_server import CREDENTIALS, make_bucket
 
 IMAGE_SIZE, IMAGE_DIM, TITLE_DIM, VIEWS = 64, 256, 384, 2
 TARGET_BYTES = 8 * 2**20
@@ -84,8 +94,48 @@ def pin_all(registry: Registry, rels: list[str], message: str) -> str:
     return registry.head()
 
 
-def build(base: Path, photos: int, days: int) -> tuple[Registry, str, str, list[str]]:
-    registry = Registry(base / "registry", str(base / "remote"))
+BUCKET = "dvc-store"
+
+
+@contextmanager
+def s3_remote() -> Iterator[str]:
+    """moto's S3 API server on 127.0.0.1 in a process of its own, with the bucket; yields its endpoint."""
+    port = free_port()
+    os.environ.update(CREDENTIALS)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: _answers(endpoint), 60, "moto's S3 server", 0.2)
+        make_bucket(endpoint, BUCKET)
+        yield endpoint
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+def _answers(endpoint: str) -> bool:
+    try:
+        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").list_buckets()
+        return True
+    except Exception:  # not listening yet
+        return False
+
+
+def remote_mib(registry: Registry) -> float:
+    """What the DVC remote holds (a directory, or the bucket)."""
+    if not registry.s3_endpoint_url:
+        return sum(f.stat().st_size for f in Path(registry.remote_url).rglob("*") if f.is_file()) / 2**20
+    pages = boto3.client("s3", endpoint_url=registry.s3_endpoint_url).get_paginator("list_objects_v2")
+    return sum(o["Size"] for page in pages.paginate(Bucket=BUCKET) for o in page.get("Contents", [])) / 2**20
+
+
+def build(base: Path, photos: int, days: int, s3_endpoint: str | None = None) -> tuple[Registry, str, str, list[str]]:
+    remote = f"s3://{BUCKET}/registry" if s3_endpoint else str(base / "remote")
+    registry = Registry(base / "registry", remote, s3_endpoint_url=s3_endpoint)
     registry.ensure()
     store = LakeStore(str(registry.root))
     names = [(date(2026, 1, 1) + timedelta(days=i)).isoformat() for i in range(days)]
@@ -114,36 +164,45 @@ def main() -> None:
     parser.add_argument("--photos", type=int, default=500, help="photos a day (the demo: 500)")
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--remote", choices=("directory", "s3"), default="directory", help="where DVC pushes")
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="data-diff-"))
     try:
-        registry, a, b, names = build(base, args.photos, args.days)
-        shard_cache = base / "shard-cache"
-        diff = diff_versions(registry, a, b, shard_cache)
-        changed = [p.day for p in diff.partitions if p.status != "unchanged"]
-        assert changed == [names[args.days // 2]], changed
-
-        def empty_caches() -> None:
-            shutil.rmtree(registry.cache, ignore_errors=True)
-            shutil.rmtree(shard_cache, ignore_errors=True)
-
-        def whole_window() -> None:
-            source = ObjectSource.of(registry, shard_cache)
-            for md5 in pinned_partitions(registry, b).values():
-                read_partition(source, source.partition(md5))
-
-        warm = median_seconds(lambda: diff_versions(registry, a, b, shard_cache), args.repeats)
-        window = median_seconds(whole_window, args.repeats)
-        cold = median_seconds(lambda: diff_versions(registry, a, b, shard_cache), args.repeats, empty_caches)
-        size = sum(f.stat().st_size for f in (base / "remote").rglob("*") if f.is_file())
-        print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}")
-        print(f"window: {args.days} days x {args.photos} photos x {VIEWS} views; remote holds {size / 2**20:.0f} MiB")
-        print(f"diff (1 day changed, DVC cache warm): {warm:.2f} s")
-        print(f"diff, empty caches (read from the remote): {cold:.2f} s")
-        print(f"reading the whole window sample by sample: {window:.2f} s")
-        print(f"ratio whole window / diff: {window / warm:.1f}x (cold: {window / cold:.1f}x)")
+        with s3_remote() if args.remote == "s3" else contextlib.nullcontext() as endpoint:
+            measure(base, args, endpoint)
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def measure(base: Path, args: argparse.Namespace, s3_endpoint: str | None) -> None:
+    """Build the two revisions, check the diff names the one day, time it and print the figures."""
+    registry, a, b, names = build(base, args.photos, args.days, s3_endpoint)
+    shard_cache = base / "shard-cache"
+    diff = diff_versions(registry, a, b, shard_cache)
+    changed = [p.day for p in diff.partitions if p.status != "unchanged"]
+    assert changed == [names[args.days // 2]], changed
+
+    def empty_caches() -> None:
+        shutil.rmtree(registry.cache, ignore_errors=True)
+        shutil.rmtree(shard_cache, ignore_errors=True)
+
+    def whole_window() -> None:
+        source = ObjectSource.of(registry, shard_cache)
+        for md5 in pinned_partitions(registry, b).values():
+            read_partition(source, source.partition(md5))
+
+    warm = median_seconds(lambda: diff_versions(registry, a, b, shard_cache), args.repeats)
+    window = median_seconds(whole_window, args.repeats)
+    cold = median_seconds(lambda: diff_versions(registry, a, b, shard_cache), args.repeats, empty_caches)
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}")
+    print(
+        f"window: {args.days} days x {args.photos} photos x {VIEWS} views; "
+        f"the {args.remote} remote holds {remote_mib(registry):.0f} MiB"
+    )
+    print(f"diff (1 day changed, DVC cache warm): {warm:.2f} s")
+    print(f"diff, empty caches (read from the remote): {cold:.2f} s")
+    print(f"reading the whole window sample by sample: {window:.2f} s")
+    print(f"ratio whole window / diff: {window / warm:.1f}x (cold: {window / cold:.1f}x)")
 
 
 if __name__ == "__main__":
