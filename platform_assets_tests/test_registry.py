@@ -110,6 +110,48 @@ def test_two_hosts_pinning_to_one_git_remote_both_land_and_tags_follow(tmp_path)
         assert (clone / name).read_bytes() == (host.root / name).read_bytes()
 
 
+def model_dir(root: Path, model_id: str) -> str:
+    rel = f"models/popularity/{model_id}"
+    (root / rel).mkdir(parents=True)
+    (root / rel / "weights.pt").write_bytes(model_id.encode())
+    return rel
+
+
+def test_two_hosts_tagging_models_at_once_each_tag_keeps_its_own_metrics(tmp_path) -> None:
+    """Host b's model commit is made while host a pins and tags its own: b's push is refused,
+    b rebases onto a's commit, and both rewrote the metrics file. The registry's merge rule
+    keeps b's (the commit replayed) instead of stopping on the conflict, and each tag holds
+    its own model's metrics, for `dvc metrics diff` between the two tags."""
+    bare = tmp_path / "registry.git"
+    run_cli(tmp_path, "git", "init", "-q", "--bare", "-b", "main", str(bare))
+    remote = str(tmp_path / "dvc-remote")
+    host_a = Registry(tmp_path / "a", remote, git_remote=str(bare))
+    host_b = Registry(tmp_path / "b", remote, git_remote=str(bare))
+    host_a.ensure()
+    host_b.ensure()
+    rel_a, rel_b = model_dir(host_a.root, "ma"), model_dir(host_b.root, "mb")
+    pin_b = host_b._pin_locked
+
+    def a_tags_meanwhile(*args, **kwargs) -> str:  # b has caught up and committed; a lands first
+        commit = pin_b(*args, **kwargs)
+        host_a.pin_model(rel_a, "popularity-model/ma", "model ma", {}, {"spearman": 0.25})
+        return commit
+
+    host_b._pin_locked = a_tags_meanwhile
+    host_b.pin_model(rel_b, "popularity-model/mb", "model mb", {}, {"spearman": 0.5})
+    git = ("git", "--git-dir", str(bare))
+    assert run_cli(tmp_path, *git, "log", "--format=%s", "main").stdout.splitlines()[:2] == ["model mb", "model ma"]
+    for tag, value in (("popularity-model/ma", 0.25), ("popularity-model/mb", 0.5)):
+        shown = run_cli(tmp_path, *git, "show", f"{tag}:metrics/popularity_model.json").stdout
+        assert json.loads(shown) == {"spearman": value}, tag
+    assert (
+        run_cli(tmp_path, *git, "rev-list", "-n1", "popularity-model/mb").stdout
+        == run_cli(tmp_path, *git, "rev-parse", "main").stdout
+    )
+    diff = run_cli(host_b.root, dvc_executable(), "metrics", "diff", "popularity-model/ma", "popularity-model/mb")
+    assert "0.25" in diff.stdout and "0.5" in diff.stdout, diff.stdout
+
+
 CLI = str(Path(sys.executable).with_name("platform-assets"))
 DAYS = ["2026-11-01", "2026-11-02"]
 TRAIN = TrainConfig(epochs=2, batch_size=64)
