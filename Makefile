@@ -26,7 +26,7 @@ FIND_LINKS := $(or $(PIP_FIND_LINKS),$(shell $(PYTHON) -m pip config get global.
 ifeq ($(KEEP_TORCH),1)
 INSTALL = $(1)/bin/pip install --quiet --disable-pip-version-check
 else
-INSTALL = $(1)/bin/uv pip install --quiet --compile-bytecode --python $(1)/bin/python $(addprefix --find-links ,$(FIND_LINKS))
+INSTALL = $(BIN)/uv pip install --quiet --compile-bytecode --python $(1)/bin/python $(addprefix --find-links ,$(FIND_LINKS))
 endif
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 UI_PORT ?= 3000  # `make ui`: the Dagster UI on http://127.0.0.1:$(UI_PORT)
@@ -48,9 +48,9 @@ $(DEV_STAMP): $(STAMP)
 	$(call INSTALL,$(VENV)) -c $(CONSTRAINTS) -e '.[dev]'
 	touch $(DEV_STAMP)
 
-$(DVC_STAMP): requirements-dvc.lock
+# uv from .venv installs it (order-only: a new .venv does not rebuild this one).
+$(DVC_STAMP): requirements-dvc.lock | $(STAMP)
 	$(PYTHON) -m venv --clear $(DVC_VENV)
-	$(DVC_VENV)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 	$(call INSTALL,$(DVC_VENV)) -r requirements-dvc.lock
 	touch $(DVC_STAMP)
 
