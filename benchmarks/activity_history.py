@@ -16,7 +16,6 @@ Both give the same rows (checked by hash). It prints wall and CPU seconds and pe
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -28,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from benchmarks.common import bench_parser, history_medians, peak_rss_mb, print_history_ratios
+from benchmarks.common import bench_parser, history_medians, peak_rss_mb, print_history_ratios, rows_digest
 from platform_assets.lib.features.user_activity import EVENT_COLUMNS, LOOKBACK_DAYS
 from platform_assets.lib.lake_layout import ACTIVITY_TILES_PATH, EVENTS_PATH, day_range, partition_key
 from platform_assets.lib.lake_store import LakeStore
@@ -143,11 +142,11 @@ def child(args) -> None:
         start = datetime.combine(LAST_DAY, datetime.min.time(), tzinfo=UTC)
         rows = compute_user_activity(events, photos, users, start, start + timedelta(days=1))
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, rows.schema) as writer:
-        writer.write_table(rows)
-    digest = hashlib.sha256(sink.getvalue()).hexdigest()[:16]
-    print(json.dumps({"seconds": seconds, "cpu": cpu, "peak_mb": peak_rss_mb(), "rows": rows.num_rows, "sha": digest}))
+    print(
+        json.dumps(
+            {"seconds": seconds, "cpu": cpu, "peak_mb": peak_rss_mb(), "rows": rows.num_rows, "sha": rows_digest(rows)}
+        )
+    )
 
 
 def main() -> None:

@@ -13,6 +13,20 @@ def peak_rss_mb() -> float:
     raise RuntimeError("no VmHWM in /proc/self/status")
 
 
+def rows_digest(table) -> str:
+    """A hash of a table's rows whatever their order and chunking (sorted by every column, one
+    batch): two ways that compute the same rows in another order or in ranges hash the same."""
+    import hashlib
+
+    import pyarrow as pa
+
+    rows = table.sort_by([(name, "ascending") for name in table.column_names]).combine_chunks()
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, rows.schema) as writer:
+        writer.write_table(rows)
+    return hashlib.sha256(sink.getvalue()).hexdigest()[:16]
+
+
 def bench_parser(*child_args: str) -> argparse.ArgumentParser:
     """Arguments of a benchmark: its scale and repeats, plus the ones its child processes take."""
     parser = argparse.ArgumentParser()

@@ -18,7 +18,6 @@ and the activity rows each way read.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -31,7 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from benchmarks.activity_history import LAST_DAY, make_lake
-from benchmarks.common import bench_parser, history_medians, peak_rss_mb, print_history_ratios
+from benchmarks.common import bench_parser, history_medians, peak_rss_mb, print_history_ratios, rows_digest
 from platform_assets.lib.features.labels import LABELS_SCHEMA
 from platform_assets.lib.features.latest_activity import AS_OF_DAYS, fold_latest
 from platform_assets.lib.features.photo_features import PHOTO_FEATURES_SCHEMA
@@ -145,9 +144,6 @@ def child(args) -> None:
     start = _midnight(LAST_DAY)
     rows = compute_training_set(features, labels, activity, start, start + timedelta(days=1))
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, rows.schema) as writer:
-        writer.write_table(rows)
     print(
         json.dumps(
             {
@@ -156,7 +152,7 @@ def child(args) -> None:
                 "peak_mb": peak_rss_mb(),
                 "rows": rows.num_rows,
                 "activity_rows": activity.num_rows,
-                "sha": hashlib.sha256(sink.getvalue()).hexdigest()[:16],
+                "sha": rows_digest(rows),
             }
         )
     )
