@@ -83,8 +83,10 @@ def main() -> None:
         for way in ways:
             done = subprocess.run(
                 [sys.executable, "-m", "benchmarks.staging_arrivals", "--child", way, "--lake", store.root],
-                capture_output=True, text=True, check=True,
+                capture_output=True, text=True,
             )  # fmt: skip
+            if done.returncode:
+                raise SystemExit(f"{way} failed:\n{done.stderr[-3000:]}")
             results[way].append(json.loads(done.stdout.strip().splitlines()[-1]))
     median = {w: sorted(r, key=lambda x: x["cpu"])[len(r) // 2] for w, r in results.items()}
     once = median["once"]

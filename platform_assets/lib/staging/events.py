@@ -10,6 +10,7 @@ is preserved in `extra_json`.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -291,6 +292,23 @@ def day_bounds(day: date) -> tuple[datetime, datetime]:
     return start, start + timedelta(days=1)
 
 
+def _keep_earlier_ids_that_may_repeat(con: duckdb.DuckDBPyConnection, earlier_ids: Iterator[pa.RecordBatch]) -> None:
+    """The `earlier` table: the earlier parts' ids whose hash one of these lines' valid ids has,
+    the only ones that can be repeated here. The rest stream past: by evening a day's parts
+    hold millions of ids, and a 10 M-event day's arrivals ran DuckDB out of memory holding
+    them all (6.4 M ids against 256 MB, docs/BENCHMARKS.md)."""
+    first = next(earlier_ids, None)
+    if first is None:  # the day's first part, or a restage
+        con.execute("CREATE TEMP TABLE earlier (event_id VARCHAR)")
+        return
+    con.execute("CREATE TEMP TABLE valid_hashes AS SELECT DISTINCT hash(event_id) AS h FROM valid")
+    con.register("earlier_ids", pa.RecordBatchReader.from_batches(EARLIER_IDS, itertools.chain([first], earlier_ids)))
+    con.execute(
+        "CREATE TEMP TABLE earlier AS SELECT event_id FROM earlier_ids WHERE hash(event_id) IN (SELECT h FROM valid_hashes)"
+    )
+    con.unregister("earlier_ids")
+
+
 @contextmanager
 def transform_events(
     log_lines: LogLines,
@@ -319,9 +337,7 @@ def transform_events(
         con.unregister("lines")
         con.execute(f"CREATE TEMP TABLE judged AS {_inline(JUDGE_SQL)}", day_params)
         con.execute(VALID_SQL)
-        con.register("earlier_ids", pa.RecordBatchReader.from_batches(EARLIER_IDS, iter(earlier_ids)))
-        con.execute("CREATE TEMP TABLE earlier AS SELECT event_id FROM earlier_ids")
-        con.unregister("earlier_ids")
+        _keep_earlier_ids_that_may_repeat(con, iter(earlier_ids))
         con.execute(DEDUPE_SQL)
         con.register(
             "files",
