@@ -35,7 +35,7 @@ from platform_assets.lib.staging.events import (
 from platform_assets.lib.staging.log_lines import read_log_lines
 
 STAGING_VERSION = 2  # a manifest of another version is staged again whole
-EARLIER_BATCH_ROWS = 1 << 16  # earlier parts' ids stream into DuckDB, which keeps them within its limit
+EARLIER_BATCH_ROWS = 1 << 16  # earlier parts' ids stream through DuckDB, which keeps only those that may repeat
 CHECKS = ("null_keys", "outside_day", "duplicate_ids", "ids_staged_before")  # CHECKS_SQL's counts
 
 

@@ -326,7 +326,7 @@ def transform_events(
     instead of failing. DuckDB gets `threads`, by default the cores this process may use (not
     the machine's: under `taskset` or a container's cpuset, more threads only contend).
     `earlier_ids` (`event_id` batches): ids the day's earlier parts hold, left out here as
-    duplicates; DuckDB keeps them, within `memory_limit` like the rest.
+    duplicates; DuckDB keeps only those whose hash one of these lines' ids has.
     """
     with duck.connect(memory_limit, threads) as con:
         day_params = dict(zip(("day_start", "day_end"), day_bounds(day)))
