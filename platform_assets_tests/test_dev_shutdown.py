@@ -132,7 +132,14 @@ def test_ctrl_c_stops_dagster_dev_and_fails_the_runs_in_flight(fresh_lake, tmp_p
                 for run_id in started
                 if not (end := instance.get_run_record_by_id(run_id).end_time) or end >= interrupted_at
             ]
-            assert started, f"every started run ended before the Ctrl-C landed: nothing was interrupted\n{log_tail()}"
+            # On a loaded host the run seen STARTED can also end on its own just before the signal while
+            # a queued one is launched: then that one is what the Ctrl-C reaches, and it must fail.
+            reached = [
+                r.dagster_run.run_id
+                for r in instance.get_run_records()
+                if r.end_time and r.end_time >= interrupted_at and r.dagster_run.status == dg.DagsterRunStatus.FAILURE
+            ]
+            assert started or reached, f"no run was in flight at the Ctrl-C: nothing was interrupted\n{log_tail()}"
             for run_id in started:
                 run = after[run_id]
                 assert run.status == dg.DagsterRunStatus.FAILURE, (run_id, run.status, log_tail())
@@ -143,7 +150,8 @@ def test_ctrl_c_stops_dagster_dev_and_fails_the_runs_in_flight(fresh_lake, tmp_p
             # the Ctrl-C (it then missed the signal and completes its run); either way it ends.
             assert all(run.is_finished for run in after.values()), {k: r.status for k, r in after.items()}
             assert not runs(IN_FLIGHT), "a run is left in flight: it would hold a run-queue slot forever"
-            assert runs([dg.DagsterRunStatus.QUEUED]).keys() == queued.keys()  # launched on the next start
+            # the rest are launched on the next start (one launched before the Ctrl-C has ended above)
+            assert runs([dg.DagsterRunStatus.QUEUED]).keys() <= queued.keys()
             print(
                 f"Ctrl-C with {len(in_flight)} runs in flight: dagster dev and its {processes - 1} processes "
                 f"gone in {elapsed:.1f}s; runs {sorted(r.status.value for r in after.values())}"
