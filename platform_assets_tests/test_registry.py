@@ -80,14 +80,18 @@ def test_a_push_failure_fails_the_pin_and_commits_nothing(tmp_path) -> None:
     assert registry.pin(rel, "lands").commit != head
 
 
-def test_two_hosts_pinning_to_one_git_remote_both_land_and_tags_follow(tmp_path) -> None:
-    bare = tmp_path / "registry.git"
-    run_cli(tmp_path, "git", "init", "-q", "--bare", "-b", "main", str(bare))
-    remote = str(tmp_path / "dvc-remote")
-    host_a = Registry(tmp_path / "a", remote, git_remote=str(bare))
-    host_b = Registry(tmp_path / "b", remote, git_remote=str(bare))
+def two_hosts(tmp: Path) -> tuple[Path, Registry, Registry]:
+    """A bare git remote and two registries sharing it and one DVC remote (b cloned from it)."""
+    bare, remote = bare_remote(tmp), str(tmp / "dvc-remote")
+    host_a = Registry(tmp / "a", remote, git_remote=str(bare))
+    host_b = Registry(tmp / "b", remote, git_remote=str(bare))
     host_a.ensure()
     host_b.ensure()  # cloned from the git remote: the same history
+    return bare, host_a, host_b
+
+
+def test_two_hosts_pinning_to_one_git_remote_both_land_and_tags_follow(tmp_path) -> None:
+    bare, host_a, host_b = two_hosts(tmp_path)
     assert host_b.head() == host_a.head()
     write_day(host_a.root, "2026-11-01", 1)
     write_day(host_b.root, "2026-11-02", 2)
@@ -110,7 +114,7 @@ def test_two_hosts_pinning_to_one_git_remote_both_land_and_tags_follow(tmp_path)
         assert (clone / name).read_bytes() == (host.root / name).read_bytes()
 
 
-def model_dir(root: Path, model_id: str) -> str:
+def write_model(root: Path, model_id: str) -> str:
     rel = f"models/popularity/{model_id}"
     (root / rel).mkdir(parents=True)
     (root / rel / "weights.pt").write_bytes(model_id.encode())
@@ -122,14 +126,8 @@ def test_two_hosts_tagging_models_at_once_each_tag_keeps_its_own_metrics(tmp_pat
     b rebases onto a's commit, and both rewrote the metrics file. The registry's merge rule
     keeps b's (the commit replayed) instead of stopping on the conflict, and each tag holds
     its own model's metrics, for `dvc metrics diff` between the two tags."""
-    bare = tmp_path / "registry.git"
-    run_cli(tmp_path, "git", "init", "-q", "--bare", "-b", "main", str(bare))
-    remote = str(tmp_path / "dvc-remote")
-    host_a = Registry(tmp_path / "a", remote, git_remote=str(bare))
-    host_b = Registry(tmp_path / "b", remote, git_remote=str(bare))
-    host_a.ensure()
-    host_b.ensure()
-    rel_a, rel_b = model_dir(host_a.root, "ma"), model_dir(host_b.root, "mb")
+    bare, host_a, host_b = two_hosts(tmp_path)
+    rel_a, rel_b = write_model(host_a.root, "ma"), write_model(host_b.root, "mb")
     pin_b = host_b._pin_locked
 
     def a_tags_meanwhile(*args, **kwargs) -> str:  # b has caught up and committed; a lands first
