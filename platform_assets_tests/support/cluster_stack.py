@@ -278,6 +278,22 @@ def workers_of(instance: dg.DagsterInstance, runs: list[dg.DagsterRun]) -> dict[
     return ran
 
 
+def step_story(instance: dg.DagsterInstance, run_id: str, step_key: str) -> list[str]:
+    """What the run's event log holds of one step, in order: each worker that took it ("on <name>")
+    and the step's start, success and failure, as the workers' processes wrote them."""
+    story = []
+    for record in instance.all_logs(run_id):
+        event = record.dagster_event
+        if event is None or event.step_key != step_key:
+            continue
+        metadata = (event.event_specific_data.metadata or {}) if event.is_engine_event else {}
+        if "Celery worker" in metadata:
+            story.append(f"on {metadata['Celery worker'].value.split('@')[0]}")
+        elif event.event_type_value in {"STEP_START", "STEP_SUCCESS", "STEP_FAILURE"}:
+            story.append(event.event_type_value)
+    return story
+
+
 def registry_refs(cluster: Cluster) -> str:
     """The registry's branches and tags as its git remote holds them."""
     remote = cluster.served.env["PLATFORM_ASSETS_REGISTRY_GIT_REMOTE"]
