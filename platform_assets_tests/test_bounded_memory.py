@@ -206,6 +206,7 @@ def test_the_encoder_trains_on_a_bounded_sample_that_is_stable_as_the_lake_grows
         encoder_sample(everything, one_image, 64, seed=0)
 
 
+@pytest.mark.slow
 def test_decode_workers_read_an_s3_lake_batch_by_batch_and_write_the_local_bytes(tmp_path, monkeypatch) -> None:
     """Workers that read from S3 themselves (started clean: the S3 client is not fork-safe) give
     the bytes of the in-line path on a local lake."""

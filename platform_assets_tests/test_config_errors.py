@@ -141,6 +141,8 @@ def cluster_env(tmp_path: Path, broker: str) -> dict[str, str]:
     }
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("broker", "message"),
     [

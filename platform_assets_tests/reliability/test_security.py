@@ -37,6 +37,7 @@ def test_sqlite_extract_connection_is_read_only(tmp_path) -> None:
     assert AppDatabaseResource(url=url).read_table("users").num_rows == 0
 
 
+@pytest.mark.slow
 def test_postgres_extract_connection_is_read_only() -> None:
     with postgres_server() as url:
         _create_users(url, "BIGINT")
@@ -79,6 +80,8 @@ def session_listeners(session: int) -> set[tuple[str, int]]:
     return _listeners(inodes)
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_every_server_the_tests_and_make_ui_start_listens_on_loopback_only(tmp_path) -> None:
     """The sockets themselves: the S3 API server, PostgreSQL, the Redis broker and `git daemon`
     listen on 127.0.0.1 (or ::1) and on no other address, and so does every socket that
