@@ -4,13 +4,16 @@ import gzip
 import json
 import logging
 import os
+import re
+import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import dagster as dg
 
 from platform_assets.defs.keys import EVENTS, USER_ACTIVITY
 from platform_assets.defs.lake.jobs import STAGE_EVENTS
-from platform_assets.defs.lake.sensors import EVENTS_DAY_TAG, new_logs_sensor
+from platform_assets.defs.lake.sensors import EVENTS_DAY_TAG, FULL_SWEEP_SECONDS, new_logs_sensor
 from platform_assets.defs.resources import LakeResource
 from platform_assets.lib.lake_store import LakeStore
 from platform_assets.lib.simulator import append_hour
@@ -37,9 +40,17 @@ def test_first_tick_requests_every_day_once_then_nothing(fresh_lake, instance) -
     assert requested(again) == [] and again.skip_reason is not None
 
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def swept_ago(cursor: str, seconds: float) -> str:
+    """The same cursor as if its last full sweep was `seconds` ago."""
+    return json.dumps({**json.loads(cursor), "swept_at": time.time() - seconds})
+
+
 def sweep_due(cursor: str) -> str:
     """The same cursor, FULL_SWEEP_SECONDS later: the next tick lists the whole logs prefix."""
-    return json.dumps({**json.loads(cursor), "swept_at": 0})
+    return swept_ago(cursor, FULL_SWEEP_SECONDS)
 
 
 def test_new_hour_requests_only_its_day_and_late_file_reopens_old_day_at_the_next_sweep(fresh_lake, instance) -> None:
@@ -50,9 +61,31 @@ def test_new_hour_requests_only_its_day_and_late_file_reopens_old_day_at_the_nex
     append_hour(fresh_lake.store, late_day="2026-11-01")
     result = tick(fresh_lake, instance, result.cursor)
     assert requested(result) == ["2026-11-03"]  # the newest day's folder is listed every tick
-    result = tick(fresh_lake, instance, sweep_due(result.cursor))
+    almost = tick(fresh_lake, instance, swept_ago(result.cursor, FULL_SWEEP_SECONDS - 5))
+    assert requested(almost) == []  # the late file waits for the sweep: a tick (5 s) before it, nothing
+    result = tick(fresh_lake, instance, sweep_due(almost.cursor))
     assert requested(result) == ["2026-11-01"]  # the late file, found by the full sweep
     assert requested(tick(fresh_lake, instance, sweep_due(result.cursor))) == []
+
+
+def test_the_docs_state_the_sensors_intervals_and_the_late_file_bound_the_code_has() -> None:
+    """What README.md and docs/SENSORS.md promise a user: each sensor's tick (the daemon's 5 s loop
+    or the sensor's longer minimum interval) and the longest a late file waits (the full sweep)."""
+    from dagster._daemon.sensor import MIN_INTERVAL_LOOP_TIME
+
+    from platform_assets.definitions import defs
+
+    sensors = {s.name: s for s in defs().sensors}
+    readme = (ROOT / "README.md").read_text()
+    stated = dict(re.findall(r"^- `(\w+)` \((\d+) s\)", readme, re.MULTILINE))
+    assert set(stated) == {"new_logs_sensor", "features_sensor", "shards_automation"}, stated
+    for name, seconds in stated.items():
+        assert int(seconds) == max(MIN_INTERVAL_LOOP_TIME, sensors[name].minimum_interval_seconds), name
+    guide = " ".join((ROOT / "docs" / "SENSORS.md").read_text().split())
+    minutes = FULL_SWEEP_SECONDS // 60
+    assert f"ticks every {MIN_INTERVAL_LOOP_TIME} s" in guide
+    assert f"Every {minutes} minutes (`FULL_SWEEP_SECONDS`)" in guide
+    assert f"is picked up within {minutes} minutes" in guide
 
 
 def test_a_tick_between_sweeps_lists_the_newest_days_only(fresh_lake, instance, monkeypatch) -> None:

@@ -451,7 +451,7 @@ class Registry:
         ):  # a `.dvc` file a killed `dvc commit` left half-written too
             write_stub(self.root, rel)  # a complete one is kept: DVC's state then skips re-hashing unchanged files
         self.dvc("commit", "--force", "--quiet", f"{rel}.dvc")
-        pushed = self.dvc("push", "--quiet", "--jobs", str(self.jobs), "--remote", REMOTE, f"{rel}.dvc", check=False)
+        pushed = self.dvc("push", "--jobs", str(self.jobs), "--remote", REMOTE, f"{rel}.dvc", check=False)
         if pushed.returncode:
             raise RegistryUnavailableError(
                 f"pushing {rel} to the DVC remote {self.remote_url} failed (the pin is "

@@ -101,14 +101,14 @@ def image_encoder(
         encoder = train_encoder(
             store,
             store.read_parquet(staging_key("photos")).select(["photo_id", "image_key"]),
-            images.size,
-            config.sample_mb * 2**20,
-            config.epochs,
-            config.batch_size,
-            config.learning_rate,
-            config.seed,
-            device,
-            arch,
+            size=images.size,
+            sample_bytes=config.sample_mb * 2**20,
+            epochs=config.epochs,
+            batch_size=config.batch_size,
+            learning_rate=config.learning_rate,
+            seed=config.seed,
+            device=device,
+            arch=arch,
         )
     version, metrics, key = encoder.version, encoder.metrics, encoder_weights_key(encoder.version)
     store.write_bytes(key, encoder.weights)

@@ -51,6 +51,7 @@ def encoder_sample(photos: pa.Table, sample_bytes: int, size: int, seed: int) ->
 def train_encoder(
     store: LakeStore,
     photos: pa.Table,
+    *,
     size: int,
     sample_bytes: int,
     epochs: int,

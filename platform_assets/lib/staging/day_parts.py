@@ -168,10 +168,9 @@ def stage_day(
     _unchanged_since(store, iso, before)  # again, just before the commit: the parts took a while
     store.write_bytes(parts_key(EVENTS_QUARANTINE_PATH, iso), json.dumps({"parts": after.quarantine_parts}).encode())
     store.write_bytes(parts_key(EVENTS_PATH, iso), after.to_json())  # the commit
-    if whole:  # what the day was made of before (a single file before parts), now in no manifest
+    if whole:  # the parts the day was made of before, now in no manifest
         old = {*before.parts, *before.quarantine_parts} if before else set()
-        legacy = {partition_key(EVENTS_PATH, iso), partition_key(EVENTS_QUARANTINE_PATH, iso)}
-        for stale in sorted((old | legacy) - {part, quarantine_part}):
+        for stale in sorted(old - {part, quarantine_part}):
             store.delete(stale)
     return StagingRun(
         after, [f.key for f in todo], whole, part, head, result.quarantine, checks, size + quarantine_size
