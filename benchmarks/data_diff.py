@@ -23,8 +23,6 @@ import os
 import platform
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -44,8 +42,7 @@ from platform_assets.lib.lake_store import LakeStore
 from platform_assets.lib.registry import Registry, shard_dir, write_stub
 from platform_assets.lib.shards.samples import TABULAR, sample_schema
 from platform_assets.lib.shards.writer import write_shards
-from platform_assets_tests.support.production_stack import free_port, wait_for
-from platform_assets_tests.support.s3_server import CREDENTIALS, make_bucket
+from platform_assets_tests.support.s3_server import make_bucket, s3_server
 
 IMAGE_SIZE, IMAGE_DIM, TITLE_DIM, VIEWS = 64, 256, 384, 2
 TARGET_BYTES = 8 * 2**20
@@ -100,29 +97,9 @@ BUCKET = "dvc-store"
 @contextmanager
 def s3_remote() -> Iterator[str]:
     """moto's S3 API server on 127.0.0.1 in a process of its own, with the bucket; yields its endpoint."""
-    port = free_port()
-    os.environ.update(CREDENTIALS)
-    server = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(lambda: _answers(endpoint), 60, "moto's S3 server", 0.2)
+    with s3_server() as endpoint:
         make_bucket(endpoint, BUCKET)
         yield endpoint
-    finally:
-        server.terminate()
-        server.wait(30)
-
-
-def _answers(endpoint: str) -> bool:
-    try:
-        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").list_buckets()
-        return True
-    except Exception:  # not listening yet
-        return False
 
 
 def remote_mib(registry: Registry) -> float:

@@ -3,40 +3,58 @@
 from __future__ import annotations
 
 import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import boto3
-import requests
-from moto.server import ThreadedMotoServer
 
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test-key", "AWS_SECRET_ACCESS_KEY": "test-secret", "AWS_REGION": "us-east-1"}
+START_S = 60
 
 
 @contextmanager
 def s3_server() -> Iterator[str]:
-    """Start the server on 127.0.0.1 with an ephemeral port, empty; yield its endpoint URL.
+    """Start the server on 127.0.0.1 with an ephemeral port; yield its endpoint URL.
 
-    moto keeps its buckets in process-wide state, so a server started after another in the same
-    process (a test after another on one xdist worker) would hold the first one's objects: a
-    lake with a day the earlier test appended. It is reset to nothing first (so two open at once
-    in one process would share, and the second would empty the first: none of the tests does)."""
+    Each server is a process of its own, so each starts empty: moto keeps its buckets in
+    process-wide state, and servers started as threads of one process (ThreadedMotoServer)
+    shared them (test_daemon_e2e found a day test_cluster had appended, on one xdist worker).
+    Its threads do not share the test's interpreter either."""
     saved = {k: os.environ.get(k) for k in CREDENTIALS}
     os.environ.update(CREDENTIALS)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    requests.post(f"{endpoint}/moto-api/reset", timeout=30).raise_for_status()
-    try:
-        yield endpoint
-    finally:
-        server.stop()
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    with tempfile.TemporaryFile() as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", "0"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            yield _endpoint(server, log)
+        finally:
+            server.terminate()
+            server.wait(30)
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+
+def _endpoint(server: subprocess.Popen, log) -> str:
+    """The address the server prints once it listens."""
+    deadline = time.monotonic() + START_S
+    while time.monotonic() < deadline and server.poll() is None:
+        log.seek(0)
+        if found := re.search(rb"Running on (http://127\.0\.0\.1:\d+)", log.read()):
+            return found.group(1).decode()
+        time.sleep(0.05)
+    log.seek(0)
+    raise RuntimeError(f"moto's S3 server did not start in {START_S} s: {log.read()[-2000:].decode(errors='replace')}")
 
 
 def make_bucket(endpoint: str, name: str) -> None:
