@@ -44,8 +44,8 @@ from platform_assets_tests.support.cluster_stack import (
     wait_for_backfill,
     workers_of,
 )
-from platform_assets_tests.support.helpers import scale_days
-from platform_assets_tests.support.production_stack import FAST_EMBEDDINGS, environment, served_environment
+from platform_assets_tests.support.helpers import environment, scale_days
+from platform_assets_tests.support.production_stack import FAST_EMBEDDINGS, served_environment
 
 
 def scale(days: int) -> LakeScale:

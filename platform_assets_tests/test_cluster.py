@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -29,12 +28,11 @@ from platform_assets_tests.support.cluster_stack import (
     wait_for_backfill,
     workers_of,
 )
-from platform_assets_tests.support.helpers import scale_days
-from platform_assets_tests.support.production_stack import FAST_EMBEDDINGS, environment, wait_for
+from platform_assets_tests.support.helpers import ROOT, environment, scale_days
+from platform_assets_tests.support.production_stack import FAST_EMBEDDINGS, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parents[1]
 SCALE = LakeScale(users=30, photos=48, days=3, events_per_day=800, files_per_hour=1, defect_rate=0.01, seed=5)
 DAYS = scale_days(SCALE)
 ENCODER = {

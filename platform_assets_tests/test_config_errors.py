@@ -14,9 +14,8 @@ import pytest
 from platform_assets.defs.lake.raw_db import raw_users
 from platform_assets.defs.resources import AppDatabaseResource, LakeResource
 from platform_assets.defs.staging.events import stage_events
-from platform_assets_tests.support.helpers import SMALL, files_under, make_lake
+from platform_assets_tests.support.helpers import ROOT, SMALL, files_under, make_lake
 
-ROOT = Path(__file__).resolve().parents[1]
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
 
 

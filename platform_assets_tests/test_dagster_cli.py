@@ -17,11 +17,10 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from platform_assets_tests.support.helpers import SMALL, make_lake
+from platform_assets_tests.support.helpers import ROOT, SMALL, make_lake
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 

@@ -2,14 +2,12 @@
 
 import subprocess
 import sys
-from pathlib import Path
 
 import dagster as dg
 
 from platform_assets.definitions import defs
 from platform_assets.defs.keys import EVENTS, RAW_LOGS
-
-ROOT = Path(__file__).resolve().parents[1]
+from platform_assets_tests.support.helpers import ROOT
 
 
 def test_assets_are_grouped_by_layer_with_descriptions_and_schemas() -> None:

@@ -27,11 +27,11 @@ import dagster as dg
 import psutil
 import pytest
 
+from platform_assets_tests.support.helpers import ROOT
 from platform_assets_tests.support.production_stack import free_port, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parents[1]
 SHUTDOWN_BOUND_S = 90  # a hang detector: 7.8 s alone on 2 cores, 22 s with the other core busy, over 40 s in
 # the 3-worker suite on CI's 2 cores
 IN_FLIGHT = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]

@@ -5,7 +5,7 @@ import re
 import subprocess
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from platform_assets_tests.support.helpers import ROOT
 
 
 def layout() -> str:

@@ -6,7 +6,6 @@ import io
 import re
 import subprocess
 import tomllib
-from pathlib import Path
 
 import dagster as dg
 import numpy as np
@@ -31,9 +30,8 @@ from platform_assets.lib.shards.vectors import VectorCursor
 from platform_assets.lib.simulator import LakeScale
 from platform_assets.lib.simulator.images import CLASSES, encode_jpeg, render
 from platform_assets_tests.support.augment_oracle import float_reference
-from platform_assets_tests.support.helpers import make_lake
+from platform_assets_tests.support.helpers import ROOT, make_lake
 
-ROOT = Path(__file__).resolve().parents[1]
 CPU = torch.device("cpu")
 
 

@@ -34,8 +34,8 @@ from dagster_k8s.models import k8s_model_from_dict, k8s_snake_case_dict
 from platform_assets import cli
 from platform_assets.defs import executors, resources
 from platform_assets.settings import SETTINGS
+from platform_assets_tests.support.helpers import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 VALUES = ROOT / "deploy" / "kubernetes" / "values.yaml"
 WORKERS = ROOT / "deploy" / "kubernetes" / "workers.yaml"
 PRODUCTION = ROOT / "deploy" / "production" / "dagster.yaml"

@@ -7,7 +7,6 @@ import os
 import re
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import dagster as dg
 
@@ -17,6 +16,7 @@ from platform_assets.defs.lake.sensors import EVENTS_DAY_TAG, FULL_SWEEP_SECONDS
 from platform_assets.defs.resources import LakeResource
 from platform_assets.lib.lake_store import LakeStore
 from platform_assets.lib.simulator import append_hour
+from platform_assets_tests.support.helpers import ROOT
 
 
 def tick(lake, instance, cursor: str | None) -> dg.SensorResult:
@@ -38,9 +38,6 @@ def test_first_tick_requests_every_day_once_then_nothing(fresh_lake, instance) -
     assert obs["2026-11-01"].tags["dagster/data_version"] == first.run_requests[0].run_key.split(":")[1]
     again = tick(fresh_lake, instance, first.cursor)
     assert requested(again) == [] and again.skip_reason is not None
-
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def swept_ago(cursor: str, seconds: float) -> str:

@@ -11,6 +11,7 @@ from platform_assets.defs.staging.app_tables import stage_photos, stage_users
 from platform_assets.lib.lake_layout import raw_snapshot_key, staging_key
 from platform_assets.lib.lake_store import LakeStore
 from platform_assets.lib.simulator import LakeScale, generate_lake
+from platform_assets_tests.support.helpers import ROOT
 from platform_assets_tests.support.pg_server import postgres_server
 
 pytestmark = pytest.mark.slow
@@ -75,7 +76,6 @@ def test_dagster_instance_storage_on_postgres_survives_a_restart(tmp_path, pg_ur
 def test_the_production_dagster_yaml_runs_on_postgres_and_s3(tmp_path, pg_url, monkeypatch) -> None:
     """deploy/production/dagster.yaml as shipped: storage in PostgreSQL, compute logs in S3."""
     import shutil
-    from pathlib import Path
 
     import boto3
 
@@ -87,7 +87,7 @@ def test_the_production_dagster_yaml_runs_on_postgres_and_s3(tmp_path, pg_url, m
     engine.dispose()
     home = tmp_path / "dagster_home"
     home.mkdir()
-    shutil.copy(Path(__file__).resolve().parents[1] / "deploy" / "production" / "dagster.yaml", home)
+    shutil.copy(ROOT / "deploy" / "production" / "dagster.yaml", home)
     host_port = pg_url.split("@")[1].split("/")[0]
     with s3_server() as endpoint:
         make_bucket(endpoint, "compute-logs")

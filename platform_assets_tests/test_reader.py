@@ -21,9 +21,7 @@ from torchdata.stateful_dataloader import StatefulDataLoader
 from platform_assets.lib.shards.order import take_wrapped
 from platform_assets.lib.shards.reader import ShardDataset, ShardLoader, local_shards
 from platform_assets_tests.support.ddp_reader_job import LAYOUT
-from platform_assets_tests.support.helpers import synthetic_shards
-
-ROOT = Path(__file__).resolve().parents[1]
+from platform_assets_tests.support.helpers import ROOT, synthetic_shards
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from platform_assets.defs.run_lanes import BACKGROUND, DEFAULT_BACKGROUND_NICE
+from platform_assets_tests.support.helpers import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 PROBE = ROOT / "platform_assets_tests" / "support" / "lane_probe_jobs.py"
 
 # Threads already running, threads started later and a child process, after the call; a second

@@ -10,8 +10,8 @@ import pytest
 
 from platform_assets import settings
 from platform_assets.settings import CLUSTER_README, README, SETTINGS, TABLE_HEADERS, SettingError
+from platform_assets_tests.support.helpers import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 REWRITE = "run: .venv/bin/python -m platform_assets.settings"
 
 

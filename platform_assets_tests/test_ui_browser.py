@@ -12,7 +12,7 @@ import yaml
 
 from platform_assets.defs.partitions import range_tags
 from platform_assets.lib.registry import shard_dir
-from platform_assets_tests.support.helpers import debian_command, make_lake, run_cli
+from platform_assets_tests.support.helpers import ROOT, debian_command, make_lake, run_cli
 from platform_assets_tests.support.production_stack import (
     FAST_EMBEDDINGS,
     free_port,
@@ -23,7 +23,6 @@ from platform_assets_tests.support.production_stack import (
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
 RANGE = range_tags("2026-11-01", "2026-11-02")
 

@@ -11,9 +11,8 @@ import pytest
 import sqlalchemy as sa
 
 from platform_assets.defs.resources import AppDatabaseResource
+from platform_assets_tests.support.helpers import ROOT
 from platform_assets_tests.support.pg_server import postgres_server
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _create_users(url: str, id_type: str) -> None:

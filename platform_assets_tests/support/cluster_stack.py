@@ -31,10 +31,9 @@ from platform_assets.defs.cluster_workers import HEALTH_SENSOR
 from platform_assets.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
 from platform_assets.lib.lake_store import LakeStore
 from platform_assets.lib.simulator import LakeScale
+from platform_assets_tests.support.helpers import ROOT, environment
 from platform_assets_tests.support.production_stack import (
-    ROOT,
     Served,
-    environment,
     free_port,
     served_environment,
     start_webserver,

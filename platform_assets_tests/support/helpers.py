@@ -9,6 +9,8 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -23,6 +25,24 @@ from platform_assets.lib.lake_store import LakeStore
 from platform_assets.lib.simulator import LakeScale, generate_lake
 from platform_assets.lib.staging.events import EVENTS_SCHEMA, EventStats, transform_events
 from platform_assets.lib.staging.log_lines import read_log_lines
+
+ROOT = Path(__file__).resolve().parents[2]  # the repository
+
+
+@contextmanager
+def environment(env: dict[str, str]) -> Iterator[None]:
+    """`env` in `os.environ` while open; the values before it restored after."""
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
 
 SMALL = LakeScale(users=60, photos=150, days=2, events_per_day=4000, files_per_hour=2, defect_rate=0.01, seed=11)
 

@@ -24,11 +24,10 @@ import sqlalchemy as sa
 from platform_assets.defs.partitions import range_tags
 from platform_assets.lib.lake_store import LakeStore
 from platform_assets.lib.simulator import LakeScale, generate_lake
-from platform_assets_tests.support.helpers import scale_days
+from platform_assets_tests.support.helpers import ROOT, environment, scale_days
 from platform_assets_tests.support.pg_server import postgres_server
 from platform_assets_tests.support.s3_server import make_bucket, s3_server
 
-ROOT = Path(__file__).resolve().parents[2]
 FAST_EMBEDDINGS = {  # by job
     "image_encoder_job": {"ops": {"embeddings__image_encoder": {"config": {"epochs": 1, "batch_size": 64}}}},
     "embeddings_job": {"ops": {"embeddings__image_embeddings": {"config": {"workers": 0}}}},
@@ -157,21 +156,6 @@ def served_environment(tmp: Path, scale: LakeScale) -> Iterator[Served]:
         }
         with environment(env):
             yield Served(env, lake, git_remote)
-
-
-@contextmanager
-def environment(env: dict[str, str]) -> Iterator[None]:
-    """`env` in `os.environ` while open; the values before it restored after."""
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 @contextmanager

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -12,6 +11,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import boto3
+
+from platform_assets_tests.support.helpers import environment
 
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test-key", "AWS_SECRET_ACCESS_KEY": "test-secret", "AWS_REGION": "us-east-1"}
 START_S = 60
@@ -25,9 +26,7 @@ def s3_server() -> Iterator[str]:
     process-wide state, and servers started as threads of one process (ThreadedMotoServer)
     shared them (test_daemon_e2e found a day test_cluster had appended, on one xdist worker).
     Its threads do not share the test's interpreter either."""
-    saved = {k: os.environ.get(k) for k in CREDENTIALS}
-    os.environ.update(CREDENTIALS)
-    with tempfile.TemporaryFile() as log:
+    with environment(CREDENTIALS), tempfile.TemporaryFile() as log:
         server = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", "0"],
             stdout=log,
@@ -38,11 +37,6 @@ def s3_server() -> Iterator[str]:
         finally:
             server.terminate()
             server.wait(30)
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
 
 
 def _endpoint(server: subprocess.Popen, log) -> str:
